@@ -1,0 +1,18 @@
+"""An event-sourced identity ledger that resolves track and identify calls the way Amplitude does."""
+
+from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerError
+from ledger.ledger import IdentityLedger, IngestReport, LedgerView
+from projections.models import AuditEntry, Identity, Merge, TimelineEvent
+
+__all__ = [
+    "AuditEntry",
+    "ConflictRetriesExhausted",
+    "IdentityLedger",
+    "Identity",
+    "IngestReport",
+    "InvalidRequest",
+    "LedgerError",
+    "LedgerView",
+    "Merge",
+    "TimelineEvent",
+]

@@ -1,0 +1,255 @@
+"""The request contract: Amplitude HTTP V2 events in, validated calls out.
+
+The wire shape is declared once as msgspec Structs and checked at decode time; the
+rules msgspec cannot express (blocked IDs, `min_id_length`, nesting depth) follow
+SPEC.md's order: blocked IDs first, then the length rule, then "an ID must remain".
+One bad event fails the whole request with every bad index listed per field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import defaultdict
+from typing import Annotated, Any, Iterable
+
+import msgspec
+
+from ledger.errors import InvalidRequest
+from ledger.properties import Operations, normalise_operations
+
+MAX_EVENTS = 2000
+MAX_STRING = 1024
+MAX_DEPTH = 40
+DEFAULT_MIN_ID_LENGTH = 5
+IDENTIFY = "$identify"
+MAX_TIME_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+BLOCKED_IDS = frozenset(
+    {
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        '""',
+        "00000000-0000-0000-0000-000000000000",
+        "{}",
+        "lmy47d",
+        "0",
+        "-1",
+    }
+)
+_PLACEHOLDER_IDS = frozenset(value.lower() for value in BLOCKED_IDS)
+
+Text = Annotated[str, msgspec.Meta(max_length=MAX_STRING)]
+Millis = Annotated[int, msgspec.Meta(ge=0, le=MAX_TIME_MS)]
+
+
+class EventIn(msgspec.Struct, kw_only=True):
+    """One Amplitude HTTP V2 event: the fields the ledger uses (others are ignored)."""
+
+    event_type: Text | None = None
+    user_id: Text | None = None
+    device_id: Text | None = None
+    time: Millis | None = None
+    insert_id: Text | None = None
+    event_properties: dict[str, Any] | None = None
+    user_properties: dict[str, Any] | None = None
+
+
+class Call(msgspec.Struct, frozen=True, kw_only=True):
+    """One validated track or identify call, IDs normalised, ready for resolution."""
+
+    device_id: str
+    user_id: str | None
+    event_type: str
+    time: int
+    insert_id: str | None
+    event_properties: dict[str, Any]
+    operations: Operations
+
+    @property
+    def is_identify(self) -> bool:
+        return self.event_type == IDENTIFY
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """A request's calls after validation, with the warnings worth telling the sender."""
+
+    calls: list[Call]
+    warnings: list[str]
+
+
+_FIELD_AT = re.compile(r"at `\$\.(\w+)")
+
+
+def device_id_for_user(user_id: str) -> str:
+    """Amplitude's documented rule: a call with only a user ID gets a device ID hashed from it."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:32]
+
+
+def _check_value(value: Any, depth: int) -> str | None:
+    """Why a property value breaks the contract (depth, long strings, unstorable numbers), or None."""
+    if depth > MAX_DEPTH:
+        return "nested deeper than 40 levels"
+    if isinstance(value, str):
+        return "string longer than 1024 characters" if len(value) > MAX_STRING else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**64 else "integer out of range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "number out of range"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _check_value(key, depth) or _check_value(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        for item in value:
+            problem = _check_value(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    return "unsupported value"
+
+
+def _decode(event: Any) -> EventIn:
+    if isinstance(event, msgspec.Raw):
+        return msgspec.json.decode(event, type=EventIn)
+    return msgspec.convert(event, EventIn)
+
+
+class _Problems:
+    """Collects bad event indices per field, in Amplitude's three reply keys."""
+
+    def __init__(self) -> None:
+        self.invalid: dict[str, list[int]] = defaultdict(list)
+        self.missing: dict[str, list[int]] = defaultdict(list)
+        self.id_lengths: dict[str, list[int]] = defaultdict(list)
+
+    def raise_if_any(self) -> None:
+        if not (self.invalid or self.missing or self.id_lengths):
+            return
+        body: dict[str, Any] = {"code": 400, "error": "Invalid field values on some events"}
+        for key, found in (
+            ("events_with_invalid_fields", self.invalid),
+            ("events_with_missing_fields", self.missing),
+            ("events_with_invalid_id_lengths", self.id_lengths),
+        ):
+            if found:
+                body[key] = dict(found)
+        raise InvalidRequest(400, body)
+
+
+def check_min_id_length(value: Any) -> int:
+    """The per-request `min_id_length` option: a small non-negative integer."""
+    if value is None:
+        return DEFAULT_MIN_ID_LENGTH
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STRING:
+        raise InvalidRequest(400, {"code": 400, "error": "Invalid options: min_id_length must be an integer from 0 to 1024"})
+    return value
+
+
+def accept(
+    events: Iterable[Any],
+    *,
+    server_time: int,
+    min_id_length: int = DEFAULT_MIN_ID_LENGTH,
+    identify: bool = False,
+) -> Accepted:
+    """Validate a whole request and turn it into calls, or raise InvalidRequest.
+
+    `identify=True` reads every item as an Identify API object (no event_type needed).
+    """
+    events = list(events)
+    if len(events) > MAX_EVENTS:
+        raise InvalidRequest.payload_too_large()
+    problems = _Problems()
+    calls: list[Call] = []
+    warnings: list[str] = []
+    for index, raw in enumerate(events):
+        call = _accept_one(index, raw, server_time, min_id_length, identify, problems, warnings)
+        if call is not None:
+            calls.append(call)
+    problems.raise_if_any()
+    return Accepted(calls, warnings)
+
+
+def _accept_one(
+    index: int,
+    raw: Any,
+    server_time: int,
+    min_id_length: int,
+    identify: bool,
+    problems: _Problems,
+    warnings: list[str],
+) -> Call | None:
+    try:
+        event = _decode(raw)
+    except msgspec.ValidationError as error:
+        found = _FIELD_AT.search(str(error))
+        problems.invalid[found.group(1) if found else "event"].append(index)
+        return None
+    except msgspec.DecodeError:
+        problems.invalid["event"].append(index)
+        return None
+
+    bad = False
+    for field in ("user_id", "device_id"):
+        if getattr(event, field) in BLOCKED_IDS:
+            problems.invalid[field].append(index)
+            bad = True
+    for field in ("event_properties", "user_properties"):
+        value = getattr(event, field)
+        if value is not None and _check_value(value, 1):
+            problems.invalid[field].append(index)
+            bad = True
+    operations: Operations = {}
+    if event.user_properties:
+        try:
+            operations = normalise_operations(event.user_properties)
+        except ValueError:
+            problems.invalid["user_properties"].append(index)
+            bad = True
+    event_type = IDENTIFY if identify else event.event_type
+    if not event_type:
+        problems.missing["event_type"].append(index)
+        bad = True
+    if event.user_id is None and event.device_id is None:
+        problems.missing["user_id"].append(index)
+        problems.missing["device_id"].append(index)
+        return None
+    if bad:
+        return None
+
+    user_id = event.user_id if event.user_id is None or len(event.user_id) >= min_id_length else None
+    device_id = event.device_id if event.device_id is None or len(event.device_id) >= min_id_length else None
+    if user_id is None and device_id is None:
+        # Every ID it had was too short: the event is left with none.
+        for field in ("user_id", "device_id"):
+            if getattr(event, field) is not None:
+                problems.id_lengths[field].append(index)
+        return None
+    for field, value in (("user_id", user_id), ("device_id", device_id)):
+        if value is not None and value.lower() in _PLACEHOLDER_IDS:
+            warnings.append(
+                f"event {index}: {field} {value!r} looks like a placeholder; "
+                "everyone who sends it is grouped as one person"
+            )
+    assert event_type is not None
+    return Call(
+        device_id=device_id if device_id is not None else device_id_for_user(user_id or ""),
+        user_id=user_id,
+        event_type=event_type,
+        time=event.time if event.time is not None else server_time,
+        insert_id=event.insert_id,
+        event_properties=event.event_properties or {},
+        operations=operations,
+    )

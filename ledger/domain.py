@@ -1,0 +1,326 @@
+"""The identity model: devices, user-ID bindings, identities (amplitude IDs) and the allocator.
+
+Every fact is a past-tense event that carries the call that caused it (device ID,
+event time, server receipt time, insert_id). The aggregates guard their own
+invariants (a binding is made once, only anonymous identities are merged, ...);
+`ledger.resolution` decides which commands a call issues.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from ledger.properties import Operations, Properties, apply_operations, merge_properties
+
+NAMESPACE = UUID("6f1e0c55-3c1a-4b8e-9a57-1d2f0e7a9b31")
+
+
+def device_key(device_id: str) -> UUID:
+    return uuid5(NAMESPACE, "device:" + device_id)
+
+
+def user_key(user_id: str) -> UUID:
+    return uuid5(NAMESPACE, "user:" + user_id)
+
+
+def identity_key(amplitude_id: int) -> UUID:
+    return uuid5(NAMESPACE, f"identity:{amplitude_id}")
+
+
+ALLOCATOR_KEY = uuid5(NAMESPACE, "amplitude-ids")
+
+DEFAULT_DEDUP_WINDOW_MS = 7 * 24 * 3600 * 1000
+#: How long a device remembers insert_ids: the longest duplicate window one may configure.
+MAX_DEDUP_WINDOW_MS = 30 * 24 * 3600 * 1000
+
+
+class RuleViolation(Exception):
+    """A command that would break an identity invariant; a bug in the caller, never input."""
+
+
+class Cause(tuple[str, "str | None", int, int, "str | None"]):
+    """The call behind a fact: (device_id, user_id, event_time, server_time, insert_id)."""
+
+    __slots__ = ()
+
+    def __new__(cls, device_id: str, user_id: str | None, event_time: int, server_time: int,
+                insert_id: str | None) -> Cause:
+        return tuple.__new__(cls, (device_id, user_id, event_time, server_time, insert_id))
+
+    def fields(self) -> dict[str, Any]:
+        device_id, user_id, event_time, server_time, insert_id = self
+        return {
+            "device_id": device_id,
+            "user_id": user_id,
+            "event_time": event_time,
+            "server_time": server_time,
+            "insert_id": insert_id,
+            "timestamp": datetime.fromtimestamp(server_time / 1000, timezone.utc),
+        }
+
+
+class Fact(Aggregate.Event):
+    """Base of every ledger event: which call caused it (its IDs as sent), and when."""
+
+    device_id: str
+    user_id: str | None
+    event_time: int
+    server_time: int
+    insert_id: str | None
+
+
+class Device(Aggregate):
+    """One device ID: its pointer (where the next anonymous event goes) and recent insert_ids."""
+
+    class Seen(Aggregate.Created, Fact):
+        amplitude_id: int
+
+        def apply(self, device: Device) -> None:
+            device.device_id = self.device_id
+            device.pointer = self.amplitude_id
+            device.amplitude_ids.append(self.amplitude_id)
+
+    class PointerMoved(Fact):
+        amplitude_id: int
+        previous_amplitude_id: int
+
+        def apply(self, device: Device) -> None:
+            device.pointer = self.amplitude_id
+            if self.amplitude_id not in device.amplitude_ids:
+                device.amplitude_ids.append(self.amplitude_id)
+
+    class Tracked(Fact):
+        """A counted event, stamped with the identity and user properties in force on arrival."""
+
+        amplitude_id: int
+        event_type: str
+        event_properties: dict[str, Any]
+        user_properties: dict[str, Any]
+
+        def apply(self, device: Device) -> None:
+            device.remember(self.insert_id, self.server_time)
+
+    class Identified(Fact):
+        """An identify call went through this device (kept so that retries are recognised)."""
+
+        amplitude_id: int
+
+        def apply(self, device: Device) -> None:
+            device.remember(self.insert_id, self.server_time)
+
+    def __init__(self) -> None:
+        self.device_id = ""
+        self.pointer = 0
+        self.amplitude_ids: list[int] = []
+        self.recent_insert_ids: dict[str, int] = {}
+        self.recent_order: deque[tuple[int, str]] = deque()
+
+    @classmethod
+    def seen(cls, amplitude_id: int, cause: Cause) -> Device:
+        return cls._create(cls.Seen, id=device_key(cause[0]), amplitude_id=amplitude_id, **cause.fields())
+
+    def move_pointer(self, amplitude_id: int, cause: Cause) -> None:
+        if amplitude_id != self.pointer:
+            self.trigger_event(
+                self.PointerMoved, amplitude_id=amplitude_id, previous_amplitude_id=self.pointer, **cause.fields()
+            )
+
+    def track(self, event_type: str, event_properties: dict[str, Any], user_properties: Properties,
+              cause: Cause) -> None:
+        self.trigger_event(
+            self.Tracked,
+            amplitude_id=self.pointer,
+            event_type=event_type,
+            event_properties=event_properties,
+            user_properties=user_properties,
+            **cause.fields(),
+        )
+
+    def identified(self, cause: Cause) -> None:
+        self.trigger_event(self.Identified, amplitude_id=self.pointer, **cause.fields())
+
+    def remember(self, insert_id: str | None, server_time: int) -> None:
+        if insert_id is None:
+            return
+        self.forget_before(server_time - MAX_DEDUP_WINDOW_MS)
+        if insert_id not in self.recent_insert_ids:
+            self.recent_order.append((server_time, insert_id))
+        self.recent_insert_ids[insert_id] = server_time
+
+    def forget_before(self, cutoff: int) -> None:
+        order, recent = self.recent_order, self.recent_insert_ids
+        while order and order[0][0] < cutoff:
+            _, insert_id = order.popleft()
+            if recent.get(insert_id, cutoff) < cutoff:
+                del recent[insert_id]
+
+    def is_duplicate(self, insert_id: str | None, server_time: int, window_ms: int) -> bool:
+        """First write wins: an insert_id seen on this device within the window is a duplicate."""
+        if insert_id is None:
+            return False
+        stored = self.recent_insert_ids.get(insert_id)
+        return stored is not None and stored >= server_time - window_ms
+
+
+class User(Aggregate):
+    """A user ID's binding to one amplitude ID. Created once: a second creation collides in the store."""
+
+    class Bound(Aggregate.Created, Fact):
+        """The call's user ID is bound to `amplitude_id`, forever."""
+
+        amplitude_id: int
+
+        def apply(self, user: User) -> None:
+            user.user_id = self.user_id or ""
+            user.amplitude_id = self.amplitude_id
+
+    def __init__(self) -> None:
+        self.user_id = ""
+        self.amplitude_id = 0
+
+    @classmethod
+    def bind(cls, amplitude_id: int, cause: Cause) -> User:
+        """Bind the calling user ID to `amplitude_id`."""
+        user_id = cause[1]
+        if user_id is None:
+            raise RuleViolation("only a call with a user ID can bind one")
+        return cls._create(cls.Bound, id=user_key(user_id), amplitude_id=amplitude_id, **cause.fields())
+
+
+class IdentityFact(Fact):
+    """A fact about one amplitude ID, named in every event so projections need no look-up."""
+
+    amplitude_id: int
+
+
+class Identity(Aggregate):
+    """One amplitude ID: at most one user ID, its devices, merges and user properties."""
+
+    class Created(Aggregate.Created, IdentityFact):
+        def apply(self, identity: Identity) -> None:
+            identity.amplitude_id = self.amplitude_id
+
+    class UserIdRecorded(IdentityFact):
+        """This identity now carries the calling user ID (it never changes again)."""
+
+        def apply(self, identity: Identity) -> None:
+            identity.user_id = self.user_id
+
+    class DeviceLinked(IdentityFact):
+        """The calling device used this amplitude ID for the first time."""
+
+        def apply(self, identity: Identity) -> None:
+            identity.device_ids.append(self.device_id)
+
+    class UserPropertiesUpdated(IdentityFact):
+        operations: dict[str, Any]
+        user_properties: dict[str, Any]
+
+        def apply(self, identity: Identity) -> None:
+            identity.user_properties = self.user_properties
+
+    class Merged(IdentityFact):
+        """This anonymous identity is the same person as `merged_amplitude_id` (the live one)."""
+
+        merged_amplitude_id: int
+
+        def apply(self, identity: Identity) -> None:
+            identity.merged_into = self.merged_amplitude_id
+
+    class Absorbed(IdentityFact):
+        """The anonymous `absorbed_amplitude_id` was merged into this one; its properties were folded in."""
+
+        absorbed_amplitude_id: int
+        user_properties: dict[str, Any]
+
+        def apply(self, identity: Identity) -> None:
+            identity.merged_amplitude_ids.append(self.absorbed_amplitude_id)
+            identity.user_properties = self.user_properties
+
+    def __init__(self) -> None:
+        self.amplitude_id = 0
+        self.user_id: str | None = None
+        self.device_ids: list[str] = []
+        self.merged_into: int | None = None
+        self.merged_amplitude_ids: list[int] = []
+        self.user_properties: Properties = {}
+
+    @classmethod
+    def create(cls, amplitude_id: int, cause: Cause) -> Identity:
+        return cls._create(cls.Created, id=identity_key(amplitude_id), amplitude_id=amplitude_id, **cause.fields())
+
+    def _record(self, event_class: type[IdentityFact], cause: Cause, **fields: Any) -> None:
+        self.trigger_event(event_class, amplitude_id=self.amplitude_id, **fields, **cause.fields())
+
+    def _check_live(self) -> None:
+        if self.merged_into is not None:
+            raise RuleViolation(f"amplitude ID {self.amplitude_id} was merged into {self.merged_into}")
+
+    def record_user_id(self, cause: Cause) -> None:
+        self._check_live()
+        if cause[1] is None:
+            raise RuleViolation("only a call with a user ID can record one")
+        if self.user_id is not None:
+            raise RuleViolation(f"amplitude ID {self.amplitude_id} already carries user ID {self.user_id!r}")
+        self._record(self.UserIdRecorded, cause)
+
+    def link_device(self, cause: Cause) -> None:
+        if cause[0] not in self.device_ids:
+            self._record(self.DeviceLinked, cause)
+
+    def update_user_properties(self, operations: Operations, cause: Cause) -> None:
+        self._check_live()
+        updated = apply_operations(self.user_properties, operations)
+        self._record(self.UserPropertiesUpdated, cause, operations=operations, user_properties=updated)
+
+    def merge_into(self, live: Identity, cause: Cause) -> None:
+        """Merge this anonymous identity into `live`, which must carry a user ID."""
+        self._check_live()
+        live._check_live()
+        if self.user_id is not None:
+            raise RuleViolation(f"amplitude ID {self.amplitude_id} carries a user ID and is never merged")
+        if live.user_id is None:
+            raise RuleViolation(f"amplitude ID {live.amplitude_id} has no user ID to merge into")
+        self._record(self.Merged, cause, merged_amplitude_id=live.amplitude_id)
+        live._record(
+            live.Absorbed,
+            cause,
+            absorbed_amplitude_id=self.amplitude_id,
+            user_properties=merge_properties(live.user_properties, self.user_properties),
+        )
+
+
+class AmplitudeIds(Aggregate):
+    """The allocator: each request that creates identities reserves its IDs here.
+
+    Reserving in the same transaction as the request makes amplitude IDs consecutive
+    in arrival order, unique across writer processes (a concurrent reservation
+    collides on this aggregate's version and is retried), and never reused.
+    """
+
+    class Started(Aggregate.Created):
+        next_amplitude_id: int
+
+        def apply(self, allocator: AmplitudeIds) -> None:
+            allocator.next_amplitude_id = self.next_amplitude_id
+
+    class Reserved(Aggregate.Event):
+        next_amplitude_id: int
+
+        def apply(self, allocator: AmplitudeIds) -> None:
+            allocator.next_amplitude_id = self.next_amplitude_id
+
+    def __init__(self) -> None:
+        self.next_amplitude_id = 1
+
+    @classmethod
+    def start(cls, count: int) -> AmplitudeIds:
+        return cls._create(cls.Started, id=ALLOCATOR_KEY, next_amplitude_id=1 + count)
+
+    def reserve(self, count: int) -> None:
+        self.trigger_event(self.Reserved, next_amplitude_id=self.next_amplitude_id + count)

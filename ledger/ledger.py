@@ -1,0 +1,280 @@
+"""IdentityLedger: one request in, every call resolved, one atomic save, projections caught up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+import msgspec
+import sqlalchemy as sa
+from eventsourcing.persistence import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
+from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, device_key, identity_key, user_key
+from ledger.errors import ConflictRetriesExhausted
+from ledger.resolution import resolve_call
+from ledger.store import open_store
+from ledger.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache, UnitOfWork
+from projections.models import AuditEntry, Identity, Merge, TimelineEvent
+from projections.queries import ProjectionQueries
+from projections.runner import ProgressCallback, ProjectionRunner
+
+MAX_ATTEMPTS = 20
+LOG_PAGE = 5000
+
+
+class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What one request did: calls stored, duplicates dropped, and the ledger position after it."""
+
+    ingested: int
+    duplicates: int
+    position: int
+    server_time: int
+    warnings: list[str] = []
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class LedgerView:
+    """Read-only answers from one set of projection tables (the live ones, or a past state)."""
+
+    def __init__(self, queries: ProjectionQueries, position: int) -> None:
+        self._queries = queries
+        self.position = position
+
+    def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
+        _one_id(device_id, user_id)
+        return self._queries.resolve(device_id=device_id, user_id=user_id)
+
+    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None) -> list[TimelineEvent]:
+        return self._queries.timeline(amplitude_id, after=after, limit=limit)
+
+    def merges(self) -> list[Merge]:
+        return self._queries.merges()
+
+    def audit(self, *, user_id: str | None = None, device_id: str | None = None,
+              amplitude_id: int | None = None) -> list[AuditEntry]:
+        if sum(value is not None for value in (user_id, device_id, amplitude_id)) != 1:
+            raise ValueError("give exactly one of user_id, device_id, amplitude_id")
+        return self._queries.audit(user_id=user_id, device_id=device_id, amplitude_id=amplitude_id)
+
+    def identity(self, amplitude_id: int) -> Identity | None:
+        """The person an amplitude ID (live or merged) belongs to."""
+        return self._queries.identity(amplitude_id)
+
+    def stats(self) -> dict[str, int]:
+        return self._queries.stats()
+
+    def events(self, *, after: int = 0, limit: int = 10_000) -> list[TimelineEvent]:
+        """Every tracked event in ledger order, a page at a time (for exports)."""
+        return self._queries.events(after=after, limit=limit)
+
+    def close(self) -> None:
+        self._queries.engine.dispose()
+
+    def __enter__(self) -> LedgerView:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _one_id(device_id: str | None, user_id: str | None) -> None:
+    if (device_id is None) == (user_id is None):
+        raise ValueError("give exactly one of device_id, user_id")
+
+
+class IdentityLedger:
+    """The identity ledger on one database URL (default `sqlite:///ledger.db`).
+
+    Thread-safe: requests are resolved one at a time per process; several processes
+    may write to one PostgreSQL database (conflicts are detected by the store and the
+    request is resolved again).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
+            raise ValueError("dedup_window_ms must be between 0 and 30 days")
+        self._store = open_store(url)
+        self._app = self._store.app
+        self._dedup_window_ms = dedup_window_ms
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._cache = AggregateCache(self._app, cache_size)
+        self._seen = self._latest()
+        self._runner = ProjectionRunner(self._store.engine, self._read_log)
+        self._live = LedgerView(ProjectionQueries(self._store.engine), self._seen)
+        self._runner.catch_up(self._seen)
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    # -- the log ------------------------------------------------------------------
+
+    def _latest(self) -> int:
+        return self._app.recorder.max_notification_id() or 0
+
+    def _read_log(self, start: int, stop: int, limit: int) -> list[tuple[int, Any]]:
+        notifications = self._app.recorder.select_notifications(start + 1, limit, stop=stop)
+        to_event = self._app.mapper.to_domain_event
+        return [(notification.id, to_event(notification)) for notification in notifications]
+
+    def _sync(self) -> int:
+        """Follow other writers: forget aggregates they changed, bring projections up to date."""
+        latest = self._latest()
+        while self._seen < latest:
+            notifications = self._app.recorder.select_notifications(self._seen + 1, LOG_PAGE, stop=latest)
+            if not notifications:
+                break
+            self._cache.evict(notification.originator_id for notification in notifications)
+            self._seen = notifications[-1].id
+        self._seen = max(self._seen, latest)
+        if self._runner.position < latest:
+            self._runner.catch_up(latest)
+        return latest
+
+    # -- writing -------------------------------------------------------------------
+
+    def ingest(self, events: Iterable[Any], min_id_length: int = DEFAULT_MIN_ID_LENGTH) -> IngestReport:
+        """Store a request of Amplitude HTTP V2 events atomically, or raise InvalidRequest."""
+        server_time = self._clock()
+        return self._record(accept(events, server_time=server_time, min_id_length=min_id_length), server_time)
+
+    def identify(self, identifications: Iterable[Any], min_id_length: int = DEFAULT_MIN_ID_LENGTH) -> IngestReport:
+        """Store Identify API objects (user_id / device_id / user_properties); no event is counted."""
+        server_time = self._clock()
+        accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
+        return self._record(accepted, server_time)
+
+    def _record(self, accepted: Accepted, server_time: int) -> IngestReport:
+        with self._lock:
+            for _ in range(MAX_ATTEMPTS):
+                self._sync()
+                unit = UnitOfWork(self._cache)
+                duplicates = 0
+                try:
+                    for call in accepted.calls:
+                        if not resolve_call(call, server_time, unit, self._dedup_window_ms):
+                            duplicates += 1
+                        unit.collect()
+                    recordings = unit.commit()
+                except IntegrityError:
+                    continue  # another writer won a race: resolve again on fresh state
+                except BaseException:
+                    unit.discard()
+                    raise
+                self._project(recordings)
+                return IngestReport(
+                    ingested=len(accepted.calls) - duplicates,
+                    duplicates=duplicates,
+                    position=self._seen,
+                    server_time=server_time,
+                    warnings=accepted.warnings,
+                )
+        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+
+    def _project(self, recordings: list[Any]) -> None:
+        if not recordings:
+            return
+        pairs = [(recording.notification.id, recording.domain_event) for recording in recordings]
+        if pairs[0][0] == self._seen + 1:
+            self._seen = pairs[-1][0]
+        else:
+            self._sync()
+        if not self._runner.apply(pairs):
+            self._runner.catch_up(self._seen)
+
+    # -- reading -------------------------------------------------------------------
+
+    def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
+        """Who a device ID's next anonymous event goes to, or whom a user ID is bound to."""
+        _one_id(device_id, user_id)
+        with self._lock:
+            self._sync()
+            if device_id is not None:
+                device = self._cache.get(device_key(device_id))
+                amplitude_id = None if device is None else device.pointer
+            else:
+                user = self._cache.get(user_key(user_id or ""))
+                amplitude_id = None if user is None else user.amplitude_id
+            if amplitude_id is None:
+                return None
+            identity = self._cache.get(identity_key(amplitude_id))
+            return Identity(
+                amplitude_id=identity.amplitude_id,
+                user_id=identity.user_id,
+                device_ids=list(identity.device_ids),
+                merged_amplitude_ids=list(identity.merged_amplitude_ids),
+                user_properties=dict(identity.user_properties),
+            )
+
+    def _view(self) -> LedgerView:
+        with self._lock:
+            self._live.position = self._sync()
+        return self._live
+
+    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None) -> list[TimelineEvent]:
+        """Every tracked event of the person `amplitude_id` belongs to (merged IDs included)."""
+        return self._view().timeline(amplitude_id, after=after, limit=limit)
+
+    def merges(self) -> list[Merge]:
+        return self._view().merges()
+
+    def audit(self, *, user_id: str | None = None, device_id: str | None = None,
+              amplitude_id: int | None = None) -> list[AuditEntry]:
+        return self._view().audit(user_id=user_id, device_id=device_id, amplitude_id=amplitude_id)
+
+    def identity(self, amplitude_id: int) -> Identity | None:
+        return self._view().identity(amplitude_id)
+
+    def stats(self) -> dict[str, int]:
+        return self._view().stats()
+
+    def events(self, *, after: int = 0, limit: int = 10_000) -> list[TimelineEvent]:
+        """Every tracked event in ledger order, a page at a time."""
+        return self._view().events(after=after, limit=limit)
+
+    @property
+    def position(self) -> int:
+        """The ledger position: the notification ID of the last stored event."""
+        with self._lock:
+            return self._sync()
+
+    # -- replay --------------------------------------------------------------------
+
+    def as_of(self, position: int) -> LedgerView:
+        """A read-only view of the ledger as it stood at `position`, replayed into a scratch database."""
+        if position < 0:
+            raise ValueError("position must be >= 0")
+        stop = min(position, self.position)
+        engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+        ProjectionRunner(engine, self._read_log).catch_up(stop)
+        return LedgerView(ProjectionQueries(engine), stop)
+
+    def rebuild(self, progress: ProgressCallback | None = None) -> int:
+        """Drop the projections and replay the whole log from position 0; returns the position reached."""
+        with self._lock:
+            return self._runner.rebuild(self._latest(), progress)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> IdentityLedger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,153 @@
+"""Storage setup: a database URL becomes an eventsourcing event store plus an SQLAlchemy engine.
+
+Events go through eventsourcing's core SQLite or PostgreSQL recorder (faster than its
+SQLAlchemy extension); their state is encoded with msgspec by `MsgspecMapper`.
+The read side (projections) gets an SQLAlchemy engine on the same database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+import msgspec
+import sqlalchemy as sa
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic, resolve_topic
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+DEFAULT_URL = "sqlite:///ledger.db"
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class MsgspecMapper(Mapper[Any]):
+    """Encodes event state with msgpack (msgspec): smaller and faster than the JSON transcoder.
+
+    Stored state holds only the event's own fields; the originator id and version
+    live in their columns, as with eventsourcing's own mapper.
+    """
+
+    _encoder = msgspec.msgpack.Encoder()
+    _decoder = msgspec.msgpack.Decoder()
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = dict(domain_event.__dict__)
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=self._encoder.encode(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return decode_event(
+            stored_event.topic, stored_event.state, stored_event.originator_id, stored_event.originator_version
+        )
+
+
+def decode_event(topic: str, state: bytes, originator_id: Any, originator_version: int) -> Any:
+    """Rebuild a domain event object from its stored columns, without running its __init__."""
+    fields = MsgspecMapper._decoder.decode(state)
+    fields["originator_id"] = originator_id
+    fields["originator_version"] = originator_version
+    event = object.__new__(resolve_topic(topic))
+    object.__setattr__(event, "__dict__", fields)
+    return event
+
+
+class EventStoreApp(Application[Any]):
+    """The eventsourcing application that owns the event store and its notification log."""
+
+    name = "IdentityLedger"
+
+    def construct_mapper(self) -> Mapper[Any]:
+        return MsgspecMapper(transcoder=self.construct_transcoder())
+
+
+@dataclass(frozen=True)
+class Store:
+    """The opened database: the event store and the read side's engine."""
+
+    url: str
+    app: EventStoreApp
+    engine: sa.Engine
+    is_postgres: bool
+
+    def close(self) -> None:
+        self.app.close()
+        self.engine.dispose()
+
+
+class BadDatabaseURL(ValueError):
+    """The URL names no database the ledger can use."""
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating tables as needed) the database named by an SQLAlchemy-style URL.
+
+    `sqlite:///path.db` (default `./ledger.db`), `sqlite://` (in memory), or
+    `postgresql+psycopg://user:pass@host:port/db` with an optional `?schema=NAME`.
+    """
+    url = url or DEFAULT_URL
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as error:
+        raise BadDatabaseURL(f"not a database URL: {url!r}") from error
+    if parsed.get_backend_name() == "sqlite":
+        return _open_sqlite(url, parsed)
+    if parsed.get_backend_name() == "postgresql":
+        return _open_postgres(url, parsed)
+    raise BadDatabaseURL(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _open_sqlite(url: str, parsed: sa.URL) -> Store:
+    path = parsed.database
+    if not path or path == ":memory:":
+        # Events in one private in-memory database, projections in another.
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"file:ledger-{uuid4().hex}?mode=memory&cache=shared"}
+        engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
+        engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return Store(url, _application(env), engine, is_postgres=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _open_postgres(url: str, parsed: sa.URL) -> Store:
+    schema = parsed.query.get("schema", "public")
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise BadDatabaseURL(f"bad schema name {schema!r}")
+    parsed = parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(
+        parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parsed.database or "postgres",
+        "POSTGRES_HOST": parsed.host or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": parsed.username or "postgres",
+        "POSTGRES_PASSWORD": parsed.password or "",
+        "POSTGRES_SCHEMA": schema,
+    }
+    return Store(url, _application(env), engine, is_postgres=True)
+
+
+def _application(env: dict[str, str]) -> EventStoreApp:
+    # The ledger's own settings win over stray environment variables of the process.
+    return EventStoreApp(env={**env, "CREATE_TABLE": "y", "IS_SNAPSHOTTING_ENABLED": "n"})

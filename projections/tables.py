@@ -1,0 +1,82 @@
+"""The read side's tables (SQLAlchemy Core). Every row is derived from the notification log."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+#: How far each projection has applied the log, written in the same transaction as its rows.
+positions = sa.Table(
+    "ledger_projection_positions",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+devices = sa.Table(
+    "ledger_devices",
+    metadata,
+    sa.Column("device_id", sa.String(1024), primary_key=True),
+    sa.Column("pointer", sa.BigInteger, nullable=False),
+)
+
+device_identities = sa.Table(
+    "ledger_device_identities",
+    metadata,
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True),
+    sa.Column("device_id", sa.String(1024), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+identities = sa.Table(
+    "ledger_identities",
+    metadata,
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.String(1024), unique=True),
+    sa.Column("merged_into", sa.BigInteger, index=True),
+    sa.Column("user_properties", sa.Text, nullable=False),
+)
+
+merges = sa.Table(
+    "ledger_merges",
+    metadata,
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("merged_amplitude_id", sa.BigInteger, nullable=False),
+    sa.Column("merge_event_time", sa.BigInteger, nullable=False),
+    sa.Column("merge_server_time", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+timeline = sa.Table(
+    "ledger_timeline",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("original_amplitude_id", sa.BigInteger, nullable=False),
+    sa.Column("device_id", sa.String(1024), nullable=False),
+    sa.Column("user_id", sa.String(1024)),
+    sa.Column("insert_id", sa.String(1024)),
+    sa.Column("event_type", sa.String(1024), nullable=False),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+    sa.Column("event_properties", sa.Text, nullable=False),
+    sa.Column("user_properties", sa.Text, nullable=False),
+)
+
+audit = sa.Table(
+    "ledger_audit",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("merged_amplitude_id", sa.BigInteger),
+    sa.Column("user_id", sa.String(1024), index=True),
+    sa.Column("device_id", sa.String(1024), nullable=False, index=True),
+    sa.Column("event_time", sa.BigInteger, nullable=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+    sa.Column("insert_id", sa.String(1024)),
+)
+
+#: The tables a rebuild drops and fills again, in a deterministic order for comparisons.
+PROJECTION_TABLES = (devices, device_identities, identities, merges, timeline, audit)
