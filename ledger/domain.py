@@ -64,6 +64,22 @@ class Cause(tuple[str, "str | None", int, int, "str | None"]):
         }
 
 
+class JournaledAggregate(Aggregate):
+    """An aggregate that also appends each new event to the journal of the request it is in.
+
+    One request touches several aggregates; the journal keeps its events in the
+    order they happened, which is the order the log (and the audit trail) shows.
+    """
+
+    def __init__(self) -> None:
+        self.journal: list[Any] | None = None
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        super().trigger_event(event_class, **kwargs)
+        if self.journal is not None:
+            self.journal.append(self.pending_events[-1])
+
+
 class Fact(Aggregate.Event):
     """Base of every ledger event: which call caused it (its IDs as sent), and when."""
 
@@ -74,7 +90,7 @@ class Fact(Aggregate.Event):
     insert_id: str | None
 
 
-class Device(Aggregate):
+class Device(JournaledAggregate):
     """One device ID: its pointer (where the next anonymous event goes) and recent insert_ids."""
 
     class Seen(Aggregate.Created, Fact):
@@ -114,6 +130,7 @@ class Device(Aggregate):
             device.remember(self.insert_id, self.server_time)
 
     def __init__(self) -> None:
+        super().__init__()
         self.device_id = ""
         self.pointer = 0
         self.amplitude_ids: list[int] = []
@@ -167,7 +184,7 @@ class Device(Aggregate):
         return stored is not None and stored >= server_time - window_ms
 
 
-class User(Aggregate):
+class User(JournaledAggregate):
     """A user ID's binding to one amplitude ID. Created once: a second creation collides in the store."""
 
     class Bound(Aggregate.Created, Fact):
@@ -180,6 +197,7 @@ class User(Aggregate):
             user.amplitude_id = self.amplitude_id
 
     def __init__(self) -> None:
+        super().__init__()
         self.user_id = ""
         self.amplitude_id = 0
 
@@ -198,7 +216,7 @@ class IdentityFact(Fact):
     amplitude_id: int
 
 
-class Identity(Aggregate):
+class Identity(JournaledAggregate):
     """One amplitude ID: at most one user ID, its devices, merges and user properties."""
 
     class Created(Aggregate.Created, IdentityFact):
@@ -243,6 +261,7 @@ class Identity(Aggregate):
             identity.user_properties = self.user_properties
 
     def __init__(self) -> None:
+        super().__init__()
         self.amplitude_id = 0
         self.user_id: str | None = None
         self.device_ids: list[str] = []
@@ -295,7 +314,7 @@ class Identity(Aggregate):
         )
 
 
-class AmplitudeIds(Aggregate):
+class AmplitudeIds(JournaledAggregate):
     """The allocator: each request that creates identities reserves its IDs here.
 
     Reserving in the same transaction as the request makes amplitude IDs consecutive
@@ -316,6 +335,7 @@ class AmplitudeIds(Aggregate):
             allocator.next_amplitude_id = self.next_amplitude_id
 
     def __init__(self) -> None:
+        super().__init__()
         self.next_amplitude_id = 1
 
     @classmethod

@@ -168,7 +168,6 @@ class IdentityLedger:
                     for call in accepted.calls:
                         if not resolve_call(call, server_time, unit, self._dedup_window_ms):
                             duplicates += 1
-                        unit.collect()
                     recordings = unit.commit()
                 except IntegrityError:
                     continue  # another writer won a race: resolve again on fresh state

@@ -23,6 +23,7 @@ from ledger.domain import (
     Cause,
     Device,
     Identity,
+    JournaledAggregate,
     User,
     device_key,
     identity_key,
@@ -93,8 +94,7 @@ class UnitOfWork:
 
     def __init__(self, cache: AggregateCache) -> None:
         self.cache = cache
-        self.touched: dict[UUID, Aggregate] = {}
-        self._since_collect: list[Aggregate] = []
+        self.touched: dict[UUID, JournaledAggregate] = {}
         self.events: list[Any] = []
         self._issued = 0
 
@@ -103,11 +103,14 @@ class UnitOfWork:
         if aggregate is None:
             aggregate = self.cache.get(key)
             if aggregate is not None:
-                self.touched[key] = aggregate
-                self._since_collect.append(aggregate)
-        else:
-            self._since_collect.append(aggregate)
+                self._enlist(aggregate)
         return aggregate
+
+    def _enlist(self, aggregate: JournaledAggregate) -> None:
+        """From now on the aggregate's new events go to this request's journal, in order."""
+        self.touched[aggregate.id] = aggregate
+        self.events.extend(aggregate.pending_events)
+        aggregate.journal = self.events
 
     # The `Aggregates` protocol of ledger.resolution.
     def device(self, device_id: str) -> Device | None:
@@ -130,9 +133,8 @@ class UnitOfWork:
         self.add(identity)
         return identity
 
-    def add(self, aggregate: Aggregate) -> None:
-        self.touched[aggregate.id] = aggregate
-        self._since_collect.append(aggregate)
+    def add(self, aggregate: JournaledAggregate) -> None:
+        self._enlist(aggregate)
 
     def _allocator(self) -> AmplitudeIds:
         allocator = self._get(ALLOCATOR_KEY)
@@ -141,33 +143,26 @@ class UnitOfWork:
             self.add(allocator)
         return allocator
 
-    def collect(self) -> None:
-        """Move pending events into the request's list, so the log keeps the order calls came in."""
-        for aggregate in self._since_collect:
-            if aggregate.pending_events:
-                self.events.extend(aggregate.collect_events())
-        self._since_collect.clear()
-
     def commit(self) -> list[Recording[Any]]:
         """Store every collected event in one transaction; the cache then holds the new state."""
         if self._issued:
             self._allocator().reserve(self._issued)
             self._issued = 0
-        self.collect()
-        if not self.events:
-            return []
         try:
-            recordings = self.cache.app.events.put(self.events)
+            recordings = self.cache.app.events.put(self.events) if self.events else []
         except BaseException:
             self.discard()
             raise
         for aggregate in self.touched.values():
+            aggregate.collect_events()
+            aggregate.journal = None
             self.cache.put(aggregate)
         return recordings
 
     def discard(self) -> None:
         """Forget uncommitted changes: drop every touched aggregate from the cache."""
+        for aggregate in self.touched.values():
+            aggregate.journal = None
         self.cache.evict(self.touched)
         self.touched.clear()
-        self._since_collect.clear()
         self.events.clear()

@@ -1,0 +1,75 @@
+"""Fixtures: every ledger test runs on SQLite, and on PostgreSQL too when LEDGER_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from ledger import IdentityLedger
+from tests.helpers import Clock
+
+POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
+
+
+def fresh_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Callable[[], None]]:
+    """A URL of an empty database, and how to throw it away."""
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("ledger") / "ledger.db"
+        return f"sqlite:///{path}", lambda: None
+    assert POSTGRES_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    separator = "&" if "?" in POSTGRES_URL else "?"
+
+    def drop() -> None:
+        engine = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+    return f"{POSTGRES_URL}{separator}schema={schema}", drop
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def new_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
+    """Makes URLs of fresh databases on the test's backend; drops them afterwards."""
+    drops: list[Callable[[], None]] = []
+
+    def make() -> str:
+        url, drop = fresh_url(backend, tmp_path_factory)
+        drops.append(drop)
+        return url
+
+    yield make
+    for drop in drops:
+        drop()
+
+
+@pytest.fixture
+def open_ledger(new_url: Callable[[], str]) -> Iterator[Callable[..., IdentityLedger]]:
+    """Opens ledgers on fresh databases with a deterministic clock; closes them afterwards."""
+    opened: list[IdentityLedger] = []
+
+    def make(url: str | None = None, **options: object) -> IdentityLedger:
+        options.setdefault("clock", Clock())
+        ledger = IdentityLedger(url or new_url(), **options)  # type: ignore[arg-type]
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture
+def lg(open_ledger: Callable[..., IdentityLedger]) -> IdentityLedger:
+    return open_ledger()

@@ -1,0 +1,29 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import itertools
+
+
+class Clock:
+    """A deterministic server clock: each reading is one millisecond after the last."""
+
+    def __init__(self, start: int = 1_700_000_000_000) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now
+
+
+_insert_ids = itertools.count()
+
+
+def event(device_id: str | None = None, user_id: str | None = None, event_type: str = "view", **fields: object) -> dict:
+    """An Amplitude HTTP V2 event with a fresh insert_id unless one is given."""
+    body: dict = {"event_type": event_type, "insert_id": f"ins-{next(_insert_ids)}", **fields}
+    if device_id is not None:
+        body["device_id"] = device_id
+    if user_id is not None:
+        body["user_id"] = user_id
+    return body
