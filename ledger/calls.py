@@ -95,8 +95,6 @@ def device_id_for_user(user_id: str) -> str:
 
 def _check_value(value: Any, depth: int) -> str | None:
     """Why a property value breaks the contract (depth, long strings, unstorable numbers), or None."""
-    if depth > MAX_DEPTH:
-        return "nested deeper than 40 levels"
     if isinstance(value, str):
         return "string longer than 1024 characters" if len(value) > MAX_STRING else None
     if isinstance(value, bool) or value is None:
@@ -105,6 +103,8 @@ def _check_value(value: Any, depth: int) -> str | None:
         return None if -(2**63) <= value < 2**64 else "integer out of range"
     if isinstance(value, float):
         return None if math.isfinite(value) else "number out of range"
+    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+        return "nested deeper than 40 levels"
     if isinstance(value, dict):
         for key, item in value.items():
             problem = _check_value(key, depth) or _check_value(item, depth + 1)
@@ -161,13 +161,14 @@ def accept(
     events: Iterable[Any],
     *,
     server_time: int,
-    min_id_length: int = DEFAULT_MIN_ID_LENGTH,
+    min_id_length: int | None = DEFAULT_MIN_ID_LENGTH,
     identify: bool = False,
 ) -> Accepted:
     """Validate a whole request and turn it into calls, or raise InvalidRequest.
 
     `identify=True` reads every item as an Identify API object (no event_type needed).
     """
+    min_id_length = check_min_id_length(min_id_length)
     events = list(events)
     if len(events) > MAX_EVENTS:
         raise InvalidRequest.payload_too_large()
