@@ -43,6 +43,11 @@ class RuleViolation(Exception):
     """A command that would break an identity invariant; a bug in the caller, never input."""
 
 
+def _utc(milliseconds: int) -> datetime:
+    """Events are stamped with the server receipt time, so a replay of the same calls is identical."""
+    return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
+
+
 class Cause(tuple[str, "str | None", int, int, "str | None"]):
     """The call behind a fact: (device_id, user_id, event_time, server_time, insert_id)."""
 
@@ -60,7 +65,7 @@ class Cause(tuple[str, "str | None", int, int, "str | None"]):
             "event_time": event_time,
             "server_time": server_time,
             "insert_id": insert_id,
-            "timestamp": datetime.fromtimestamp(server_time / 1000, timezone.utc),
+            "timestamp": _utc(server_time),
         }
 
 
@@ -339,8 +344,9 @@ class AmplitudeIds(JournaledAggregate):
         self.next_amplitude_id = 1
 
     @classmethod
-    def start(cls, count: int) -> AmplitudeIds:
-        return cls._create(cls.Started, id=ALLOCATOR_KEY, next_amplitude_id=1 + count)
+    def start(cls, server_time: int) -> AmplitudeIds:
+        return cls._create(cls.Started, id=ALLOCATOR_KEY, next_amplitude_id=1, timestamp=_utc(server_time))
 
-    def reserve(self, count: int) -> None:
-        self.trigger_event(self.Reserved, next_amplitude_id=self.next_amplitude_id + count)
+    def reserve(self, count: int, server_time: int) -> None:
+        self.trigger_event(self.Reserved, next_amplitude_id=self.next_amplitude_id + count,
+                           timestamp=_utc(server_time))

@@ -162,7 +162,7 @@ class IdentityLedger:
         with self._lock:
             for _ in range(MAX_ATTEMPTS):
                 self._sync()
-                unit = UnitOfWork(self._cache)
+                unit = UnitOfWork(self._cache, server_time)
                 duplicates = 0
                 try:
                     for call in accepted.calls:

@@ -92,8 +92,9 @@ class AggregateCache:
 class UnitOfWork:
     """Collects one request's changes, in the order they happened, for one atomic save."""
 
-    def __init__(self, cache: AggregateCache) -> None:
+    def __init__(self, cache: AggregateCache, server_time: int) -> None:
         self.cache = cache
+        self.server_time = server_time
         self.touched: dict[UUID, JournaledAggregate] = {}
         self.events: list[Any] = []
         self._issued = 0
@@ -139,14 +140,14 @@ class UnitOfWork:
     def _allocator(self) -> AmplitudeIds:
         allocator = self._get(ALLOCATOR_KEY)
         if allocator is None:
-            allocator = AmplitudeIds.start(0)
+            allocator = AmplitudeIds.start(self.server_time)
             self.add(allocator)
         return allocator
 
     def commit(self) -> list[Recording[Any]]:
         """Store every collected event in one transaction; the cache then holds the new state."""
         if self._issued:
-            self._allocator().reserve(self._issued)
+            self._allocator().reserve(self._issued, self.server_time)
             self._issued = 0
         try:
             recordings = self.cache.app.events.put(self.events) if self.events else []

@@ -1,0 +1,91 @@
+"""Reading what a client sent, defensively: bodies under a size cap, Basic credentials, query numbers.
+
+Every problem becomes an `InvalidRequest` with its documented reply, so a handler never
+sees a half-read body, a body of the wrong type, or bytes that are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+
+from starlette.requests import Request
+
+from ledger.errors import InvalidRequest
+from ledger.replies import HttpError
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MAX_QUERY_INT = 2**63 - 1  # the database's integer range
+
+
+async def read_body(request: Request, media_type: str, limit: int) -> bytes:
+    """The request body as UTF-8 bytes of at most `limit` bytes (after gzip), or a refusal.
+
+    Refuses on the declared Content-Length before reading, and stops reading as soon as the
+    body passes the limit, so an oversized upload never sits in memory.
+    """
+    declared = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if declared != media_type:
+        raise HttpError.unsupported_media_type(media_type)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise HttpError.unsupported_encoding()
+    length = request.headers.get("content-length", "")
+    if _digits(length, 18) and int(length) > limit:
+        raise InvalidRequest.payload_too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise InvalidRequest.payload_too_large()
+    data = _gunzip(bytes(body), limit) if encoding == "gzip" else bytes(body)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest.bad_body() from None
+    return data
+
+
+def _digits(text: str, most: int) -> bool:
+    """Plain ASCII digits, few enough that int() is cheap and cannot refuse."""
+    return text.isascii() and text.isdigit() and len(text) <= most
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress at most `limit` bytes: a small gzip bomb must not become a large body."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        plain = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise InvalidRequest.bad_body() from None
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise InvalidRequest.payload_too_large()
+    if not inflater.eof:
+        raise InvalidRequest.bad_body()
+    return plain
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """The (user name, password) of an HTTP Basic Authorization header, or None."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, password = decoded.partition(":")
+    return user, password
+
+
+def query_int(request: Request, name: str, *, default: int | None = None, low: int = 0,
+              high: int = MAX_QUERY_INT) -> int | None:
+    """An integer query parameter within [low, high], `default` when absent, or a 400."""
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not _digits(text, 19) or not low <= int(text) <= high:
+        raise HttpError.bad_parameter(f"{name} must be an integer from {low} to {high}")
+    return int(text)
