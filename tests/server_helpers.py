@@ -1,0 +1,45 @@
+"""A real uvicorn server on 127.0.0.1 for the server tests, in a thread of the test process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import httpx
+import uvicorn
+
+from ledger import IdentityLedger
+from ledger.server import create_app
+
+API_KEY = "test-api-key"
+SECRET_KEY = "test-secret-key"
+
+
+@contextmanager
+def running_server(ledger: IdentityLedger) -> Iterator[str]:
+    """Serve `ledger` on a free port; yields the base URL and stops the server afterwards."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    app = create_app(ledger, [API_KEY], SECRET_KEY)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
+def query_client(url: str, auth: tuple[str, str] = (API_KEY, SECRET_KEY)) -> httpx.Client:
+    """An HTTP client for the query API, holding the API key and secret key."""
+    return httpx.Client(base_url=url, auth=auth, timeout=10)
