@@ -1,4 +1,4 @@
-"""Reading what a client sent, defensively: bodies under a size cap, Basic credentials, query numbers.
+"""Reading what a client sent, defensively: capped bodies, JSON, Basic credentials, integers.
 
 Every problem becomes an `InvalidRequest` with its documented reply, so a handler never
 sees a half-read body, a body of the wrong type, or bytes that are not UTF-8.
@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from typing import TypeVar
 
+import msgspec
 from starlette.requests import Request
 
 from ledger.errors import InvalidRequest
@@ -18,6 +20,8 @@ from ledger.replies import HttpError
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_QUERY_INT = 2**63 - 1  # the database's integer range
+
+T = TypeVar("T")
 
 
 async def read_body(request: Request, media_type: str, limit: int) -> bytes:
@@ -82,10 +86,23 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
 
 def query_int(request: Request, name: str, *, default: int | None = None, low: int = 0,
               high: int = MAX_QUERY_INT) -> int | None:
-    """An integer query parameter within [low, high], `default` when absent, or a 400."""
+    """An integer query parameter, `default` when absent."""
     text = request.query_params.get(name)
-    if text is None:
-        return default
+    return default if text is None else to_int(text, name, low=low, high=high)
+
+
+def to_int(text: str, name: str, *, low: int = 0, high: int = MAX_QUERY_INT) -> int:
+    """A decimal integer within [low, high] (the database's range by default), or a 400."""
     if not _digits(text, 19) or not low <= int(text) <= high:
         raise HttpError.bad_parameter(f"{name} must be an integer from {low} to {high}")
     return int(text)
+
+
+def decode_json(body: bytes, kind: type[T]) -> T:
+    """The body as `kind`; malformed or wrongly shaped JSON is a 400, never a 500."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as error:
+        raise InvalidRequest.bad_body(f"Invalid request body: {error}") from None
+    except (msgspec.DecodeError, RecursionError):
+        raise InvalidRequest.bad_body() from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -21,23 +20,20 @@ SECRET_KEY = "test-secret-key"
 @contextmanager
 def running_server(ledger: IdentityLedger) -> Iterator[str]:
     """Serve `ledger` on a free port; yields the base URL and stops the server afterwards."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     app = create_app(ledger, [API_KEY], SECRET_KEY)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]  # port 0: the OS picked a free one
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
-        listener.close()
 
 
 def query_client(url: str, auth: tuple[str, str] = (API_KEY, SECRET_KEY)) -> httpx.Client:

@@ -1,0 +1,44 @@
+"""Who may talk to the server: API keys upload, an API key plus the secret key reads.
+
+API keys ship inside client apps (as Amplitude's do), so they are not secrets; the
+secret key guards the query API, which answers who every user is.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Iterable
+
+from ledger.errors import LedgerError
+
+
+class ServerConfigError(LedgerError):
+    """The server was asked to start open to everyone, or unusable; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_keys: frozenset[str]
+    secret_key: str
+
+    @classmethod
+    def configured(cls, api_keys: Iterable[str], secret_key: str) -> Credentials:
+        """Checked configuration, or ServerConfigError: never an open door."""
+        keys = frozenset(key.strip() for key in api_keys if key.strip())
+        if not keys:
+            raise ServerConfigError(
+                "no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated for several)"
+            )
+        if not secret_key:
+            raise ServerConfigError("no secret key configured: pass --secret-key SECRET or set LEDGER_SECRET_KEY")
+        if secret_key in keys:
+            raise ServerConfigError("the secret key must differ from every API key: API keys ship inside client apps")
+        return cls(keys, secret_key)
+
+    def knows(self, api_key: str) -> bool:
+        return api_key in self.api_keys
+
+    def admits(self, api_key: str, secret_key: str) -> bool:
+        """Query API access: a known API key and the secret key (compared in constant time)."""
+        return self.knows(api_key) and hmac.compare_digest(secret_key.encode(), self.secret_key.encode())

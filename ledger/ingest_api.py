@@ -1,0 +1,126 @@
+"""The ingest endpoints: Amplitude's HTTP V2, Batch and Identify APIs, and Segment's batch API.
+
+Each one only translates a request into `IdentityLedger.ingest` / `identify`; the identity
+rules and the event contract live in the ledger. The ledger is called in a worker thread so
+one slow save never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ledger import segment
+from ledger.calls import check_min_id_length
+from ledger.credentials import Credentials
+from ledger.errors import InvalidRequest
+from ledger.http_input import FORM, JSON, basic_credentials, decode_json, read_body
+from ledger.ledger import IdentityLedger, IngestReport
+from ledger.replies import HttpError, ok
+
+HTTPAPI_LIMIT = 1024 * 1024  # bytes; Amplitude's HTTP V2 API limit
+BATCH_LIMIT = 20 * 1024 * 1024  # bytes; Amplitude's Batch API limit
+FORM_LIMIT = 1024 * 1024
+SEGMENT_LIMIT = 1024 * 1024
+
+log = logging.getLogger("ledger.server")
+
+
+class Upload(msgspec.Struct):
+    """An HTTP V2 / Batch API body; each event stays raw so the ledger reports bad ones by index."""
+
+    api_key: str | None = None
+    events: list[msgspec.Raw] | None = None
+    options: dict[str, Any] | None = None
+
+
+class SegmentBatch(msgspec.Struct):
+    """A Segment `/v1/batch` body (`sentAt`, `writeKey`, `context` are not needed)."""
+
+    batch: list[Any] | None = None
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route]:
+    """The ingest routes, accepting uploads for any configured API key."""
+
+    def check_key(key: str | None) -> None:
+        if not key:
+            raise InvalidRequest.missing_field("api_key")
+        if not credentials.knows(key):
+            raise InvalidRequest.invalid_api_key(key)
+
+    def store_upload(body: bytes) -> Response:
+        upload = decode_json(body, Upload)
+        check_key(upload.api_key)
+        if not upload.events:
+            raise InvalidRequest.missing_field("events")
+        min_id_length = check_min_id_length((upload.options or {}).get("min_id_length"))
+        return _ingested(ledger.ingest(upload.events, min_id_length), len(body))
+
+    def endpoint(limit: int) -> Endpoint:
+        async def upload(request: Request) -> Response:
+            body = await read_body(request, JSON, limit)
+            return await run_in_threadpool(store_upload, body)
+
+        return upload
+
+    def store_identifications(body: bytes) -> Response:
+        try:
+            form = parse_qs(body.decode(), keep_blank_values=True, errors="strict", max_num_fields=16)
+        except ValueError:
+            raise InvalidRequest.bad_body("Invalid form body") from None
+        check_key(form.get("api_key", [""])[-1])
+        text = form.get("identification", [""])[-1]
+        if not text:
+            raise InvalidRequest.missing_field("identification")
+        found = decode_json(text.encode(), Any)
+        identifications = found if isinstance(found, list) else [found]
+        if not identifications:
+            raise InvalidRequest.missing_field("identification")
+        return _ingested(ledger.identify(identifications), len(body))
+
+    async def identify(request: Request) -> Response:
+        body = await read_body(request, FORM, FORM_LIMIT)
+        return await run_in_threadpool(store_identifications, body)
+
+    def store_segment(body: bytes) -> Response:
+        batch = decode_json(body, SegmentBatch).batch
+        if not batch:
+            raise InvalidRequest.missing_field("batch")
+        events, origins = segment.to_amplitude(batch)
+        try:
+            report = ledger.ingest(events)
+        except InvalidRequest as error:
+            raise segment.renumber(error, origins) from None
+        return _ingested(report, len(body))
+
+    async def segment_batch(request: Request) -> Response:
+        write_key = (basic_credentials(request) or ("", ""))[0]
+        if not credentials.knows(write_key):
+            raise HttpError.unauthorized()
+        body = await read_body(request, JSON, SEGMENT_LIMIT)
+        return await run_in_threadpool(store_segment, body)
+
+    return [
+        Route("/2/httpapi", endpoint(HTTPAPI_LIMIT), methods=["POST"]),
+        Route("/batch", endpoint(BATCH_LIMIT), methods=["POST"]),
+        Route("/identify", identify, methods=["POST"]),
+        Route("/v1/batch", segment_batch, methods=["POST"]),
+    ]
+
+
+def _ingested(report: IngestReport, size: int) -> Response:
+    """Amplitude's success reply; duplicates are answered 200 but not counted as ingested."""
+    for warning in report.warnings:
+        log.warning(warning)
+    return ok(events_ingested=report.ingested, payload_size_bytes=size, server_upload_time=report.server_time)

@@ -1,0 +1,151 @@
+"""The query API: who a user or device is, their timeline, merges, audit trail and counts.
+
+Every route needs HTTP Basic `api_key:secret_key`. `?as_of=POSITION` answers from the
+ledger as it stood at that position (replayed into a scratch database, so it costs a replay).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from msgspec.structs import asdict
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ledger.credentials import Credentials
+from ledger.http_input import basic_credentials, query_int, to_int
+from ledger.ledger import IdentityLedger, LedgerView
+from ledger.replies import HttpError, ok
+from projections.models import Identity
+
+PAGE = 100
+MAX_PAGE = 1000
+
+Reader = IdentityLedger | LedgerView
+Answer = Callable[[Reader], Response]
+
+
+def query_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route]:
+    """The read-only routes over `ledger`, for callers holding an API key and the secret key."""
+
+    @contextmanager
+    def reader(as_of: int | None) -> Iterator[Reader]:
+        if as_of is None:
+            yield ledger
+            return
+        with ledger.as_of(as_of) as view:
+            yield view
+
+    async def answer(request: Request, question: Answer) -> Response:
+        """Authenticate, then ask `question` of the live ledger or of its state at `as_of`."""
+        user, password = basic_credentials(request) or ("", "")
+        if not credentials.admits(user, password):
+            raise HttpError.unauthorized()
+        as_of = query_int(request, "as_of")
+
+        def ask() -> Response:
+            with reader(as_of) as read:
+                return question(read)
+
+        return await run_in_threadpool(ask)
+
+    def route(path: str, make_question: Callable[[Request], Answer]) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return await answer(request, make_question(request))
+
+        return Route(path, endpoint, methods=["GET"])
+
+    return [
+        route("/v1/identities", _identity_of_id),
+        route("/v1/identities/{amplitude_id}", _identity_of_amplitude_id),
+        route("/v1/identities/{amplitude_id}/timeline", _timeline),
+        route("/v1/merges", _merges),
+        route("/v1/audit", _audit),
+        route("/v1/stats", _stats),
+    ]
+
+
+def health_route(ledger: IdentityLedger) -> Route:
+    """Unauthenticated liveness for load balancers: answers once the database does."""
+
+    async def healthz(_: Request) -> Response:
+        await run_in_threadpool(lambda: ledger.position)
+        return ok(status="ok")
+
+    return Route("/healthz", healthz, methods=["GET"])
+
+
+def _one_of(request: Request, *names: str) -> tuple[str, str]:
+    """The single ID parameter a lookup needs: exactly one of `names`."""
+    given = [(name, request.query_params[name]) for name in names if name in request.query_params]
+    if len(given) != 1:
+        raise HttpError.bad_parameter("give exactly one of " + ", ".join(names))
+    return given[0]
+
+
+def _amplitude_id(request: Request) -> int:
+    return to_int(request.path_params["amplitude_id"], "amplitude_id", low=1)
+
+
+def _person(read: Reader, amplitude_id: int) -> Identity:
+    identity = read.identity(amplitude_id)
+    if identity is None:
+        raise HttpError.not_found(f"no identity with amplitude_id {amplitude_id}")
+    return identity
+
+
+def _identity_of_id(request: Request) -> Answer:
+    name, value = _one_of(request, "user_id", "device_id")
+
+    def question(read: Reader) -> Response:
+        identity = read.resolve(**{name: value})
+        if identity is None:
+            raise HttpError.not_found(f"no identity for this {name}")
+        return ok(**asdict(identity))
+
+    return question
+
+
+def _identity_of_amplitude_id(request: Request) -> Answer:
+    amplitude_id = _amplitude_id(request)
+    return lambda read: ok(**asdict(_person(read, amplitude_id)))
+
+
+def _timeline(request: Request) -> Answer:
+    """One page of the person's merged timeline; `next` is the `after` of the following page."""
+    amplitude_id = _amplitude_id(request)
+    after = query_int(request, "after", default=0)
+    limit = query_int(request, "limit", default=PAGE, low=1, high=MAX_PAGE)
+    assert after is not None and limit is not None
+
+    def question(read: Reader) -> Response:
+        person = _person(read, amplitude_id)
+        events = read.timeline(amplitude_id, after=after, limit=limit + 1)
+        following = events[limit - 1].position if len(events) > limit else None
+        return ok(amplitude_id=person.amplitude_id, events=events[:limit], next=following)
+
+    return question
+
+
+def _audit(request: Request) -> Answer:
+    name, value = _one_of(request, "user_id", "device_id", "amplitude_id")
+    key: Any = to_int(value, name, low=1) if name == "amplitude_id" else value
+
+    def question(read: Reader) -> Response:
+        entries = read.audit(**{name: key})
+        if not entries:
+            raise HttpError.not_found(f"no identity facts for this {name}")
+        return ok(entries=entries)
+
+    return question
+
+
+def _merges(_: Request) -> Answer:
+    return lambda read: ok(merges=read.merges())
+
+
+def _stats(_: Request) -> Answer:
+    return lambda read: ok(position=read.position, **read.stats())
