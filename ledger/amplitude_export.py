@@ -1,0 +1,89 @@
+"""Amplitude's export shapes: Export API rows in; merged-users rows and warehouse rows out.
+
+Amplitude's exports write times as UTC strings "YYYY-MM-DD HH:MM:SS.ffffff"; the ledger
+keeps integer milliseconds. Translating here keeps that detail out of everything else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from projections.models import Merge, TimelineEvent
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+_COPIED = ("user_id", "device_id", "event_properties", "user_properties")
+
+
+def parse_time(text: str) -> int:
+    """An export time string (UTC unless it names a zone) as milliseconds since the epoch."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def format_time(ms: int) -> str:
+    return (EPOCH + timedelta(milliseconds=ms)).strftime(TIME_FORMAT)
+
+
+def is_export_row(row: dict[str, Any]) -> bool:
+    """Export rows carry `event_time` strings where HTTP V2 events carry `time` in milliseconds."""
+    return "event_time" in row and "time" not in row
+
+
+def event_from_export_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An Export API row as the HTTP V2 event that would have produced it.
+
+    The client's `$insert_id` is kept (Amplitude's own `uuid` when there is none), so
+    importing the same export twice within the deduplication window stores it once.
+    Raises ValueError for an unreadable `event_time`.
+    """
+    if not isinstance(row["event_time"], str):
+        raise ValueError(f"event_time is not a time string: {row['event_time']!r}")
+    try:
+        event: dict[str, Any] = {"time": parse_time(row["event_time"])}
+    except ValueError:
+        raise ValueError(f"event_time is not a time: {row['event_time']!r}") from None
+    if row.get("event_type") is not None:
+        event["event_type"] = row["event_type"]
+    for field in _COPIED:
+        if row.get(field) is not None:
+            event[field] = row[field]
+    insert_id = row.get("$insert_id") or row.get("insert_id") or row.get("uuid")
+    if insert_id is not None:
+        event["insert_id"] = str(insert_id)
+    return event
+
+
+def merge_row(merge: Merge) -> dict[str, Any]:
+    """A row of Amplitude's merged-users export table."""
+    return {
+        "amplitude_id": merge.amplitude_id,
+        "merged_amplitude_id": merge.merged_amplitude_id,
+        "merge_event_time": format_time(merge.merge_event_time),
+        "merge_server_time": format_time(merge.merge_server_time),
+    }
+
+
+def warehouse_row(event: TimelineEvent) -> dict[str, Any]:
+    """One tracked event for a warehouse load: both amplitude IDs, the IDs it came with, both times.
+
+    It keeps the HTTP V2 field names (`time`, `insert_id`) too, so an export can be ingested again.
+    """
+    return {
+        "amplitude_id": event.amplitude_id,
+        "original_amplitude_id": event.original_amplitude_id,
+        "user_id": event.user_id,
+        "device_id": event.device_id,
+        "insert_id": event.insert_id,
+        "event_type": event.event_type,
+        "time": event.time,
+        "event_time": format_time(event.time),
+        "server_time": event.server_time,
+        "server_received_time": format_time(event.server_time),
+        "position": event.position,
+        "event_properties": event.event_properties,
+        "user_properties": event.user_properties,
+    }

@@ -1,0 +1,432 @@
+"""The `ledger` command: one subcommand per everyday job.
+
+It only translates: arguments in, the ledger's answers out as aligned tables or JSON.
+Exit codes: 0 ok, 1 not found, 2 usage, input or database error. Every failure is one
+line on stderr, never a traceback (set LEDGER_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import sqlite3
+import sys
+import time
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Callable, Iterator, NoReturn
+
+import msgspec
+import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
+
+from ledger import amplitude_export, demo, graph, render, synthetic
+from ledger.errors import LedgerError
+from ledger.importing import Row, read_rows, unreadable
+from ledger.ledger import IdentityLedger, LedgerView
+from ledger.progress import ProgressBar
+from ledger.sending import Sender
+from ledger.store import DEFAULT_URL, BadDatabaseURL
+from projections.models import Identity
+
+OK, NOT_FOUND, FAILED = 0, 1, 2
+EXPORT_PAGE = 10_000
+_json = msgspec.json.Encoder()
+
+
+class CommandError(Exception):
+    """Something the user can fix (bad input, wrong database): one line, exit 2."""
+
+
+class NotFound(Exception):
+    """The ledger has no answer for what was asked: one line, exit 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{message} (see '{self.prog} --help')")
+
+
+# -- opening the ledger ------------------------------------------------------------
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    return getattr(args, "db", None) or os.environ.get("LEDGER_DB") or DEFAULT_URL
+
+
+def _require_existing(url: str) -> None:
+    """Reading must not create an empty ledger.db by accident in the wrong directory."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # the ledger itself reports a bad URL
+    path = parsed.database
+    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not os.path.exists(path):
+        raise CommandError(f"no ledger at {path}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL")
+
+
+@contextmanager
+def _ledger(args: argparse.Namespace, *, create: bool = False) -> Iterator[IdentityLedger]:
+    url = _db_url(args)
+    if not create:
+        _require_existing(url)
+    with IdentityLedger(url) as lg:
+        yield lg
+
+
+@contextmanager
+def _reader(args: argparse.Namespace) -> Iterator[IdentityLedger | LedgerView]:
+    """The live ledger, or with --as-of the ledger as it stood at that position."""
+    with _ledger(args) as lg:
+        if args.as_of is None:
+            yield lg
+        else:
+            with lg.as_of(args.as_of) as view:
+                yield view
+
+
+def _person(reader: IdentityLedger | LedgerView, args: argparse.Namespace) -> Identity:
+    if args.user_id is not None:
+        found, asked = reader.resolve(user_id=args.user_id), f"user ID {args.user_id!r}"
+    elif args.device_id is not None:
+        found, asked = reader.resolve(device_id=args.device_id), f"device ID {args.device_id!r}"
+    else:
+        found, asked = reader.identity(args.amplitude_id), f"amplitude ID {args.amplitude_id}"
+    if found is None:
+        raise NotFound(f"no identity for {asked}")
+    return found
+
+
+def _print_json(value: Any) -> None:
+    print(_json.encode(value).decode())
+
+
+# -- writing commands ----------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    url = _db_url(args)
+    with _ledger(args, create=True) as lg:
+        if lg.position:
+            raise CommandError(f"{url} already holds a ledger (position {lg.position:,}); "
+                               "the demo needs an empty one: pass --db sqlite:///demo.db or remove the file")
+        history = synthetic.generate(args.calls, args.seed)
+        print(f"Demo: {render.count(history.calls)} synthetic calls from {render.count(history.people)} people "
+              f"(seed {args.seed}) into {url}")
+        started = time.perf_counter()
+        with ProgressBar("ingesting", "calls", history.calls) as bar:
+            tally = demo.ingest_history(lg, history, bar)
+        seconds = time.perf_counter() - started
+        print(demo.summary(tally, lg.stats(), history.calls, seconds))
+        example = lg.resolve(user_id=synthetic.EXAMPLE_USER_ID)
+        if example is not None:
+            print(f"\nWorked example: {synthetic.EXAMPLE_STORY}\n")
+            print(_person_text(lg, example, events=10))
+        db = "" if url == DEFAULT_URL else f" --db {url}"
+        print(f"\nExplore it:\n  ledger show{db} --user-id {synthetic.EXAMPLE_USER_ID}\n"
+              f"  ledger graph{db} --user-id {synthetic.EXAMPLE_USER_ID}\n  ledger merges{db}\n  ledger stats{db}")
+    return OK
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    problem = unreadable(args.files)
+    if problem:
+        raise CommandError(problem)
+    with _ledger(args, create=True) as lg, ProgressBar("ingesting", "lines") as bar:
+        sender = Sender(strict=args.strict, on_problem=lambda found: bar.write(str(found)))
+        submit = partial(lg.ingest, min_id_length=args.min_id_length)
+        lines = _feed(sender, submit, read_rows(args.files, sys.stdin.buffer), args.batch_size, bar)
+    tally = sender.tally
+    for warning in tally.warnings:
+        print(f"{warning.where}: warning: {warning.reason}", file=sys.stderr)
+    if args.json:
+        _print_json({"lines": lines, "stopped": sender.stopped, **dataclasses.asdict(tally)})
+    else:
+        print(render.table([
+            ("lines read", render.count(lines)),
+            ("calls ingested", render.count(tally.ingested)),
+            ("duplicates dropped", render.count(tally.duplicates)),
+            ("requests sent", render.count(tally.requests)),
+            ("requests rejected", render.count(tally.rejected_requests)),
+            ("lines not stored", render.count(len(tally.problems))),
+            ("warnings", render.count(len(tally.warnings))),
+            ("ledger position", render.count(tally.position)),
+        ]))
+    if sender.stopped:
+        raise CommandError("stopped at the first problem (--strict); the lines before it were ingested")
+    return FAILED if tally.problems else OK
+
+
+def _feed(sender: Sender, submit: Callable[..., Any], rows: Iterator[Row], batch_size: int, bar: ProgressBar) -> int:
+    """Send the rows in batches; a strict sender stops at its first problem. Returns the lines read."""
+    batch: list[tuple[str, dict[str, Any]]] = []
+    lines = 0
+    for row in rows:
+        lines += 1
+        if row.event is None:
+            sender.problem(row.where, row.problem or "unreadable")
+        else:
+            batch.append((row.where, row.event))
+        if len(batch) == batch_size or sender.stopped:
+            sender.send(submit, batch)
+            batch = []
+            bar.update(lines)
+        if sender.stopped:
+            return lines
+    sender.send(submit, batch)
+    bar.update(lines)
+    return lines
+
+
+def _serve(args: argparse.Namespace) -> int:
+    api_keys = args.api_key or [key.strip() for key in os.environ.get("LEDGER_API_KEY", "").split(",") if key.strip()]
+    if not api_keys:
+        raise CommandError("no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated)")
+    try:
+        from ledger.server import serve
+    except ImportError as error:
+        raise CommandError(f"the server cannot start: {error}") from error
+    serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,
+          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY") or None)
+    return OK
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    with _ledger(args) as lg, ProgressBar("rebuilding", "events") as bar:
+        started = time.perf_counter()
+        position = lg.rebuild(progress=lambda progress: bar.update(progress.done, progress.total))
+        seconds = time.perf_counter() - started
+    if args.json:
+        _print_json({"position": position, "seconds": round(seconds, 3)})
+    else:
+        rate = f" ({position / seconds:,.0f} events/s)" if seconds > 0 and position else ""
+        print(f"Rebuilt the projections from position 0 to {position:,} in {seconds:.1f} s{rate}")
+    return OK
+
+
+# -- reading commands ------------------------------------------------------------------
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        identity = _person(reader, args)
+    if args.json:
+        _print_json(identity)
+    else:
+        print(render.identity_table(identity))
+    return OK
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        events = reader.timeline(_person(reader, args).amplitude_id, after=args.after, limit=args.limit)
+    if args.json:
+        _print_json(events)
+    else:
+        print(render.timeline_table(events) or "(no events)")
+    return OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        entries = reader.audit(user_id=args.user_id, device_id=args.device_id, amplitude_id=args.amplitude_id)
+    if not entries:
+        asked = next(f"{name} {value!r}" for name, value in
+                     (("user ID", args.user_id), ("device ID", args.device_id), ("amplitude ID", args.amplitude_id))
+                     if value is not None)
+        raise NotFound(f"no audit trail for {asked}")
+    if args.json:
+        _print_json(entries)
+    else:
+        print(render.audit_table(entries))
+    return OK
+
+
+def _merges(args: argparse.Namespace) -> int:
+    if args.json and args.format:
+        raise CommandError("choose one of --json and --format")
+    with _reader(args) as reader:
+        merges = reader.merges()
+    if args.json:
+        _print_json(merges)
+    elif args.format == "jsonl":
+        for merge in merges:
+            _print_json(amplitude_export.merge_row(merge))
+    elif args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=["amplitude_id", "merged_amplitude_id",
+                                                        "merge_event_time", "merge_server_time"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(amplitude_export.merge_row(merge) for merge in merges)
+    else:
+        print(render.table(
+            ((m.amplitude_id, m.merged_amplitude_id, render.when(m.merge_event_time), render.when(m.merge_server_time))
+             for m in merges),
+            ("amplitude_id", "merged_amplitude_id", "merge_event_time (UTC)", "merge_server_time (UTC)"),
+        ) if merges else "(no merges)")
+    return OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        stats = {**reader.stats(), "position": reader.position}
+    if args.json:
+        _print_json(stats)
+    else:
+        print(render.table((name.replace("_", " "), render.count(value)) for name, value in stats.items()))
+    return OK
+
+
+def _person_text(reader: IdentityLedger | LedgerView, identity: Identity, events: int) -> str:
+    audit, timeline = _person_facts(reader, identity)
+    return render.person(identity, audit, timeline[-events:] if events else [], len(timeline))
+
+
+def _person_facts(reader: IdentityLedger | LedgerView, identity: Identity) -> tuple[list[Any], list[Any]]:
+    return reader.audit(amplitude_id=identity.amplitude_id), reader.timeline(identity.amplitude_id)
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        identity = _person(reader, args)
+        if not args.json:
+            print(_person_text(reader, identity, args.events))
+            return OK
+        audit, timeline = _person_facts(reader, identity)
+    _print_json({"identity": identity, "audit": audit, "events": len(timeline),
+                 "latest_events": timeline[-args.events:] if args.events else []})
+    return OK
+
+
+def _graph(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        identity = _person(reader, args)
+        person = graph.person_graph(identity, reader.audit(amplitude_id=identity.amplitude_id))
+    if args.json:
+        _print_json(person)
+    else:
+        print(graph.mermaid(person) if args.format == "mermaid" else graph.dot(person))
+    return OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _reader(args) as reader:
+        after = 0
+        while page := reader.events(after=after, limit=EXPORT_PAGE):
+            sys.stdout.write("".join(_json.encode(amplitude_export.warehouse_row(event)).decode() + "\n"
+                                     for event in page))
+            after = page[-1].position
+    return OK
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def _number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            limits = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {limits}: {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db = _Parser(add_help=False)
+    db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                    help=f"database URL (env LEDGER_DB; default {DEFAULT_URL}; also sqlite:// or postgresql+psycopg://...)")
+    as_json = _Parser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    as_of = _Parser(add_help=False)
+    as_of.add_argument("--as-of", type=_number(0), metavar="POSITION", help="answer as the ledger stood at this position")
+    person = _Parser(add_help=False)
+    who = person.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", metavar="U")
+    who.add_argument("--device-id", metavar="D", help="the person the device's next anonymous event goes to")
+    who.add_argument("--amplitude-id", type=_number(1), metavar="A", help="a live or merged amplitude ID")
+    reading = [db, as_json, as_of]
+
+    parser = _Parser(prog="ledger", parents=[db],
+                     description="An event-sourced identity ledger that resolves users the way Amplitude does.")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str,
+                parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=parents, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("demo", _demo, "generate a realistic synthetic history, ingest it, show what happened", [db])
+    sub.add_argument("--calls", type=_number(1), default=synthetic.DEFAULT_CALLS, help="calls to generate (default 100000)")
+    sub.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED, help="random seed (default %(default)s)")
+
+    sub = command("ingest", _ingest, "import JSON Lines of Amplitude events, or Amplitude export zips", [db, as_json])
+    sub.add_argument("files", nargs="+", metavar="FILE", help="a .jsonl file, a gzipped one, an export .zip, or - for stdin")
+    sub.add_argument("--strict", action="store_true", help="stop at the first bad line (lines before it stay stored)")
+    sub.add_argument("--batch-size", type=_number(1, 2000), default=2000, help="calls per request (default 2000)")
+    sub.add_argument("--min-id-length", type=_number(0, 1024), default=5, help="Amplitude's min_id_length (default 5)")
+
+    sub = command("serve", _serve, "run the Amplitude-compatible HTTP server", [db])
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=_number(1, 65535), default=8000)
+    sub.add_argument("--api-key", action="append", metavar="KEY", help="an accepted API key (repeatable; env LEDGER_API_KEY)")
+    sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query endpoints (env LEDGER_SECRET_KEY)")
+
+    command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
+    command("resolve", _resolve, "who a device ID, user ID or amplitude ID is", reading + [person])
+    sub = command("timeline", _timeline, "a person's merged timeline of events", reading + [person])
+    sub.add_argument("--after", type=_number(0), default=0, metavar="POSITION", help="only events after this position")
+    sub.add_argument("--limit", type=_number(1), metavar="N", help="at most N events")
+    command("audit", _audit, "when, where and by which call IDs were bound, linked, moved, merged", reading + [person])
+    sub = command("merges", _merges, "the merged-users table (Amplitude's export shape)", reading)
+    sub.add_argument("--format", choices=["csv", "jsonl"], help="Amplitude's merged-users export as CSV or JSON Lines")
+    command("stats", _stats, "counts: events, users, identified users, devices, merges", reading)
+    sub = command("show", _show, "one person at a glance: identity, audit trail, latest events", reading + [person])
+    sub.add_argument("--events", type=_number(0), default=10, metavar="N", help="latest events to show (default 10)")
+    sub = command("graph", _graph, "a person's devices, amplitude IDs, merges and binding as a graph", reading + [person])
+    sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    sub = command("export", _export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
+    sub.add_argument("--format", choices=["jsonl"], default="jsonl")
+    return parser
+
+
+# -- the entry point ---------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except SystemExit as exit:  # --help
+        return exit.code if isinstance(exit.code, int) else OK
+    except NotFound as error:
+        return _fail(error, NOT_FOUND)
+    except BrokenPipeError:  # the reader went away (`ledger export | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
+    except (CommandError, LedgerError, BadDatabaseURL, OSError) as error:
+        return _fail(error, FAILED)
+    except (sa.exc.SQLAlchemyError, PersistenceError, sqlite3.Error) as error:
+        return _fail(f"database error: {error}", FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as error:
+        if os.environ.get("LEDGER_DEBUG"):
+            raise
+        return _fail(f"{type(error).__name__}: {error}", FAILED)
+
+
+def _fail(error: object, code: int) -> int:
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    print(f"ledger: error: {lines[0]}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

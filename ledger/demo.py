@@ -1,0 +1,42 @@
+"""`ledger demo`: send the synthetic history through the same path as the server, then say what happened."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ledger.ledger import IdentityLedger
+from ledger.progress import ProgressBar
+from ledger.render import count, table
+from ledger.sending import Sender, Tally
+from ledger.synthetic import History
+
+
+def ingest_history(lg: IdentityLedger, history: History, bar: ProgressBar) -> Tally:
+    """Every request in arrival order; refused ones are resent without their bad calls, as the SDKs do."""
+    sender = Sender()
+    sent = 0
+    for number, request in enumerate(history.requests, start=1):
+        submit = lg.identify if request.identify else lg.ingest
+        sender.send(submit, [(f"request {number} call {index}", call) for index, call in enumerate(request.calls)])
+        sent += len(request.calls)
+        bar.update(sent)
+    return sender.tally
+
+
+def summary(tally: Tally, stats: dict[str, int], calls: int, seconds: float) -> str:
+    """The figures a newcomer wants: what was stored, what was dropped and why, who the users are."""
+    why = Counter(problem.reason for problem in tally.problems)
+    rows = [
+        ("calls sent", count(calls), f"in {count(tally.requests)} requests, {seconds:.1f} s ({calls / seconds:,.0f} calls/s)"),
+        ("calls ingested", count(tally.ingested), "tracked events and identify calls"),
+        ("duplicates dropped", count(tally.duplicates), "client retries that repeated an insert_id"),
+        ("requests rejected", count(tally.rejected_requests),
+         f"{count(len(tally.problems))} bad calls dropped, the rest of each request resent"),
+        *((f"  {reason}", count(times), "calls") for reason, times in why.most_common()),
+        ("events", count(stats["events"]), "tracked events in the ledger"),
+        ("users", count(stats["users"]), "amplitude IDs with events (merged ones count once)"),
+        ("identified users", count(stats["identified_users"]), "amplitude IDs with a user ID"),
+        ("devices", count(stats["devices"]), ""),
+        ("merges", count(stats["merges"]), "anonymous amplitude IDs merged into a user's"),
+    ]
+    return table(rows)

@@ -1,0 +1,85 @@
+"""One person as a graph: the user ID's binding, amplitude IDs, merges and devices.
+
+Built from the person's audit trail, then written as Mermaid (renders on GitHub) or
+Graphviz dot. Nodes and edges are plain data first so both formats say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ledger.render import when
+from projections.models import AuditEntry, Identity
+
+
+@dataclass(frozen=True)
+class Node:
+    key: str
+    label: str
+    kind: str  # "user", "live", "merged" or "device"
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: list[Node]
+    edges: list[Edge]
+
+
+def person_graph(identity: Identity, audit: Sequence[AuditEntry]) -> Graph:
+    """user ID -> live amplitude ID (bound), merged ID -> live ID (merged), device -> amplitude ID (linked)."""
+    live = identity.amplitude_id
+    nodes = [Node(f"a{live}", f"amplitude ID {live}", "live")]
+    nodes += [Node(f"a{merged}", f"amplitude ID {merged} (merged)", "merged") for merged in identity.merged_amplitude_ids]
+    edges: list[Edge] = []
+    devices: dict[str, str] = {}
+    for entry in audit:
+        if entry.kind == "bound" and entry.user_id is not None:
+            nodes.insert(0, Node("u", f"user ID {entry.user_id}", "user"))
+            edges.append(Edge("u", f"a{entry.amplitude_id}", f"bound {when(entry.event_time)}"))
+        elif entry.kind == "merged":
+            edges.append(Edge(f"a{entry.amplitude_id}", f"a{entry.merged_amplitude_id}", f"merged {when(entry.event_time)}"))
+        elif entry.kind == "linked":
+            if entry.device_id not in devices:
+                devices[entry.device_id] = f"d{len(devices) + 1}"
+                nodes.append(Node(devices[entry.device_id], f"device {entry.device_id}", "device"))
+            edges.append(Edge(devices[entry.device_id], f"a{entry.amplitude_id}", "linked"))
+    return Graph(nodes, edges)
+
+
+_MERMAID_SHAPES = {"user": ('(["', '"])'), "live": ('(("', '"))'), "merged": ('("', '")'), "device": ('["', '"]')}
+_DOT_SHAPES = {"user": "ellipse", "live": "doublecircle", "merged": "circle", "device": "box"}
+
+
+def mermaid(graph: Graph) -> str:
+    lines = ["flowchart LR"]
+    for node in graph.nodes:
+        opening, closing = _MERMAID_SHAPES[node.kind]
+        lines.append(f"    {node.key}{opening}{node.label.replace(chr(34), '#quot;')}{closing}")
+    for edge in graph.edges:
+        lines.append(f'    {edge.source} -->|"{edge.label}"| {edge.target}')
+    lines += [f"    class {node.key} merged" for node in graph.nodes if node.kind == "merged"]
+    lines.append("    classDef merged stroke-dasharray: 5 3")
+    return "\n".join(lines)
+
+
+def dot(graph: Graph) -> str:
+    lines = ["digraph person {", "    rankdir=LR;"]
+    for node in graph.nodes:
+        style = ", style=dashed" if node.kind == "merged" else ""
+        lines.append(f"    {node.key} [label={_quoted(node.label)}, shape={_DOT_SHAPES[node.kind]}{style}];")
+    for edge in graph.edges:
+        lines.append(f"    {edge.source} -> {edge.target} [label={_quoted(edge.label)}];")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,119 @@
+"""Human output: aligned tables, readable UTC times, and one person at a glance.
+
+Everything here turns answers into text; nothing here decides anything about identities.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+import msgspec
+
+from projections.models import AuditEntry, Identity, TimelineEvent
+
+_NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
+
+
+def count(value: int) -> str:
+    """A count with thousands separators (IDs are printed plain, never through this)."""
+    return f"{value:,}"
+
+
+def when(ms: int) -> str:
+    """Milliseconds since the epoch as a UTC time to the second."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def compact(value: Any) -> str:
+    """A property object on one line."""
+    return msgspec.json.encode(value).decode()
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None) -> str:
+    """Columns padded to their widest cell; numeric columns right-aligned so digits line up."""
+    body = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    lines = ([list(headers)] if headers else []) + body
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    numeric = [all(_NUMBER.match(row[i]) or not row[i] for row in body) and any(row[i] for row in body)
+               for i in range(len(widths))]
+
+    def fmt(line: list[str]) -> str:
+        cells = [cell.rjust(width) if right else cell.ljust(width)
+                 for cell, width, right in zip(line, widths, numeric)]
+        return "  ".join(cells).rstrip()
+
+    out = [fmt(line) for line in lines]
+    if headers:
+        out.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def identity_table(identity: Identity) -> str:
+    """Who one person is: live amplitude ID, user ID, devices, merged IDs, user properties."""
+    rows: list[tuple[str, Any]] = [
+        ("amplitude ID", identity.amplitude_id),
+        ("user ID", identity.user_id or "(anonymous)"),
+    ]
+    rows += _listed("devices", identity.device_ids)
+    rows += _listed("merged amplitude IDs", [str(merged) for merged in identity.merged_amplitude_ids])
+    rows += _listed("user properties", [f"{key} = {compact(value)}" for key, value in identity.user_properties.items()])
+    return table(rows)
+
+
+def _listed(label: str, values: list[str]) -> list[tuple[str, Any]]:
+    if not values:
+        return [(label, "-")]
+    return [(label if index == 0 else "", value) for index, value in enumerate(values)]
+
+
+_FACTS = {
+    "created": "created",
+    "bound": "user ID bound",
+    "linked": "device linked",
+    "pointer_moved": "pointer moved",
+}
+
+
+def fact(entry: AuditEntry) -> str:
+    """An audit entry's kind in SPEC words."""
+    if entry.kind == "merged":
+        return f"merged into {entry.merged_amplitude_id}"
+    return _FACTS.get(entry.kind, entry.kind)
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> str:
+    return table(
+        ((e.position, when(e.event_time), fact(e), e.amplitude_id, e.device_id, e.user_id or "", e.insert_id or "")
+         for e in entries),
+        ("position", "event time (UTC)", "fact", "amplitude ID", "device ID", "user ID", "insert ID"),
+    )
+
+
+def timeline_table(events: Sequence[TimelineEvent]) -> str:
+    """Events with the amplitude ID they arrived with, and the live one if a merge moved them."""
+    return table(
+        ((e.position, when(e.time), e.event_type, _amplitude_ids(e), e.device_id, e.user_id or "",
+          compact(e.event_properties) if e.event_properties else "")
+         for e in events),
+        ("position", "event time (UTC)", "event type", "amplitude ID", "device ID", "user ID", "event properties"),
+    )
+
+
+def _amplitude_ids(event: TimelineEvent) -> str:
+    if event.original_amplitude_id == event.amplitude_id:
+        return str(event.amplitude_id)
+    return f"{event.original_amplitude_id} -> {event.amplitude_id}"
+
+
+def person(identity: Identity, audit: Sequence[AuditEntry], latest: Sequence[TimelineEvent], total_events: int) -> str:
+    """`ledger show`: identity, audit trail and latest events as three titled sections."""
+    sections = [
+        identity_table(identity),
+        f"Audit trail ({len(audit)} facts)\n{audit_table(audit) or '(none)'}",
+        f"Latest events ({len(latest)} of {count(total_events)})\n{timeline_table(latest) or '(none)'}",
+    ]
+    return "\n\n".join(sections)
