@@ -1,0 +1,41 @@
+"""`python -m benchmarks [--quick] [--write-results]`: run the suite, print the report, keep the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from benchmarks.report import markdown, write_json
+from benchmarks.suite import FULL, QUICK, run
+from benchmarks.workload import DEFAULT_SEED
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, under 2 minutes, for checks")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload seed")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json", help="where to write JSON")
+    parser.add_argument("--write-results", action="store_true", help="also write benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    postgres_url = os.environ.get("LEDGER_BENCH_POSTGRES_URL")
+    command = " ".join(
+        ([f"LEDGER_BENCH_POSTGRES_URL={shlex.quote(make_url(postgres_url).render_as_string(hide_password=True))}"] if postgres_url else [])
+        + ["python -m benchmarks", *sys.argv[1:]]
+    )
+    results = run(QUICK if args.quick else FULL, args.seed, postgres_url, command)
+    report = markdown(results)
+    print(report)
+    write_json(results, args.json)
+    if args.write_results:
+        (HERE / "RESULTS.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()

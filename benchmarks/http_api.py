@@ -1,0 +1,123 @@
+"""HTTP end-to-end: events/s through `POST /2/httpapi`, 4 client threads sending batches of 100.
+
+The server runs as a subprocess on 127.0.0.1 (`ledger serve` once the CLI exists,
+else `ledger.server.serve` directly), so it has its own interpreter and GIL; the
+clients are plain `http.client` keep-alive connections in this process. When the
+server module is not there yet the measurement is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.workload import Event, requests
+
+API_KEY = "bench-api-key"
+SECRET_KEY = "bench-secret-key"
+BATCH = 100
+CLIENTS = 4
+START_TIMEOUT_S = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_command(db_url: str, port: int) -> list[str] | None:
+    """How to start the server, or None when `ledger.server` does not exist yet."""
+    if importlib.util.find_spec("ledger.server") is None:
+        return None
+    script = Path(sys.executable).with_name("ledger")
+    if importlib.util.find_spec("ledger.cli") is not None and script.exists():
+        return [str(script), "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port),
+                "--api-key", API_KEY, "--secret-key", SECRET_KEY]
+    code = ("import sys; from ledger.server import serve; "
+            "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), [sys.argv[3]], sys.argv[4])")
+    return [sys.executable, "-c", code, db_url, str(port), API_KEY, SECRET_KEY]
+
+
+def _wait_until_listening(server: subprocess.Popen[bytes], port: int) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _post_all(port: int, bodies: list[bytes], sizes: list[int]) -> dict[str, Any]:
+    """Send every body from CLIENTS threads; count the events of requests answered with code 200."""
+    lock = threading.Lock()
+    pending = iter(range(len(bodies)))
+    tally = {"events_ok": 0, "requests_failed": 0}
+    failures: list[str] = []
+    barrier = threading.Barrier(CLIENTS + 1)
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        barrier.wait()
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                break
+            connection.request("POST", "/2/httpapi", bodies[index], {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            reply = response.read()
+            ok = response.status == 200 and json.loads(reply).get("code") == 200
+            with lock:
+                if ok:
+                    tally["events_ok"] += sizes[index]
+                else:
+                    tally["requests_failed"] += 1
+                    failures.append(f"{response.status} {reply[:200]!r}")
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {**tally, "seconds": seconds, "first_failures": failures[:3]}
+
+
+def measure_http(db_url: str, events: list[Event], log_file: Path) -> dict[str, Any]:
+    port = _free_port()
+    command = server_command(db_url, port)
+    if command is None:
+        return {"skipped": "ledger/server.py does not exist yet: HTTP end-to-end not measured"}
+    batches = list(requests(events, BATCH))
+    bodies = [json.dumps({"api_key": API_KEY, "events": batch}).encode() for batch in batches]
+    with log_file.open("wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not _wait_until_listening(server, port):
+            tail = log_file.read_text(errors="replace")[-1500:]
+            return {"skipped": f"the server did not start within {START_TIMEOUT_S:.0f}s: {tail}"}
+        result = _post_all(port, bodies, [len(batch) for batch in batches])
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    rate = result["events_ok"] / result["seconds"] if result["seconds"] > 0 else 0.0
+    return {"per_s": round(rate, 1), "events": len(events), "clients": CLIENTS, "batch": BATCH,
+            "server": " ".join(command[:2]), **result}

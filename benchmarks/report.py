@@ -1,0 +1,168 @@
+"""Results -> the targets check, one Markdown report (printed, and kept as RESULTS.md), and JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+# The issue's targets. Ingest counts the events sent; rebuild and the raw scan count log events.
+MIN_INGEST_VS_RAW = 0.5
+MIN_INGEST_VS_NAIVE = 10.0
+MIN_REBUILD_PER_S = 100_000
+MIN_REBUILD_VS_SCAN = 0.3
+MAX_RESOLVE_P99_US = 50.0
+MAX_PEAK_RSS_MB = 1024.0
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def _median(section: dict[str, Any], key: str) -> float | None:
+    entry = section.get(key) if isinstance(section, dict) else None
+    return entry["median_per_s"] if entry else None
+
+
+def _ratio(section: dict[str, Any], top: str, bottom: str) -> float | None:
+    numerator, denominator = _median(section, top), _median(section, bottom)
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def ratios(section: dict[str, Any]) -> dict[str, float | None]:
+    """The headline ratios of one backend's comparison."""
+    return {
+        "ingest_vs_raw": _ratio(section, "ingest_1000", "raw_insert"),
+        "ingest_vs_naive": _ratio(section, "ingest_1000", "naive"),
+        "rebuild_vs_raw_scan": _ratio(section, "rebuild", "raw_scan"),
+    }
+
+
+def _check(what: str, target: str, value: float | None, ok: Callable[[float], bool], shown: str) -> Target:
+    if value is None:
+        return Target(what, target, "not measured", None)
+    return Target(what, target, shown.format(value), ok(value))
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    sqlite = results.get("sqlite", {})
+    found = ratios(sqlite)
+    scaling = results.get("scaling", {})
+    sizes = scaling.get("sizes", [])
+    largest = sizes[-1] if sizes else None
+    resolve = scaling.get("resolve", {})
+    rss = max(largest["ingest_peak_rss_mb"], largest["rebuild_peak_rss_mb"]) if largest else None
+    at = f" at {largest['events']:,} events" if largest else ""
+    return [
+        _check("ingest vs raw SQLite (1000/request)", f">= {MIN_INGEST_VS_RAW}x", found["ingest_vs_raw"],
+               lambda v: v >= MIN_INGEST_VS_RAW, "{:.2f}x"),
+        _check("ingest vs naive eventsourcing", f">= {MIN_INGEST_VS_NAIVE:.0f}x", found["ingest_vs_naive"],
+               lambda v: v >= MIN_INGEST_VS_NAIVE, "{:.1f}x"),
+        _check("rebuild rate (SQLite)", f">= {MIN_REBUILD_PER_S:,} events/s", _median(sqlite, "rebuild"),
+               lambda v: v >= MIN_REBUILD_PER_S, "{:,.0f} events/s"),
+        _check("rebuild vs raw scan + decode", f">= {MIN_REBUILD_VS_SCAN}x", found["rebuild_vs_raw_scan"],
+               lambda v: v >= MIN_REBUILD_VS_SCAN, "{:.2f}x"),
+        _check(f"resolve() p99, warm{' on ' + format(resolve['ledger_events'], ',') + ' events' if resolve else ''}",
+               f"<= {MAX_RESOLVE_P99_US:.0f} µs", resolve.get("p99_us"),
+               lambda v: v <= MAX_RESOLVE_P99_US, "{:.1f} µs"),
+        _check(f"peak RSS, ingest and rebuild{at}", f"<= {MAX_PEAK_RSS_MB:.0f} MB", rss,
+               lambda v: v <= MAX_PEAK_RSS_MB, "{:.0f} MB"),
+        Target("rate drop between the two largest sizes", "<= 30%",
+               "; ".join(scaling.get("flags", [])) or ("within limit" if len(sizes) > 1 else "not measured"),
+               (not scaling.get("flags")) if len(sizes) > 1 else None),
+    ]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _per_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _comparison(section: dict[str, Any]) -> str:
+    if "skipped" in section or "failed" in section:
+        return f"_{section.get('skipped') or section.get('failed')}_"
+    rows = [
+        [entry["name"], _per_s(entry["median_per_s"]), ", ".join(_per_s(rate) for rate in entry["runs_per_s"]),
+         entry["note"]]
+        for entry in section.values() if isinstance(entry, dict) and "median_per_s" in entry
+    ]
+    found = ratios(section)
+    lines = [_table(["measurement", "median /s", "runs /s", "on"], rows), ""]
+    labels = {"ingest_vs_raw": "ledger/raw ingest", "ingest_vs_naive": "ledger/naive ingest",
+              "rebuild_vs_raw_scan": "rebuild/raw scan"}
+    lines.append("Ratios of medians: " + ", ".join(
+        f"{labels[key]} **{value:.2f}x**" for key, value in found.items() if value is not None) + ".")
+    ingest = section.get("ingest_1000", {})
+    if "log_events_per_call" in ingest:
+        lines.append(f"The ledger stores {ingest['log_events_per_call']} log events per event sent "
+                     f"({ingest['duplicates']:,} duplicates dropped per run); rebuild and scan rates count log events.")
+    return "\n".join(lines)
+
+
+def _scaling(scaling: dict[str, Any]) -> str:
+    rows = [[f"{row['events']:,}", _per_s(row["ingest_per_s"]), f"{row['ingest_peak_rss_mb']:,.0f}",
+             f"{row['log_events']:,}", _per_s(row["rebuild_per_s"]), f"{row['rebuild_peak_rss_mb']:,.0f}"]
+            for row in scaling.get("sizes", [])]
+    text = _table(["events", "ingest /s", "ingest peak RSS MB", "log events", "rebuild /s",
+                   "rebuild peak RSS MB"], rows)
+    flags = scaling.get("flags", [])
+    return text + "\n\n" + ("**Flagged:** " + "; ".join(flags) if flags else "No rate falls by more than 30%.")
+
+
+def _resolve(resolve: dict[str, Any]) -> str:
+    if not resolve:
+        return "_not measured_"
+    return (f"`resolve(device_id=...)` on a ledger of {resolve['ledger_events']:,} events, warm, "
+            f"{resolve['lookups']:,} lookups: p50 **{resolve['p50_us']} µs**, p99 **{resolve['p99_us']} µs**, "
+            f"max {resolve['max_us']} µs.")
+
+
+def _http(http: dict[str, Any]) -> str:
+    if "per_s" not in http:
+        return f"_{http.get('skipped') or http.get('failed')}_"
+    text = (f"**{http['per_s']:,.0f} events/s** through `POST /2/httpapi` ({http['clients']} client threads, "
+            f"batches of {http['batch']}, {http['events']:,} events, server started with `{http['server']}`).")
+    if http["requests_failed"]:
+        text += f" {http['requests_failed']} requests failed, e.g. {http['first_failures'][0]}."
+    return text
+
+
+def _machine(machine: dict[str, Any]) -> str:
+    packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
+    return (f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; {machine['platform']}; "
+            f"{machine['python']}; SQLite {machine['sqlite']}; {packages}; commit {machine['commit']}"
+            f"{' with uncommitted changes' if machine['uncommitted_changes'] else ''}; "
+            f"load average at start {machine['load_average']}.")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    status = {True: "met", False: "**missed**", None: "-"}
+    target_rows = [[t.what, t.target, t.measured, status[t.met]] for t in targets(results)]
+    notes = "\n".join(f"- {note}" for note in results["notes"])
+    return "\n\n".join([
+        f"# Benchmark results ({results['mode']} mode)",
+        f"Produced by `{results['command']}` on {results['started']} in {results['duration_s']:.0f} s.",
+        f"Machine: {_machine(results['machine'])}",
+        "## Targets", _table(["target", "wanted", "measured", "status"], target_rows),
+        "## Ingest and rebuild on SQLite (same events, same run, medians of repeats)", _comparison(results["sqlite"]),
+        "## resolve() latency", _resolve(results["scaling"].get("resolve", {})),
+        "## HTTP end-to-end", _http(results["http"]),
+        "## Scaling (each size and phase in its own process)", _scaling(results["scaling"]),
+        "## PostgreSQL", _comparison(results["postgres"]),
+        "## Notes", notes,
+    ]) + "\n"
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -1,0 +1,64 @@
+"""Scaling: ingest and rebuild rates, and peak RSS, at growing ledger sizes, each in fresh processes.
+
+The largest size also gives the `resolve()` latency, measured on that ledger after
+its rebuild. A rate that falls by more than `MAX_DROP` from the second-largest to
+the largest size is flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.databases import Databases
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_DROP = 0.30
+
+
+def run_isolated(*args: str) -> dict[str, Any]:
+    """Run `python -m benchmarks.isolated ARGS` and return the JSON it prints last."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.isolated", *args], cwd=REPO,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmarks.isolated {args[0]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scale(databases: Databases, sizes: list[int], seed: int, scratch: Path, resolve_samples: int) -> dict[str, Any]:
+    rows = []
+    resolve: dict[str, Any] = {}
+    for size in sizes:
+        url = databases.ledger_url(f"scale_{size}")
+        sample_file = scratch / f"devices_{size}.json" if size == sizes[-1] else None
+        sample_args = ["--samples", str(resolve_samples), "--sample-file", str(sample_file)] if sample_file else []
+        print(f"  scaling: {size:,} events: ingest", file=sys.stderr, flush=True)
+        ingested = run_isolated("ingest", url, str(size), "--seed", str(seed), *sample_args)
+        print(f"  scaling: {size:,} events: rebuild", file=sys.stderr, flush=True)
+        replayed = run_isolated("replay", url, *(["--sample-file", str(sample_file)] if sample_file else []))
+        if "resolve" in replayed:
+            resolve = {"ledger_events": size, **replayed.pop("resolve")}
+        rows.append({
+            "events": size,
+            "ingest_per_s": round(ingested["rate"], 1),
+            "ingest_peak_rss_mb": ingested["peak_rss_mb"],
+            "log_events": replayed["log_events"],
+            "rebuild_per_s": round(replayed["rate"], 1),
+            "rebuild_peak_rss_mb": replayed["peak_rss_mb"],
+        })
+    return {"sizes": rows, "flags": rate_drops(rows), "resolve": resolve}
+
+
+def rate_drops(rows: list[dict[str, Any]]) -> list[str]:
+    if len(rows) < 2:
+        return []
+    before, after = rows[-2], rows[-1]
+    flags = []
+    for key, label in (("ingest_per_s", "ingest"), ("rebuild_per_s", "rebuild")):
+        if after[key] < (1 - MAX_DROP) * before[key]:
+            flags.append(f"{label} rate falls {1 - after[key] / before[key]:.0%} from "
+                         f"{before['events']:,} to {after['events']:,} events (limit {MAX_DROP:.0%})")
+    return flags

@@ -1,0 +1,60 @@
+"""The harness itself: the workload is deterministic and shaped as promised, and a tiny run reports.
+
+No timings are asserted: figures depend on the machine. Run with `pytest benchmarks/tests`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.compare import Plan, compare
+from benchmarks.databases import SQLiteDatabases
+from benchmarks.report import markdown, targets
+from benchmarks.scaling import rate_drops
+from benchmarks.suite import QUICK, notes
+from benchmarks.workload import Workload, requests
+
+
+def test_the_same_seed_gives_the_same_events() -> None:
+    assert list(Workload(7).events(500)) == list(Workload(7).events(500))
+    assert list(Workload(7).events(500)) != list(Workload(8).events(500))
+
+
+def test_the_mix_is_mostly_anonymous_traffic_with_about_one_percent_duplicates() -> None:
+    events = list(Workload().events(20_000))
+    anonymous_tracks = sum(1 for e in events if "user_id" not in e and e["event_type"] != "$identify")
+    keys = Counter((e["device_id"], e["insert_id"]) for e in events)
+    duplicates = sum(count - 1 for count in keys.values())
+    assert 0.65 < anonymous_tracks / len(events) < 0.85
+    assert 0.005 < duplicates / len(events) < 0.015
+    assert any(e["event_type"] == "$identify" for e in events)
+
+
+def test_requests_cut_the_stream_without_losing_events() -> None:
+    batches = list(requests(range(2500), 1000))
+    assert [len(batch) for batch in batches] == [1000, 1000, 500]
+
+
+def test_a_rate_drop_over_the_limit_is_flagged() -> None:
+    rows = [{"events": 100, "ingest_per_s": 1000.0, "rebuild_per_s": 1000.0},
+            {"events": 1000, "ingest_per_s": 600.0, "rebuild_per_s": 900.0}]
+    flags = rate_drops(rows)
+    assert len(flags) == 1 and flags[0].startswith("ingest")
+
+
+def test_a_tiny_comparison_runs_every_contender_and_reports(tmp_path: Path) -> None:
+    events = list(Workload().events(300))
+    series = compare(SQLiteDatabases(tmp_path), events, Plan(300, 100, 50, repeats=1))
+    section = {key: value.to_json() for key, value in series.items()}
+    assert set(section) == {"ingest_1000", "raw_insert", "ingest_10", "ingest_100", "naive", "rebuild", "raw_scan"}
+    assert section["raw_scan"]["items"] == section["ingest_1000"]["log_events"]
+    results = {
+        "mode": "test", "command": "pytest", "started": "now", "duration_s": 1.0, "seed": 1,
+        "machine": {"cpu": "cpu", "cores": 1, "memory_gb": 1, "platform": "p", "python": "py", "sqlite": "3",
+                    "packages": {}, "commit": "abc", "uncommitted_changes": False, "load_average": [0, 0, 0]},
+        "sqlite": section, "http": {"skipped": "no server"}, "postgres": {"skipped": "no url"},
+        "scaling": {"sizes": [], "flags": [], "resolve": {}}, "notes": notes(QUICK),
+    }
+    assert {target.met for target in targets(results)} <= {True, False, None}
+    assert "ledger/raw ingest" in markdown(results)
