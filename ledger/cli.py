@@ -189,7 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise CommandError(f"the server cannot start: {error}") from error
     serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,
-          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY") or None)
+          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""))
     return OK
 
 
