@@ -1,13 +1,19 @@
-"""A real uvicorn server on 127.0.0.1 for the server tests, in a thread of the test process."""
+"""A real uvicorn server on 127.0.0.1 for the server tests, in a thread of the test process.
+
+Test modules import the `url` and `query` fixtures from here (conftest.py is shared with
+the core's tests).
+"""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 import httpx
+import pytest
 import uvicorn
 
 from ledger import IdentityLedger
@@ -36,6 +42,24 @@ def running_server(ledger: IdentityLedger) -> Iterator[str]:
         thread.join(10)
 
 
+def basic(user: str, password: str) -> dict[str, str]:
+    """An HTTP Basic Authorization header."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 def query_client(url: str, auth: tuple[str, str] = (API_KEY, SECRET_KEY)) -> httpx.Client:
     """An HTTP client for the query API, holding the API key and secret key."""
     return httpx.Client(base_url=url, auth=auth, timeout=10)
+
+
+@pytest.fixture
+def url(lg: IdentityLedger) -> Iterator[str]:
+    """The base URL of a server over the test's fresh ledger `lg`."""
+    with running_server(lg) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def query(url: str) -> Iterator[httpx.Client]:
+    with query_client(url) as client:
+        yield client

@@ -6,12 +6,11 @@ amplitude IDs are exactly the SPEC's: 1,2,2,3,1,3 / 4,4,4 / 5,5 / 6,6,7,7,7 / 8,
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Callable
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from amplitude import Amplitude, BaseEvent, Config, EventOptions, Identify
 from segment.analytics import Client
 
 from ledger import IdentityLedger
-from tests.server_helpers import API_KEY, query_client, running_server
+from tests.server_helpers import API_KEY, basic, query, url  # noqa: F401 (fixtures)
 
 Row = tuple[str, str | None]
 CASES: list[list[Row]] = [
@@ -39,18 +38,6 @@ def device(letter: str) -> str:
 def user(name: str | None) -> str | None:
     """SDKs drop IDs shorter than 5 characters by default, so SPEC's names get a prefix."""
     return name and f"user-{name}"
-
-
-@pytest.fixture
-def url(lg: IdentityLedger) -> Iterator[str]:
-    with running_server(lg) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-def query(url: str) -> Iterator[httpx.Client]:
-    with query_client(url) as client:
-        yield client
 
 
 # -- the two SDKs as senders: each sends rows as track calls and returns their insert_ids -------
@@ -231,10 +218,6 @@ def test_segment_batch_with_a_bad_message_is_refused_whole_with_its_batch_index(
         "events_with_invalid_fields": {"user_id": [2], "time": [3]},
     }
     assert lg.position == before
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def test_segment_sdk_with_an_unknown_write_key_is_told_401(url: str, lg: IdentityLedger,
