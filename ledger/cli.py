@@ -56,14 +56,20 @@ def _db_url(args: argparse.Namespace) -> str:
     return getattr(args, "db", None) or os.environ.get("LEDGER_DB") or DEFAULT_URL
 
 
-def _require_existing(url: str) -> None:
-    """Reading must not create an empty ledger.db by accident in the wrong directory."""
+def _sqlite_file(url: str) -> str | None:
+    """The file an SQLite URL names, or None (in-memory, another database, or a bad URL the ledger reports)."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        return  # the ledger itself reports a bad URL
+        return None
     path = parsed.database
-    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not os.path.exists(path):
+    return path if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" else None
+
+
+def _require_existing(url: str) -> None:
+    """Reading must not create an empty ledger.db by accident in the wrong directory."""
+    path = _sqlite_file(url)
+    if path is not None and not os.path.exists(path):
         raise CommandError(f"no ledger at {path}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL")
 
 
@@ -113,8 +119,10 @@ def _demo(args: argparse.Namespace) -> int:
             raise CommandError(f"{url} already holds a ledger (position {lg.position:,}); "
                                "the demo needs an empty one: pass --db sqlite:///demo.db or remove the file")
         history = synthetic.generate(args.calls, args.seed)
+        path = _sqlite_file(url)
+        where = f"{url} ({os.path.abspath(path)})" if path else url
         print(f"Demo: {render.count(history.calls)} synthetic calls from {render.count(history.people)} people "
-              f"(seed {args.seed}) into {url}")
+              f"(seed {args.seed}) into {where}")
         started = time.perf_counter()
         with ProgressBar("ingesting", "calls", history.calls) as bar:
             tally = demo.ingest_history(lg, history, bar)

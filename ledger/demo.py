@@ -32,7 +32,7 @@ def summary(tally: Tally, stats: dict[str, int], calls: int, seconds: float) -> 
         ("duplicates dropped", count(tally.duplicates), "client retries that repeated an insert_id"),
         ("requests rejected", count(tally.rejected_requests),
          f"{count(len(tally.problems))} bad calls dropped, the rest of each request resent"),
-        *((f"  {reason}", count(times), "calls") for reason, times in why.most_common()),
+        *((f"  {reason}", count(times), "calls") for reason, times in sorted(why.items())),
         ("events", count(stats["events"]), "tracked events in the ledger"),
         ("users", count(stats["users"]), "amplitude IDs with events (merged ones count once)"),
         ("identified users", count(stats["identified_users"]), "amplitude IDs with a user ID"),
