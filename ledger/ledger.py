@@ -12,8 +12,9 @@ from eventsourcing.persistence import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
-from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, device_key, identity_key, user_key
+from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
 from ledger.errors import ConflictRetriesExhausted
+from ledger.event_log import EventLog
 from ledger.resolution import resolve_call
 from ledger.store import open_store
 from ledger.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache, UnitOfWork
@@ -111,9 +112,10 @@ class IdentityLedger:
         self._dedup_window_ms = dedup_window_ms
         self._clock = clock
         self._lock = threading.RLock()
-        self._cache = AggregateCache(self._app, cache_size)
-        self._seen = self._latest()
-        self._runner = ProjectionRunner(self._store.engine, self._read_log)
+        self._log = EventLog(self._store)
+        self._cache = AggregateCache(self._log, cache_size)
+        self._seen = self._log.latest()
+        self._runner = ProjectionRunner(self._store.engine, self._log.read)
         self._live = LedgerView(ProjectionQueries(self._store.engine), self._seen)
         self._runner.catch_up(self._seen)
 
@@ -123,23 +125,17 @@ class IdentityLedger:
 
     # -- the log ------------------------------------------------------------------
 
-    def _latest(self) -> int:
-        return self._app.recorder.max_notification_id() or 0
-
-    def _read_log(self, start: int, stop: int, limit: int) -> list[tuple[int, Any]]:
-        notifications = self._app.recorder.select_notifications(start + 1, limit, stop=stop)
-        to_event = self._app.mapper.to_domain_event
-        return [(notification.id, to_event(notification)) for notification in notifications]
-
     def _sync(self) -> int:
         """Follow other writers: forget aggregates they changed, bring projections up to date."""
-        latest = self._latest()
+        latest = self._log.latest()
+        if self._seen < latest:
+            self._cache.forget_absent()
         while self._seen < latest:
-            notifications = self._app.recorder.select_notifications(self._seen + 1, LOG_PAGE, stop=latest)
-            if not notifications:
+            originators = self._log.originators(self._seen, latest, LOG_PAGE)
+            if not originators:
                 break
-            self._cache.evict(notification.originator_id for notification in notifications)
-            self._seen = notifications[-1].id
+            self._cache.evict(originator_id for _, originator_id in originators)
+            self._seen = originators[-1][0]
         self._seen = max(self._seen, latest)
         if self._runner.position < latest:
             self._runner.catch_up(latest)
@@ -162,14 +158,16 @@ class IdentityLedger:
         with self._lock:
             for _ in range(MAX_ATTEMPTS):
                 self._sync()
-                unit = UnitOfWork(self._cache, server_time)
+                unit = UnitOfWork(self._cache, self._app.events, server_time)
                 duplicates = 0
                 try:
+                    unit.prefetch(accepted.calls)
                     for call in accepted.calls:
                         if not resolve_call(call, server_time, unit, self._dedup_window_ms):
                             duplicates += 1
                     recordings = unit.commit()
                 except IntegrityError:
+                    self._cache.forget_absent()
                     continue  # another writer won a race: resolve again on fresh state
                 except BaseException:
                     unit.discard()
@@ -203,14 +201,14 @@ class IdentityLedger:
         with self._lock:
             self._sync()
             if device_id is not None:
-                device = self._cache.get(device_key(device_id))
+                device = self._cache.get(("device", device_id))
                 amplitude_id = None if device is None else device.pointer
             else:
-                user = self._cache.get(user_key(user_id or ""))
+                user = self._cache.get(("user", user_id))
                 amplitude_id = None if user is None else user.amplitude_id
             if amplitude_id is None:
                 return None
-            identity = self._cache.get(identity_key(amplitude_id))
+            identity = self._cache.get(("identity", amplitude_id))
             return Identity(
                 amplitude_id=identity.amplitude_id,
                 user_id=identity.user_id,
@@ -259,13 +257,13 @@ class IdentityLedger:
             raise ValueError("position must be >= 0")
         stop = min(position, self.position)
         engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-        ProjectionRunner(engine, self._read_log).catch_up(stop)
+        ProjectionRunner(engine, self._log.read).catch_up(stop)
         return LedgerView(ProjectionQueries(engine), stop)
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the whole log from position 0; returns the position reached."""
         with self._lock:
-            return self._runner.rebuild(self._latest(), progress)
+            return self._runner.rebuild(self._log.latest(), progress)
 
     # -- lifecycle -----------------------------------------------------------------
 

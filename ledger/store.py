@@ -8,9 +8,10 @@ The read side (projections) gets an SQLAlchemy engine on the same database.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
 
 import msgspec
 import sqlalchemy as sa
@@ -18,7 +19,6 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
 
 DEFAULT_URL = "sqlite:///ledger.db"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -78,10 +78,13 @@ class Store:
     app: EventStoreApp
     engine: sa.Engine
     is_postgres: bool
+    scratch_dir: str | None = None
 
     def close(self) -> None:
         self.app.close()
         self.engine.dispose()
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
 
 class BadDatabaseURL(ValueError):
@@ -91,7 +94,8 @@ class BadDatabaseURL(ValueError):
 def open_store(url: str | None = None) -> Store:
     """Open (creating tables as needed) the database named by an SQLAlchemy-style URL.
 
-    `sqlite:///path.db` (default `./ledger.db`), `sqlite://` (in memory), or
+    `sqlite:///path.db` (default `./ledger.db`), `sqlite://` (a private scratch file,
+    deleted on close: one code path for every SQLite ledger), or
     `postgresql+psycopg://user:pass@host:port/db` with an optional `?schema=NAME`.
     """
     url = url or DEFAULT_URL
@@ -108,15 +112,14 @@ def open_store(url: str | None = None) -> Store:
 
 def _open_sqlite(url: str, parsed: sa.URL) -> Store:
     path = parsed.database
+    scratch_dir = None
     if not path or path == ":memory:":
-        # Events in one private in-memory database, projections in another.
-        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"file:ledger-{uuid4().hex}?mode=memory&cache=shared"}
-        engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-    else:
-        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
-        engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return Store(url, _application(env), engine, is_postgres=False)
+        scratch_dir = tempfile.mkdtemp(prefix="ledger-")
+        path = f"{scratch_dir}/ledger.db"
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return Store(url, _application(env), engine, is_postgres=False, scratch_dir=scratch_dir)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

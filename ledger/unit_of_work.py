@@ -1,8 +1,9 @@
 """One request's view of the aggregates: a bounded cache in front of the event store.
 
-The hot path never reads the database for an aggregate it already holds: the cache
-is trusted inside the process, and the store's unique (originator_id, version) key
-catches any staleness at commit time (`eventsourcing.persistence.IntegrityError`).
+The hot path never reads the database per call: before a request is resolved, every
+aggregate it can touch is fetched in a couple of bulk queries (`prefetch`), and the
+cache is trusted inside the process. The store's unique (originator_id, version)
+key catches any staleness at commit time (`eventsourcing.persistence.IntegrityError`).
 A failed or abandoned unit of work evicts everything it touched, so the cache only
 ever holds committed state.
 """
@@ -13,10 +14,7 @@ from collections import OrderedDict
 from typing import Any, Iterable
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording
-
+from ledger.calls import Call
 from ledger.domain import (
     ALLOCATOR_KEY,
     AmplitudeIds,
@@ -29,45 +27,66 @@ from ledger.domain import (
     identity_key,
     user_key,
 )
-from ledger.store import EventStoreApp
+from ledger.event_log import EventLog
 
 DEFAULT_CACHE_SIZE = 250_000
 
+#: Aggregates are cached by natural key, e.g. ("device", "a1b2...") or ("identity", 42).
+Key = tuple[str, Any]
+_TO_UUID = {"device": device_key, "user": user_key, "identity": identity_key}
+ALLOCATOR: Key = ("allocator", None)
+
+
+def aggregate_id(key: Key) -> UUID:
+    kind, value = key
+    return ALLOCATOR_KEY if kind == "allocator" else _TO_UUID[kind](value)
+
 
 class AggregateCache:
-    """A least-recently-used map of live aggregates by originator ID."""
+    """A least-recently-used map of live aggregates, plus what is known not to exist yet."""
 
-    def __init__(self, app: EventStoreApp, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
-        self.app = app
+    def __init__(self, log: EventLog, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
+        self.log = log
         self.maxsize = maxsize
-        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._items: OrderedDict[Key, JournaledAggregate] = OrderedDict()
+        self._keys: dict[UUID, Key] = {}
+        self._absent: set[Key] = set()
 
-    def get(self, key: UUID) -> Any:
-        """The aggregate with this ID, loading it from the store if needed; None if it never existed."""
-        items = self._items
-        aggregate = items.get(key)
+    def get(self, key: Key) -> Any:
+        """The aggregate under this key, loading it if needed; None if it does not exist."""
+        aggregate = self._items.get(key)
         if aggregate is not None:
-            items.move_to_end(key)
+            self._items.move_to_end(key)
             return aggregate
-        aggregate = self._load(key)
-        if aggregate is not None:
-            self.put(aggregate)
-        return aggregate
-
-    def _load(self, key: UUID) -> Any:
-        if key == ALLOCATOR_KEY:
-            return self._load_allocator()
-        try:
-            return self.app.repository.get(key)
-        except AggregateNotFoundError:
+        if key in self._absent:
             return None
+        self.prefetch([key])
+        return self._items.get(key)
+
+    def prefetch(self, keys: Iterable[Key]) -> None:
+        """Load every missing aggregate of `keys` in bulk; remember which do not exist."""
+        missing = {aggregate_id(key): key for key in keys if key not in self._items and key not in self._absent}
+        if ALLOCATOR_KEY in missing:
+            self._put_or_absent(ALLOCATOR, self._load_allocator())
+            del missing[ALLOCATOR_KEY]
+        found = self.log.events_by_aggregate(missing) if missing else {}
+        for originator_id, key in missing.items():
+            aggregate = None
+            for event in found.get(originator_id, ()):
+                aggregate = event.mutate(aggregate)
+            self._put_or_absent(key, aggregate)
+
+    def _put_or_absent(self, key: Key, aggregate: JournaledAggregate | None) -> None:
+        if aggregate is None:
+            self._absent.add(key)
+        else:
+            self.put(key, aggregate)
 
     def _load_allocator(self) -> AmplitudeIds | None:
         """Only the allocator's last event matters: it carries the whole state."""
-        stored = list(self.app.recorder.select_events(ALLOCATOR_KEY, desc=True, limit=1))
-        if not stored:
+        last = self.log.last_event(ALLOCATOR_KEY)
+        if last is None:
             return None
-        last = self.app.mapper.to_domain_event(stored[0])
         allocator = AmplitudeIds.__new__(AmplitudeIds)
         allocator.__base_init__(originator_id=ALLOCATOR_KEY, originator_version=last.originator_version,
                                 timestamp=last.timestamp)
@@ -75,53 +94,75 @@ class AggregateCache:
         last.apply(allocator)
         return allocator
 
-    def put(self, aggregate: Aggregate) -> None:
-        self._items[aggregate.id] = aggregate
-        self._items.move_to_end(aggregate.id)
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
+    def put(self, key: Key, aggregate: JournaledAggregate) -> None:
+        items = self._items
+        items[key] = aggregate
+        items.move_to_end(key)
+        self._keys[aggregate.id] = key
+        self._absent.discard(key)
+        while len(items) > self.maxsize:
+            _, evicted = items.popitem(last=False)
+            del self._keys[evicted.id]
 
-    def evict(self, keys: Iterable[UUID]) -> None:
-        for key in keys:
-            self._items.pop(key, None)
+    def evict(self, originator_ids: Iterable[UUID]) -> None:
+        """Forget these aggregates (changed elsewhere, or by a failed request)."""
+        for originator_id in originator_ids:
+            key = self._keys.pop(originator_id, None)
+            if key is not None:
+                del self._items[key]
 
-    def clear(self) -> None:
-        self._items.clear()
+    def forget_absent(self) -> None:
+        """What did not exist a moment ago may exist now (another writer): ask again next time."""
+        self._absent.clear()
 
 
 class UnitOfWork:
     """Collects one request's changes, in the order they happened, for one atomic save."""
 
-    def __init__(self, cache: AggregateCache, server_time: int) -> None:
+    def __init__(self, cache: AggregateCache, store_events: Any, server_time: int) -> None:
         self.cache = cache
+        self.store_events = store_events
         self.server_time = server_time
-        self.touched: dict[UUID, JournaledAggregate] = {}
+        self.touched: dict[Key, JournaledAggregate] = {}
         self.events: list[Any] = []
         self._issued = 0
 
-    def _get(self, key: UUID) -> Any:
+    def prefetch(self, calls: list[Call]) -> None:
+        """Load, in bulk, every aggregate resolving these calls can read."""
+        cache = self.cache
+        first = {("device", call.device_id) for call in calls} | {("user", call.user_id) for call in calls
+                                                                   if call.user_id is not None}
+        cache.prefetch(first)
+        identities: set[Key] = {ALLOCATOR}
+        for key in first:
+            aggregate = cache.get(key)
+            if aggregate is not None:
+                identities.add(("identity", aggregate.pointer if key[0] == "device" else aggregate.amplitude_id))
+        cache.prefetch(identities)
+
+    def _get(self, key: Key) -> Any:
         aggregate = self.touched.get(key)
         if aggregate is None:
             aggregate = self.cache.get(key)
             if aggregate is not None:
-                self._enlist(aggregate)
+                self._enlist(key, aggregate)
         return aggregate
 
-    def _enlist(self, aggregate: JournaledAggregate) -> None:
+    def _enlist(self, key: Key, aggregate: JournaledAggregate) -> None:
         """From now on the aggregate's new events go to this request's journal, in order."""
-        self.touched[aggregate.id] = aggregate
+        self.touched[key] = aggregate
         self.events.extend(aggregate.pending_events)
         aggregate.journal = self.events
 
     # The `Aggregates` protocol of ledger.resolution.
     def device(self, device_id: str) -> Device | None:
-        return self._get(device_key(device_id))
+        return self._get(("device", device_id))
 
     def user(self, user_id: str) -> User | None:
-        return self._get(user_key(user_id))
+        return self._get(("user", user_id))
 
     def identity(self, amplitude_id: int) -> Identity:
-        identity = self._get(identity_key(amplitude_id))
+        identity = self._get(("identity", amplitude_id))
         if identity is None:
             raise LookupError(f"amplitude ID {amplitude_id} is referenced but was never created")
         return identity
@@ -131,39 +172,40 @@ class UnitOfWork:
         amplitude_id = allocator.next_amplitude_id + self._issued
         self._issued += 1
         identity = Identity.create(amplitude_id, cause)
-        self.add(identity)
+        self._enlist(("identity", amplitude_id), identity)
         return identity
 
-    def add(self, aggregate: JournaledAggregate) -> None:
-        self._enlist(aggregate)
+    def add(self, aggregate: Device | User) -> None:
+        key: Key = ("device", aggregate.device_id) if isinstance(aggregate, Device) else ("user", aggregate.user_id)
+        self._enlist(key, aggregate)
 
     def _allocator(self) -> AmplitudeIds:
-        allocator = self._get(ALLOCATOR_KEY)
+        allocator = self._get(ALLOCATOR)
         if allocator is None:
             allocator = AmplitudeIds.start(self.server_time)
-            self.add(allocator)
+            self._enlist(ALLOCATOR, allocator)
         return allocator
 
-    def commit(self) -> list[Recording[Any]]:
-        """Store every collected event in one transaction; the cache then holds the new state."""
+    def commit(self) -> list[Any]:
+        """Store every event in one transaction; the cache then holds the new state."""
         if self._issued:
             self._allocator().reserve(self._issued, self.server_time)
             self._issued = 0
         try:
-            recordings = self.cache.app.events.put(self.events) if self.events else []
+            recordings = self.store_events.put(self.events) if self.events else []
         except BaseException:
             self.discard()
             raise
-        for aggregate in self.touched.values():
+        for key, aggregate in self.touched.items():
             aggregate.collect_events()
             aggregate.journal = None
-            self.cache.put(aggregate)
+            self.cache.put(key, aggregate)
         return recordings
 
     def discard(self) -> None:
         """Forget uncommitted changes: drop every touched aggregate from the cache."""
         for aggregate in self.touched.values():
             aggregate.journal = None
-        self.cache.evict(self.touched)
+        self.cache.evict(aggregate.id for aggregate in self.touched.values())
         self.touched.clear()
         self.events.clear()

@@ -1,7 +1,8 @@
 """A real uvicorn server on 127.0.0.1 for the server tests, in a thread of the test process.
 
-Test modules import the `url` and `query` fixtures from here (conftest.py is shared with
-the core's tests).
+Test modules import the fixtures `shared_server`, `url` and `query` from here (conftest.py
+is shared with the core's tests). One server serves a whole module, each test's requests
+going to that test's fresh ledger: stopping uvicorn takes 0.2 s, too long to pay per test.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import base64
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from ledger import IdentityLedger
 from ledger.server import create_app
@@ -24,9 +26,8 @@ SECRET_KEY = "test-secret-key"
 
 
 @contextmanager
-def running_server(ledger: IdentityLedger) -> Iterator[str]:
-    """Serve `ledger` on a free port; yields the base URL and stops the server afterwards."""
-    app = create_app(ledger, [API_KEY], SECRET_KEY)
+def running_app(app: Starlette) -> Iterator[str]:
+    """Serve `app` on a free port; yields the base URL and stops the server afterwards."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -52,11 +53,29 @@ def query_client(url: str, auth: tuple[str, str] = (API_KEY, SECRET_KEY)) -> htt
     return httpx.Client(base_url=url, auth=auth, timeout=10)
 
 
+class CurrentLedger:
+    """Stands in for the ledger of the test that is running."""
+
+    ledger: IdentityLedger | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ledger, name)
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[tuple[str, CurrentLedger]]:
+    current = CurrentLedger()
+    with running_app(create_app(current, [API_KEY], SECRET_KEY)) as base_url:  # type: ignore[arg-type]
+        yield base_url, current
+
+
 @pytest.fixture
-def url(lg: IdentityLedger) -> Iterator[str]:
+def url(shared_server: tuple[str, CurrentLedger], lg: IdentityLedger) -> Iterator[str]:
     """The base URL of a server over the test's fresh ledger `lg`."""
-    with running_server(lg) as base_url:
-        yield base_url
+    base_url, current = shared_server
+    current.ledger = lg
+    yield base_url
+    current.ledger = None
 
 
 @pytest.fixture

@@ -122,9 +122,8 @@ def crash_on_flush(monkeypatch: pytest.MonkeyPatch, *, after: int) -> None:
     def flaky(self: projector_module.Projector, connection: Any) -> None:
         calls["n"] += 1
         if calls["n"] == after:
-            groups = next(iter(self._buffers.values()))
-            statement, rows = groups[0]
-            connection.execute(statement, rows)  # part of the page is written ...
+            statement, rows = next(iter(self._inserts.items()))
+            connection.exec_driver_sql(projector_module._for_driver(statement, connection), rows)  # part is written
             raise Crash("power cut")  # ... then the process dies
         original(self, connection)
 

@@ -1,0 +1,158 @@
+"""The query API: authentication, each answer's shape, timeline pages, `as_of`, and its refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger import IdentityLedger
+from ledger.credentials import ServerConfigError
+from ledger.server import create_app, serve
+from tests.helpers import event
+from tests.server_helpers import (  # noqa: F401 (fixtures)
+    API_KEY, SECRET_KEY, query, query_client, running_app, shared_server, url,
+)
+
+UNAUTHORIZED = {"code": 401, "error": "Unauthorized"}
+
+
+@pytest.fixture
+def merged(lg: IdentityLedger) -> IdentityLedger:
+    """SPEC case 5: Y/David, Z/-, Z/David, Z/- gives 1, 2, 1, 1 and merges 2 into 1."""
+    for device_id, user_id in [("device-Y", "user-David"), ("device-Z", None), ("device-Z", "user-David"),
+                               ("device-Z", None)]:
+        lg.ingest([event(device_id, user_id)])
+    return lg
+
+
+def answer(query: httpx.Client, path: str, status: int = 200, **params: Any) -> dict[str, Any]:
+    reply = query.get(path, params=params)
+    assert reply.status_code == status, reply.text
+    body = reply.json()
+    assert body["code"] == status
+    return body
+
+
+@pytest.mark.parametrize("auth", [None, (API_KEY, "wrong"), ("not-a-key", SECRET_KEY), (SECRET_KEY, SECRET_KEY),
+                                  (API_KEY, "")])
+@pytest.mark.parametrize("path", ["/v1/identities?user_id=user-David", "/v1/identities/1", "/v1/identities/1/timeline",
+                                  "/v1/merges", "/v1/audit?amplitude_id=1", "/v1/stats"])
+def test_every_query_needs_an_api_key_and_the_secret_key(merged: IdentityLedger, url: str,
+                                                         auth: tuple[str, str] | None, path: str) -> None:
+    reply = httpx.get(f"{url}{path}", auth=auth)
+    assert (reply.status_code, reply.json()) == (401, UNAUTHORIZED)
+    assert reply.headers["www-authenticate"] == 'Basic realm="ledger"'
+
+
+def test_healthz_is_open(url: str) -> None:
+    reply = httpx.get(f"{url}/healthz")
+    assert (reply.status_code, reply.json()) == (200, {"code": 200, "status": "ok"})
+
+
+def test_identities_by_user_id_device_id_and_amplitude_id(merged: IdentityLedger, query: httpx.Client) -> None:
+    david = {"code": 200, "amplitude_id": 1, "user_id": "user-David", "device_ids": ["device-Y", "device-Z"],
+             "merged_amplitude_ids": [2], "user_properties": {}}
+    assert answer(query, "/v1/identities", user_id="user-David") == david
+    assert answer(query, "/v1/identities", device_id="device-Z") == david
+    assert answer(query, "/v1/identities/2") == david  # a merged amplitude ID answers with its person
+
+
+@pytest.mark.parametrize(("path", "params", "status", "error"), [
+    ("/v1/identities", {"user_id": "user-Nobody"}, 404, "Not found: no identity for this user_id"),
+    ("/v1/identities", {"device_id": "device-Nobody"}, 404, "Not found: no identity for this device_id"),
+    ("/v1/identities", {}, 400, "Invalid query parameters: give exactly one of user_id, device_id"),
+    ("/v1/identities", {"user_id": "user-David", "device_id": "device-Y"}, 400,
+     "Invalid query parameters: give exactly one of user_id, device_id"),
+    ("/v1/identities/99", {}, 404, "Not found: no identity with amplitude_id 99"),
+    ("/v1/identities/0", {}, 400, "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
+    ("/v1/identities/x", {}, 400, "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
+    ("/v1/identities/" + "9" * 5000, {}, 400,
+     "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
+    ("/v1/identities/99/timeline", {}, 404, "Not found: no identity with amplitude_id 99"),
+    ("/v1/identities/1/timeline", {"limit": "0"}, 400, "Invalid query parameters: limit must be an integer from 1 to 1000"),
+    ("/v1/identities/1/timeline", {"limit": "1001"}, 400,
+     "Invalid query parameters: limit must be an integer from 1 to 1000"),
+    ("/v1/identities/1/timeline", {"after": "-1"}, 400,
+     "Invalid query parameters: after must be an integer from 0 to 9223372036854775807"),
+    ("/v1/stats", {"as_of": "1e3"}, 400, "Invalid query parameters: as_of must be an integer from 0 to 9223372036854775807"),
+    ("/v1/audit", {}, 400, "Invalid query parameters: give exactly one of user_id, device_id, amplitude_id"),
+    ("/v1/audit", {"amplitude_id": "one"}, 400,
+     "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
+    ("/v1/audit", {"user_id": "user-Nobody"}, 404, "Not found: no identity facts for this user_id"),
+    ("/v1/merges", {"as_of": "\u0663"}, 400,  # an Arabic-Indic digit is not a position
+     "Invalid query parameters: as_of must be an integer from 0 to 9223372036854775807"),
+])
+def test_query_refusals(merged: IdentityLedger, query: httpx.Client, path: str, params: dict[str, str],
+                        status: int, error: str) -> None:
+    assert answer(query, path, status, **params) == {"code": status, "error": error}
+
+
+def test_timeline_pages_follow_the_next_cursor(lg: IdentityLedger, query: httpx.Client) -> None:
+    lg.ingest([event("device-A", event_type=f"step-{n}") for n in range(5)])
+    lg.ingest([event("device-B")])
+    seen, after, pages = [], 0, 0
+    while after is not None:
+        page = answer(query, "/v1/identities/1/timeline", limit=2, after=after)
+        assert page["amplitude_id"] == 1 and len(page["events"]) <= 2
+        seen += [e["event_type"] for e in page["events"]]
+        after, pages = page["next"], pages + 1
+    assert seen == [f"step-{n}" for n in range(5)] and pages == 3
+    whole = answer(query, "/v1/identities/1/timeline")
+    assert whole["next"] is None and len(whole["events"]) == 5
+
+
+def test_timeline_of_a_merged_person_shows_both_amplitude_ids(merged: IdentityLedger, query: httpx.Client) -> None:
+    events = answer(query, "/v1/identities/2/timeline")["events"]
+    assert [(e["amplitude_id"], e["original_amplitude_id"]) for e in events] == [(1, 1), (1, 2), (1, 1), (1, 1)]
+
+
+def test_merges_audit_and_stats(merged: IdentityLedger, query: httpx.Client) -> None:
+    [merge] = answer(query, "/v1/merges")["merges"]
+    assert list(merge) == ["amplitude_id", "merged_amplitude_id", "merge_event_time", "merge_server_time"]
+    assert (merge["amplitude_id"], merge["merged_amplitude_id"]) == (2, 1)
+    kinds = [entry["kind"] for entry in answer(query, "/v1/audit", user_id="user-David")["entries"]]
+    assert "merged" in kinds and kinds[0] == "created"
+    assert answer(query, "/v1/audit", device_id="device-Z")["entries"]
+    assert answer(query, "/v1/audit", amplitude_id=2)["entries"] == answer(query, "/v1/audit", amplitude_id=1)["entries"]
+    assert answer(query, "/v1/stats") == {"code": 200, "position": merged.position, "events": 4, "users": 1,
+                                          "identified_users": 1, "devices": 2, "merges": 1}
+
+
+def test_as_of_answers_from_the_ledger_as_it_stood(lg: IdentityLedger, query: httpx.Client) -> None:
+    lg.ingest([event("device-Y", "user-David"), event("device-Z")])
+    before_merge = lg.position
+    lg.ingest([event("device-Z", "user-David")])
+    assert answer(query, "/v1/identities", device_id="device-Z")["amplitude_id"] == 1
+    assert answer(query, "/v1/identities", device_id="device-Z", as_of=before_merge)["amplitude_id"] == 2
+    assert answer(query, "/v1/merges", as_of=before_merge)["merges"] == []
+    assert answer(query, "/v1/stats", as_of=before_merge)["position"] == before_merge
+    assert len(answer(query, "/v1/identities/1/timeline", as_of=before_merge)["events"]) == 1
+    assert answer(query, "/v1/audit", 404, user_id="user-David", as_of=0)["code"] == 404
+    assert answer(query, "/v1/identities/1", 404, as_of=0)["error"] == "Not found: no identity with amplitude_id 1"
+
+
+@pytest.mark.parametrize(("api_keys", "secret_key", "message"), [
+    ([], "secret", "no API key configured"),
+    (["", " "], "secret", "no API key configured"),
+    (["key-1"], "", "no secret key configured"),
+    (["key-1", "key-2"], "key-2", "the secret key must differ from every API key"),
+])
+def test_the_server_refuses_to_start_open(tmp_path: Any, lg: IdentityLedger, api_keys: list[str], secret_key: str,
+                                          message: str) -> None:
+    with pytest.raises(ServerConfigError, match=message):
+        create_app(lg, api_keys, secret_key)
+    database = tmp_path / "never.db"
+    with pytest.raises(ServerConfigError, match=message):
+        serve(db_url=f"sqlite:///{database}", host="127.0.0.1", port=0, api_keys=api_keys, secret_key=secret_key)
+    assert not database.exists()
+
+
+def test_several_api_keys_each_upload_and_query(lg: IdentityLedger) -> None:
+    with running_app(create_app(lg, ["key-one", "key-two"], SECRET_KEY)) as base_url:
+        for key in ("key-one", "key-two"):
+            reply = httpx.post(f"{base_url}/2/httpapi", json={"api_key": key, "events": [event(f"device-{key}")]})
+            assert reply.json()["events_ingested"] == 1
+            with query_client(base_url, (key, SECRET_KEY)) as client:
+                assert answer(client, "/v1/stats")["events"] == (1 if key == "key-one" else 2)
