@@ -21,15 +21,15 @@ from ledger.ingest_api import HTTPAPI_LIMIT
 from ledger.errors import ConflictRetriesExhausted
 from ledger.server import create_app
 from tests.helpers import event
-from tests.server_helpers import API_KEY, SECRET_KEY, basic, query, shared_server, url  # noqa: F401 (fixtures)
+from tests.server_helpers import API_KEY, SECRET_KEY, basic, http, query, shared_server, url  # noqa: F401 (fixtures)
 
 JSON_TYPE = {"Content-Type": "application/json"}
 BAD_BODY = {"code": 400, "error": "Invalid JSON request body"}
 TOO_LARGE = {"code": 413, "error": "Payload too large"}
 
 
-def post(url: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(f"{url}{path}", content=body, headers=JSON_TYPE if headers is None else headers, timeout=30)
+def post(http: httpx.Client, path: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    return http.post(path, content=body, headers=JSON_TYPE if headers is None else headers)
 
 
 def upload(*events: Any, **fields: Any) -> bytes:
@@ -48,9 +48,9 @@ def refused(lg: IdentityLedger, reply: httpx.Response, status: int, body: dict[s
 
 
 @pytest.mark.parametrize("path", ["/2/httpapi", "/batch"])
-def test_success_reply_is_amplitudes(url: str, lg: IdentityLedger, path: str) -> None:
+def test_success_reply_is_amplitudes(http: httpx.Client, lg: IdentityLedger, path: str) -> None:
     body = upload(event("device-A"), event("device-A", "user-Ann"))
-    reply = post(url, path, body)
+    reply = post(http, path, body)
     assert reply.status_code == 200
     assert reply.json() == {
         "code": 200, "events_ingested": 2, "payload_size_bytes": len(body),
@@ -60,36 +60,36 @@ def test_success_reply_is_amplitudes(url: str, lg: IdentityLedger, path: str) ->
     assert lg.stats()["events"] == 2
 
 
-def test_a_retried_request_is_answered_200_and_stored_once(url: str, lg: IdentityLedger) -> None:
+def test_a_retried_request_is_answered_200_and_stored_once(http: httpx.Client, lg: IdentityLedger) -> None:
     body = upload(event("device-A", insert_id="ins-1"), event("device-B", insert_id="ins-2"))
-    assert post(url, "/2/httpapi", body).json()["events_ingested"] == 2
+    assert post(http, "/2/httpapi", body).json()["events_ingested"] == 2
     position = lg.position
-    again = post(url, "/2/httpapi", body)
+    again = post(http, "/2/httpapi", body)
     assert again.status_code == 200 and again.json()["events_ingested"] == 0
     assert lg.position == position and lg.stats()["events"] == 2
 
 
-def test_batch_takes_bodies_over_the_httpapi_limit(url: str, lg: IdentityLedger) -> None:
+def test_batch_takes_bodies_over_the_httpapi_limit(http: httpx.Client, lg: IdentityLedger) -> None:
     padding = "x" * 1000
     body = upload(*[event(f"device-{i:05}", event_properties={"padding": padding}) for i in range(1500)])
     assert HTTPAPI_LIMIT < len(body)
-    refused(lg, post(url, "/2/httpapi", body), 413, TOO_LARGE)
-    assert post(url, "/batch", body).json()["events_ingested"] == 1500
+    refused(lg, post(http, "/2/httpapi", body), 413, TOO_LARGE)
+    assert post(http, "/batch", body).json()["events_ingested"] == 1500
 
 
-def test_identify_api_takes_a_form_with_one_object_or_an_array(url: str, query: httpx.Client) -> None:
+def test_identify_api_takes_a_form_with_one_object_or_an_array(http: httpx.Client, query: httpx.Client) -> None:
     one = {"user_id": "user-Ann", "device_id": "device-A", "user_properties": {"plan": "pro"}}
     several = [{"user_id": "user-Ann", "user_properties": {"$add": {"logins": 1}}}, {"device_id": "device-B"}]
     for identification in (one, several):
-        reply = httpx.post(f"{url}/identify", data={"api_key": API_KEY, "identification": json.dumps(identification)})
+        reply = http.post("/identify", data={"api_key": API_KEY, "identification": json.dumps(identification)})
         assert reply.status_code == 200 and reply.json()["code"] == 200
     ann = query.get("/v1/identities", params={"user_id": "user-Ann"}).json()
     assert ann["user_properties"] == {"plan": "pro", "logins": 1}
     assert query.get("/v1/stats").json()["events"] == 0  # identify calls count no event
 
 
-def test_gzip_bodies_are_accepted(url: str, lg: IdentityLedger) -> None:
-    reply = post(url, "/2/httpapi", gzip.compress(upload(event("device-A"))),
+def test_gzip_bodies_are_accepted(http: httpx.Client, lg: IdentityLedger) -> None:
+    reply = post(http, "/2/httpapi", gzip.compress(upload(event("device-A"))),
                  {**JSON_TYPE, "Content-Encoding": "gzip"})
     assert reply.json()["events_ingested"] == 1
 
@@ -104,15 +104,15 @@ def test_gzip_bodies_are_accepted(url: str, lg: IdentityLedger) -> None:
     b'{"api_key": "' + "caf\u00e9".encode("latin-1") + b'", "events": []}',  # not UTF-8
     b'{"api_key": "k", "events": [' + b"[" * 5000 + b"]" * 5000 + b"]}",  # deeper than the decoder goes
 ])
-def test_undecodable_bodies(url: str, lg: IdentityLedger, body: bytes) -> None:
-    refused(lg, post(url, "/2/httpapi", body), 400, BAD_BODY)
+def test_undecodable_bodies(http: httpx.Client, lg: IdentityLedger, body: bytes) -> None:
+    refused(lg, post(http, "/2/httpapi", body), 400, BAD_BODY)
 
 
 @pytest.mark.parametrize("depth", range(960, 1000, 4))
-def test_events_nested_near_the_decoders_limit_are_refused_not_crashed(url: str, lg: IdentityLedger,
+def test_events_nested_near_the_decoders_limit_are_refused_not_crashed(http: httpx.Client, lg: IdentityLedger,
                                                                        depth: int) -> None:
     nested = b'{"event_type":"x","device_id":"device-A","event_properties":{"a":' + b"[" * depth + b"]" * depth + b"}}"
-    reply = post(url, "/2/httpapi", b'{"api_key":"%s","events":[%s]}' % (API_KEY.encode(), nested))
+    reply = post(http, "/2/httpapi", b'{"api_key":"%s","events":[%s]}' % (API_KEY.encode(), nested))
     assert reply.status_code == 400 and reply.json()["code"] == 400
     assert lg.position == 0
 
@@ -124,8 +124,8 @@ def test_events_nested_near_the_decoders_limit_are_refused_not_crashed(url: str,
     (b'{"api_key": "k", "events": [], "options": []}',
      "Invalid request body: Expected `object | null`, got `array` - at `$.options`"),
 ])
-def test_wrongly_shaped_bodies(url: str, lg: IdentityLedger, body: bytes, error: str) -> None:
-    refused(lg, post(url, "/2/httpapi", body), 400, {"code": 400, "error": error})
+def test_wrongly_shaped_bodies(http: httpx.Client, lg: IdentityLedger, body: bytes, error: str) -> None:
+    refused(lg, post(http, "/2/httpapi", body), 400, {"code": 400, "error": error})
 
 
 @pytest.mark.parametrize(("fields", "missing"), [
@@ -134,18 +134,18 @@ def test_wrongly_shaped_bodies(url: str, lg: IdentityLedger, body: bytes, error:
     ({"api_key": API_KEY}, "events"),
     ({"api_key": API_KEY, "events": []}, "events"),
 ])
-def test_missing_fields(url: str, lg: IdentityLedger, fields: dict[str, Any], missing: str) -> None:
-    reply = post(url, "/2/httpapi", json.dumps(fields).encode())
+def test_missing_fields(http: httpx.Client, lg: IdentityLedger, fields: dict[str, Any], missing: str) -> None:
+    reply = post(http, "/2/httpapi", json.dumps(fields).encode())
     refused(lg, reply, 400, {"code": 400, "error": "Request missing required field", "missing_field": missing})
 
 
-def test_unknown_api_key(url: str, lg: IdentityLedger) -> None:
+def test_unknown_api_key(http: httpx.Client, lg: IdentityLedger) -> None:
     body = json.dumps({"api_key": "not-a-key", "events": [event("device-A")]}).encode()
-    refused(lg, post(url, "/2/httpapi", body), 400, {"code": 400, "error": "Invalid API key: not-a-key"})
+    refused(lg, post(http, "/2/httpapi", body), 400, {"code": 400, "error": "Invalid API key: not-a-key"})
 
 
-def test_bad_min_id_length_option(url: str, lg: IdentityLedger) -> None:
-    reply = post(url, "/2/httpapi", upload(event("device-A"), options={"min_id_length": "5"}))
+def test_bad_min_id_length_option(http: httpx.Client, lg: IdentityLedger) -> None:
+    reply = post(http, "/2/httpapi", upload(event("device-A"), options={"min_id_length": "5"}))
     refused(lg, reply, 400, {"code": 400, "error": "Invalid options: min_id_length must be an integer from 0 to 1024"})
 
 
@@ -155,24 +155,24 @@ def test_bad_min_id_length_option(url: str, lg: IdentityLedger) -> None:
     ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json"),
     ({**JSON_TYPE, "Content-Encoding": "br"}, "Content-Encoding must be gzip or identity"),
 ])
-def test_wrong_content_type_or_encoding(url: str, lg: IdentityLedger, headers: dict[str, str], error: str) -> None:
-    refused(lg, post(url, "/2/httpapi", upload(event("device-A")), headers), 415, {"code": 415, "error": error})
+def test_wrong_content_type_or_encoding(http: httpx.Client, lg: IdentityLedger, headers: dict[str, str], error: str) -> None:
+    refused(lg, post(http, "/2/httpapi", upload(event("device-A")), headers), 415, {"code": 415, "error": error})
 
 
-def test_broken_gzip(url: str, lg: IdentityLedger) -> None:
+def test_broken_gzip(http: httpx.Client, lg: IdentityLedger) -> None:
     headers = {**JSON_TYPE, "Content-Encoding": "gzip"}
-    refused(lg, post(url, "/2/httpapi", b"\x1f\x8b not gzip", headers), 400, BAD_BODY)
-    refused(lg, post(url, "/2/httpapi", gzip.compress(upload(event("device-A")))[:-12], headers), 400, BAD_BODY)
+    refused(lg, post(http, "/2/httpapi", b"\x1f\x8b not gzip", headers), 400, BAD_BODY)
+    refused(lg, post(http, "/2/httpapi", gzip.compress(upload(event("device-A")))[:-12], headers), 400, BAD_BODY)
 
 
-def test_a_small_gzip_that_inflates_past_the_limit(url: str, lg: IdentityLedger) -> None:
+def test_a_small_gzip_that_inflates_past_the_limit(http: httpx.Client, lg: IdentityLedger) -> None:
     bomb = gzip.compress(b" " * (HTTPAPI_LIMIT + 1))
-    reply = post(url, "/2/httpapi", bomb, {**JSON_TYPE, "Content-Encoding": "gzip"})
+    reply = post(http, "/2/httpapi", bomb, {**JSON_TYPE, "Content-Encoding": "gzip"})
     refused(lg, reply, 413, TOO_LARGE)
 
 
-def test_more_than_2000_events(url: str, lg: IdentityLedger) -> None:
-    refused(lg, post(url, "/2/httpapi", upload(*[event(f"device-{i:05}") for i in range(2001)])), 413, TOO_LARGE)
+def test_more_than_2000_events(http: httpx.Client, lg: IdentityLedger) -> None:
+    refused(lg, post(http, "/2/httpapi", upload(*[event(f"device-{i:05}") for i in range(2001)])), 413, TOO_LARGE)
 
 
 def test_an_oversized_upload_is_refused_on_its_declared_length_before_it_is_sent(url: str, lg: IdentityLedger) -> None:
@@ -217,7 +217,7 @@ def test_an_undeclared_stream_is_read_only_up_to_the_limit(lg: IdentityLedger) -
 # -- event-level refusals: every bad index per field, Amplitude's keys ------------------------
 
 
-def test_bad_events_are_listed_per_field_and_nothing_is_stored(url: str, lg: IdentityLedger) -> None:
+def test_bad_events_are_listed_per_field_and_nothing_is_stored(http: httpx.Client, lg: IdentityLedger) -> None:
     events = [
         event("device-A"),
         {"device_id": "device-B"},
@@ -230,7 +230,7 @@ def test_bad_events_are_listed_per_field_and_nothing_is_stored(url: str, lg: Ide
         float("inf"),
     ]
     body = json.dumps({"api_key": API_KEY, "events": events}).encode().replace(b"Infinity", b"1e999")
-    refused(lg, post(url, "/2/httpapi", body), 400, {
+    refused(lg, post(http, "/2/httpapi", body), 400, {
         "code": 400,
         "error": "Invalid field values on some events",
         "events_with_invalid_fields": {"user_id": [2], "time": [3], "event_properties": [5, 6], "event": [7, 8]},
@@ -256,16 +256,16 @@ def test_bad_events_are_listed_per_field_and_nothing_is_stored(url: str, lg: Ide
      {"code": 400, "error": "Invalid field values on some events",
       "events_with_missing_fields": {"user_id": [0], "device_id": [0]}}),
 ])
-def test_identify_refusals(url: str, lg: IdentityLedger, form: dict[str, str], status: int,
+def test_identify_refusals(http: httpx.Client, lg: IdentityLedger, form: dict[str, str], status: int,
                            body: dict[str, Any]) -> None:
-    refused(lg, httpx.post(f"{url}/identify", data=form), status, body)
+    refused(lg, http.post("/identify", data=form), status, body)
 
 
-def test_identify_refuses_json_and_broken_forms(url: str, lg: IdentityLedger) -> None:
+def test_identify_refuses_json_and_broken_forms(http: httpx.Client, lg: IdentityLedger) -> None:
     form_type = {"Content-Type": "application/x-www-form-urlencoded"}
-    refused(lg, post(url, "/identify", b'{"api_key": "k"}'), 415,
+    refused(lg, post(http, "/identify", b'{"api_key": "k"}'), 415,
             {"code": 415, "error": "Content-Type must be application/x-www-form-urlencoded"})
-    refused(lg, post(url, "/identify", b"api_key=%ff&identification=%7B%7D", form_type), 400,
+    refused(lg, post(http, "/identify", b"api_key=%ff&identification=%7B%7D", form_type), 400,
             {"code": 400, "error": "Invalid form body"})
 
 
@@ -274,24 +274,24 @@ def test_identify_refuses_json_and_broken_forms(url: str, lg: IdentityLedger) ->
 
 @pytest.mark.parametrize("headers", [{}, basic("not-a-key", ""), {"Authorization": "Basic %%%"},
                                      {"Authorization": "Bearer " + API_KEY}])
-def test_segment_without_a_known_write_key(url: str, lg: IdentityLedger, headers: dict[str, str]) -> None:
-    reply = post(url, "/v1/batch", b'{"batch": []}', {**JSON_TYPE, **headers})
+def test_segment_without_a_known_write_key(http: httpx.Client, lg: IdentityLedger, headers: dict[str, str]) -> None:
+    reply = post(http, "/v1/batch", b'{"batch": []}', {**JSON_TYPE, **headers})
     refused(lg, reply, 401, {"code": 401, "error": "Unauthorized"})
     assert reply.headers["www-authenticate"] == 'Basic realm="ledger"'
 
 
 @pytest.mark.parametrize("body", [b"{}", b'{"batch": []}', b'{"batch": null}'])
-def test_segment_without_a_batch(url: str, lg: IdentityLedger, body: bytes) -> None:
-    reply = post(url, "/v1/batch", body, {**JSON_TYPE, **basic(API_KEY, "")})
+def test_segment_without_a_batch(http: httpx.Client, lg: IdentityLedger, body: bytes) -> None:
+    reply = post(http, "/v1/batch", body, {**JSON_TYPE, **basic(API_KEY, "")})
     refused(lg, reply, 400, {"code": 400, "error": "Request missing required field", "missing_field": "batch"})
 
 
 # -- routing and the server's own failures -----------------------------------------------------
 
 
-def test_unknown_path_and_wrong_method(url: str, lg: IdentityLedger) -> None:
-    refused(lg, httpx.get(f"{url}/nowhere"), 404, {"code": 404, "error": "Not found: /nowhere"})
-    wrong = httpx.get(f"{url}/2/httpapi")
+def test_unknown_path_and_wrong_method(http: httpx.Client, lg: IdentityLedger) -> None:
+    refused(lg, http.get("/nowhere"), 404, {"code": 404, "error": "Not found: /nowhere"})
+    wrong = http.get("/2/httpapi")
     refused(lg, wrong, 405, {"code": 405, "error": "Method not allowed"})
     assert wrong.headers["allow"] == "POST"
 
@@ -301,10 +301,10 @@ def test_unknown_path_and_wrong_method(url: str, lg: IdentityLedger) -> None:
      {"code": 503, "error": "gave up after 20 conflicting attempts"}),
     (RuntimeError("secret internals"), 500, {"code": 500, "error": "Internal server error"}),
 ])
-def test_server_failures_are_json_without_details(url: str, lg: IdentityLedger, monkeypatch: pytest.MonkeyPatch,
+def test_server_failures_are_json_without_details(http: httpx.Client, lg: IdentityLedger, monkeypatch: pytest.MonkeyPatch,
                                                   failure: Exception, status: int, body: dict[str, Any]) -> None:
     def fail(*_: Any, **__: Any) -> None:
         raise failure
 
     monkeypatch.setattr(lg, "ingest", fail)
-    refused(lg, post(url, "/2/httpapi", upload(event("device-A"))), status, body)
+    refused(lg, post(http, "/2/httpapi", upload(event("device-A"))), status, body)

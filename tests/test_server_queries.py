@@ -12,7 +12,7 @@ from ledger.credentials import ServerConfigError
 from ledger.server import create_app, serve
 from tests.helpers import event
 from tests.server_helpers import (  # noqa: F401 (fixtures)
-    API_KEY, SECRET_KEY, query, query_client, running_app, shared_server, url,
+    API_KEY, SECRET_KEY, http, query, query_client, running_app, shared_server, url,
 )
 
 UNAUTHORIZED = {"code": 401, "error": "Unauthorized"}
@@ -39,15 +39,15 @@ def answer(query: httpx.Client, path: str, status: int = 200, **params: Any) -> 
                                   (API_KEY, "")])
 @pytest.mark.parametrize("path", ["/v1/identities?user_id=user-David", "/v1/identities/1", "/v1/identities/1/timeline",
                                   "/v1/merges", "/v1/audit?amplitude_id=1", "/v1/stats"])
-def test_every_query_needs_an_api_key_and_the_secret_key(merged: IdentityLedger, url: str,
+def test_every_query_needs_an_api_key_and_the_secret_key(merged: IdentityLedger, http: httpx.Client,
                                                          auth: tuple[str, str] | None, path: str) -> None:
-    reply = httpx.get(f"{url}{path}", auth=auth)
+    reply = http.get(path, auth=auth)
     assert (reply.status_code, reply.json()) == (401, UNAUTHORIZED)
     assert reply.headers["www-authenticate"] == 'Basic realm="ledger"'
 
 
-def test_healthz_is_open(url: str) -> None:
-    reply = httpx.get(f"{url}/healthz")
+def test_healthz_is_open(http: httpx.Client) -> None:
+    reply = http.get("/healthz")
     assert (reply.status_code, reply.json()) == (200, {"code": 200, "status": "ok"})
 
 

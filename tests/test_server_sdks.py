@@ -18,7 +18,7 @@ from amplitude import Amplitude, BaseEvent, Config, EventOptions, Identify
 from segment.analytics import Client
 
 from ledger import IdentityLedger
-from tests.server_helpers import API_KEY, basic, query, shared_server, url  # noqa: F401 (fixtures)
+from tests.server_helpers import API_KEY, basic, http, query, shared_server, url  # noqa: F401 (fixtures)
 
 Row = tuple[str, str | None]
 CASES: list[list[Row]] = [
@@ -199,7 +199,8 @@ def test_segment_gzip_bodies_are_accepted(url: str, query: httpx.Client) -> None
     assert query.get("/v1/stats").json()["events"] == 1
 
 
-def test_segment_batch_with_a_bad_message_is_refused_whole_with_its_batch_index(url: str, lg: IdentityLedger) -> None:
+def test_segment_batch_with_a_bad_message_is_refused_whole_with_its_batch_index(http: httpx.Client,
+                                                                              lg: IdentityLedger) -> None:
     before = lg.position
     batch = [
         {"type": "alias", "previousId": "anon-1", "userId": "user-1"},
@@ -208,7 +209,7 @@ def test_segment_batch_with_a_bad_message_is_refused_whole_with_its_batch_index(
         {"type": "track", "event": "view", "anonymousId": "device-C", "timestamp": "yesterday"},
     ]
     body = gzip.compress(json.dumps({"batch": batch}).encode())
-    reply = httpx.post(f"{url}/v1/batch", content=body, headers={
+    reply = http.post("/v1/batch", content=body, headers={
         "Content-Type": "application/json", "Content-Encoding": "gzip", **basic(API_KEY, ""),
     })
     assert reply.status_code == 400
