@@ -348,11 +348,12 @@ def _number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
 def build_parser() -> argparse.ArgumentParser:
     db = _Parser(add_help=False)
     db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
-                    help=f"database URL (env LEDGER_DB; default {DEFAULT_URL}; also sqlite:// or postgresql+psycopg://...)")
+                    help=f"database URL (env LEDGER_DB; default {DEFAULT_URL}; or postgresql+psycopg://...)")
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="machine-readable JSON output")
     as_of = _Parser(add_help=False)
-    as_of.add_argument("--as-of", type=_number(0), metavar="POSITION", help="answer as the ledger stood at this position")
+    as_of.add_argument("--as-of", type=_number(0), metavar="POSITION",
+                       help="answer as the ledger stood at this position")
     person = _Parser(add_help=False)
     who = person.add_mutually_exclusive_group(required=True)
     who.add_argument("--user-id", metavar="U")
@@ -371,20 +372,26 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = command("demo", _demo, "generate a realistic synthetic history, ingest it, show what happened", [db])
-    sub.add_argument("--calls", type=_number(1), default=synthetic.DEFAULT_CALLS, help="calls to generate (default 100000)")
-    sub.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED, help="random seed (default %(default)s)")
+    sub.add_argument("--calls", type=_number(1), default=synthetic.DEFAULT_CALLS, metavar="N",
+                     help="calls to generate (default %(default)s)")
+    sub.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED, metavar="S",
+                     help="random seed (default %(default)s)")
 
     sub = command("ingest", _ingest, "import JSON Lines of Amplitude events, or Amplitude export zips", [db, as_json])
-    sub.add_argument("files", nargs="+", metavar="FILE", help="a .jsonl file, a gzipped one, an export .zip, or - for stdin")
+    sub.add_argument("files", nargs="+", metavar="FILE",
+                     help="a .jsonl file, a gzipped one, an export .zip, or - for stdin")
     sub.add_argument("--strict", action="store_true", help="stop at the first bad line (lines before it stay stored)")
-    sub.add_argument("--batch-size", type=_number(1, 2000), default=2000, help="calls per request (default 2000)")
-    sub.add_argument("--min-id-length", type=_number(0, 1024), default=5, help="Amplitude's min_id_length (default 5)")
+    sub.add_argument("--batch-size", type=_number(1, 2000), default=2000, metavar="N",
+                     help="calls per request (default %(default)s)")
+    sub.add_argument("--min-id-length", type=_number(0, 1024), default=5, metavar="N",
+                     help="Amplitude's min_id_length option (default %(default)s)")
 
     sub = command("serve", _serve, "run the Amplitude-compatible HTTP server", [db])
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=_number(1, 65535), default=8000)
-    sub.add_argument("--api-key", action="append", metavar="KEY", help="an accepted API key (repeatable; env LEDGER_API_KEY)")
-    sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query endpoints (env LEDGER_SECRET_KEY)")
+    sub.add_argument("--api-key", action="append", metavar="KEY",
+                     help="an accepted API key (repeatable; env LEDGER_API_KEY, comma-separated)")
+    sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query API (env LEDGER_SECRET_KEY)")
 
     command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
     command("resolve", _resolve, "who a device ID, user ID or amplitude ID is", reading + [person])
@@ -397,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("stats", _stats, "counts: events, users, identified users, devices, merges", reading)
     sub = command("show", _show, "one person at a glance: identity, audit trail, latest events", reading + [person])
     sub.add_argument("--events", type=_number(0), default=10, metavar="N", help="latest events to show (default 10)")
-    sub = command("graph", _graph, "a person's devices, amplitude IDs, merges and binding as a graph", reading + [person])
+    sub = command("graph", _graph, "a person's devices, amplitude IDs, merges and binding as a graph",
+                  reading + [person])
     sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     sub = command("export", _export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
     sub.add_argument("--format", choices=["jsonl"], default="jsonl")

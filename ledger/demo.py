@@ -27,7 +27,8 @@ def summary(tally: Tally, stats: dict[str, int], calls: int, seconds: float) -> 
     """The figures a newcomer wants: what was stored, what was dropped and why, who the users are."""
     why = Counter(problem.reason for problem in tally.problems)
     rows = [
-        ("calls sent", count(calls), f"in {count(tally.requests)} requests, {seconds:.1f} s ({calls / seconds:,.0f} calls/s)"),
+        ("calls sent", count(calls),
+         f"in {count(tally.requests)} requests, {seconds:.1f} s ({calls / seconds:,.0f} calls/s)"),
         ("calls ingested", count(tally.ingested), "tracked events and identify calls"),
         ("duplicates dropped", count(tally.duplicates), "client retries that repeated an insert_id"),
         ("requests rejected", count(tally.rejected_requests),

@@ -37,7 +37,8 @@ def person_graph(identity: Identity, audit: Sequence[AuditEntry]) -> Graph:
     """user ID -> live amplitude ID (bound), merged ID -> live ID (merged), device -> amplitude ID (linked)."""
     live = identity.amplitude_id
     nodes = [Node(f"a{live}", f"amplitude ID {live}", "live")]
-    nodes += [Node(f"a{merged}", f"amplitude ID {merged} (merged)", "merged") for merged in identity.merged_amplitude_ids]
+    nodes += [Node(f"a{merged}", f"amplitude ID {merged} (merged)", "merged")
+              for merged in identity.merged_amplitude_ids]
     edges: list[Edge] = []
     devices: dict[str, str] = {}
     for entry in audit:
@@ -45,7 +46,8 @@ def person_graph(identity: Identity, audit: Sequence[AuditEntry]) -> Graph:
             nodes.insert(0, Node("u", f"user ID {entry.user_id}", "user"))
             edges.append(Edge("u", f"a{entry.amplitude_id}", f"bound {when(entry.event_time)}"))
         elif entry.kind == "merged":
-            edges.append(Edge(f"a{entry.amplitude_id}", f"a{entry.merged_amplitude_id}", f"merged {when(entry.event_time)}"))
+            label = f"merged {when(entry.event_time)}"
+            edges.append(Edge(f"a{entry.amplitude_id}", f"a{entry.merged_amplitude_id}", label))
         elif entry.kind == "linked":
             if entry.device_id not in devices:
                 devices[entry.device_id] = f"d{len(devices) + 1}"

@@ -35,14 +35,19 @@ EXAMPLE_STORY = (
     f"and logged in on a family tablet after {HOUSEMATE_USER_ID} without a reset (no merge: two people)."
 )
 
-_ANONYMOUS = [("page_viewed", {"page": page}) for page in ("/", "/pricing", "/docs", "/blog", "/features", "/changelog")] + [
-    ("button_clicked", {"button": button}) for button in ("get_started", "watch_demo", "contact_sales")
-] + [("search_performed", {"query": query}) for query in ("sso", "export", "api limits", "cohorts")]
-_SIGNED_IN = _ANONYMOUS + [
-    ("project_created", {"template": template}) for template in ("blank", "funnel", "retention")
-] + [("report_viewed", {"report": report}) for report in ("weekly", "funnel", "revenue")] + [
-    ("invite_sent", {"role": role}) for role in ("viewer", "editor")
-] + [("purchase_completed", {"plan": "pro", "revenue": 49.0})]
+_PAGES = ("/", "/pricing", "/docs", "/blog", "/features", "/changelog")
+_ANONYMOUS = (
+    [("page_viewed", {"page": page}) for page in _PAGES]
+    + [("button_clicked", {"button": button}) for button in ("get_started", "watch_demo", "contact_sales")]
+    + [("search_performed", {"query": query}) for query in ("sso", "export", "api limits", "cohorts")]
+)
+_SIGNED_IN = (
+    _ANONYMOUS
+    + [("project_created", {"template": template}) for template in ("blank", "funnel", "retention")]
+    + [("report_viewed", {"report": report}) for report in ("weekly", "funnel", "revenue")]
+    + [("invite_sent", {"role": role}) for role in ("viewer", "editor")]
+    + [("purchase_completed", {"plan": "pro", "revenue": 49.0})]
+)
 _PLANS = ("free", "starter", "pro", "enterprise")
 _COUNTRIES = ("DE", "FR", "GB", "IN", "JP", "US", "BR")
 _BLOCKED_DEVICE_IDS = ("null", "undefined", "00000000-0000-0000-0000-000000000000", "{}")

@@ -87,7 +87,8 @@ def test_resolve_by_user_device_and_amplitude_id(capsys: pytest.CaptureFixture[s
     # The family tablet's last user was Ada: its next anonymous event goes to her.
     assert ledger(capsys, "resolve", "--db", db, "--device-id", tablet, "--json").json() == ada
     merged = ada["merged_amplitude_ids"][0]
-    assert ledger(capsys, "resolve", "--db", db, "--amplitude-id", str(merged), "--json").json()["amplitude_id"] == ada["amplitude_id"]
+    by_merged_id = ledger(capsys, "resolve", "--db", db, "--amplitude-id", str(merged), "--json").json()
+    assert by_merged_id["amplitude_id"] == ada["amplitude_id"]
     grace = ledger(capsys, "resolve", "--db", db, "--user-id", HOUSEMATE_USER_ID, "--json").json()
     assert grace["amplitude_id"] != ada["amplitude_id"]  # a shared device never merges two user IDs
 
@@ -119,7 +120,8 @@ def test_timeline_shows_merged_events_under_the_live_amplitude_id(capsys: pytest
     assert [e["position"] for e in events] == sorted(e["position"] for e in events)
     text = ledger(capsys, "timeline", "--db", db, "--user-id", EXAMPLE_USER_ID, "--limit", "2").out
     assert len(text.strip().splitlines()) == 2 + 2  # header, rule, two events
-    after = ledger(capsys, "timeline", "--db", db, "--user-id", EXAMPLE_USER_ID, "--after", str(events[0]["position"]), "--json")
+    first = str(events[0]["position"])
+    after = ledger(capsys, "timeline", "--db", db, "--user-id", EXAMPLE_USER_ID, "--after", first, "--json")
     assert len(after.json()) == len(events) - 1
 
 
@@ -196,7 +198,8 @@ def test_rebuild_ends_where_the_live_ledger_was(capsys: pytest.CaptureFixture[st
     before = ledger(capsys, "stats", "--db", url, "--json").json()
     merges = ledger(capsys, "merges", "--db", url, "--json").out
     result = ledger(capsys, "rebuild", "--db", url)
-    assert result.code == 0 and result.out.startswith(f"Rebuilt the projections from position 0 to {before['position']:,}")
+    assert result.code == 0
+    assert result.out.startswith(f"Rebuilt the projections from position 0 to {before['position']:,}")
     assert ledger(capsys, "stats", "--db", url, "--json").json() == before
     assert ledger(capsys, "merges", "--db", url, "--json").out == merges
     assert ledger(capsys, "rebuild", "--db", url, "--json").json()["position"] == before["position"]
@@ -219,7 +222,9 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: lis
     assert_one_line_error(ledger(capsys, *argv), 2, *words)
 
 
-def test_reading_a_missing_sqlite_ledger_does_not_create_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_reading_a_missing_sqlite_ledger_does_not_create_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path = tmp_path / "absent.db"
     assert_one_line_error(ledger(capsys, "stats", "--db", f"sqlite:///{path}"), 2, "no ledger at")
     assert not path.exists()

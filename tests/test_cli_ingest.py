@@ -113,7 +113,8 @@ def test_stdin_and_gzip(capsys: pytest.CaptureFixture[str], url: str, tmp_path: 
     stdin = io.TextIOWrapper(io.BytesIO(jsonl(event(device_id="device-0009", insert_id="s1")).encode()))
     monkeypatch.setattr(sys, "stdin", stdin)
     assert ledger(capsys, "ingest", "--db", url, "-", "--json").json()["ingested"] == 1
-    assert ledger(capsys, "resolve", "--db", url, "--user-id", "user-0001", "--json").json()["device_ids"] == ["device-0001"]
+    identity = ledger(capsys, "resolve", "--db", url, "--user-id", "user-0001", "--json").json()
+    assert identity["device_ids"] == ["device-0001"]
 
 
 def test_amplitude_export_zip(capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path) -> None:
@@ -146,7 +147,8 @@ def test_amplitude_export_zip(capsys: pytest.CaptureFixture[str], url: str, tmp_
 
 
 @pytest.mark.parametrize("name, content, words", [
-    ("truncated.jsonl.gz", gzip.compress(b'{"event_type": "a", "device_id": "device-1"}\n' * 50)[:40], ["corrupt gzip"]),
+    ("truncated.jsonl.gz", gzip.compress(b'{"event_type": "a", "device_id": "device-1"}\n' * 50)[:40],
+     ["corrupt gzip"]),
     ("garbage.jsonl.gz", b"plain text, not gzip", ["corrupt gzip: not a gzip file"]),
     ("garbage.zip", b"plain text, not a zip", ["corrupt zip"]),
     ("events.jsonl", b"\xff\xfe not utf-8\n", ["not JSON"]),
@@ -177,7 +179,9 @@ def test_min_id_length_is_a_request_option(capsys: pytest.CaptureFixture[str], u
     assert ledger(capsys, "resolve", "--db", url, "--device-id", "d12").code == 0
 
 
-def test_placeholder_ids_are_stored_with_a_warning(capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path) -> None:
+def test_placeholder_ids_are_stored_with_a_warning(
+    capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path
+) -> None:
     path = tmp_path / "placeholder.jsonl"
     path.write_text(jsonl(event(insert_id="p0"), event(user_id="None", insert_id="p1")))
     result = ledger(capsys, "ingest", "--db", url, "--min-id-length", "1", str(path))

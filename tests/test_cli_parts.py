@@ -73,7 +73,8 @@ def test_export_times_round_trip() -> None:
     assert format_time(1709542800250) == "2024-03-04 09:00:00.250000"
     row = {"event_time": "2024-03-04 09:00:00.250000", "event_type": "x", "user_id": None, "device_id": "d-1",
            "uuid": "u-1", "amplitude_id": 5}
-    assert event_from_export_row(row) == {"time": 1709542800250, "event_type": "x", "device_id": "d-1", "insert_id": "u-1"}
+    expected = {"time": 1709542800250, "event_type": "x", "device_id": "d-1", "insert_id": "u-1"}
+    assert event_from_export_row(row) == expected
     with pytest.raises(ValueError):
         event_from_export_row({"event_time": 12})
 
