@@ -84,8 +84,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return user, password
 
 
-def query_int(request: Request, name: str, *, default: int | None = None, low: int = 0,
-              high: int = MAX_QUERY_INT) -> int | None:
+def query_int(request: Request, name: str, *, default: int, low: int = 0, high: int = MAX_QUERY_INT) -> int:
     """An integer query parameter, `default` when absent."""
     text = request.query_params.get(name)
     return default if text is None else to_int(text, name, low=low, high=high)

@@ -6,8 +6,7 @@ ledger as it stood at that position (replayed into a scratch database, so it cos
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from msgspec.structs import asdict
 from starlette.concurrency import run_in_threadpool
@@ -31,30 +30,22 @@ Answer = Callable[[Reader], Response]
 def query_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route]:
     """The read-only routes over `ledger`, for callers holding an API key and the secret key."""
 
-    @contextmanager
-    def reader(as_of: int | None) -> Iterator[Reader]:
+    def ask(question: Answer, as_of: int | None) -> Response:
+        """Ask the live ledger, or the ledger as it stood at `as_of`."""
         if as_of is None:
-            yield ledger
-            return
+            return question(ledger)
         with ledger.as_of(as_of) as view:
-            yield view
-
-    async def answer(request: Request, question: Answer) -> Response:
-        """Authenticate, then ask `question` of the live ledger or of its state at `as_of`."""
-        user, password = basic_credentials(request) or ("", "")
-        if not credentials.admits(user, password):
-            raise HttpError.unauthorized()
-        as_of = query_int(request, "as_of")
-
-        def ask() -> Response:
-            with reader(as_of) as read:
-                return question(read)
-
-        return await run_in_threadpool(ask)
+            return question(view)
 
     def route(path: str, make_question: Callable[[Request], Answer]) -> Route:
+        """A GET route: authenticate, read the parameters, then ask the ledger in a worker thread."""
+
         async def endpoint(request: Request) -> Response:
-            return await answer(request, make_question(request))
+            user, password = basic_credentials(request) or ("", "")
+            if not credentials.admits(user, password):
+                raise HttpError.unauthorized()
+            question = make_question(request)
+            return await run_in_threadpool(ask, question, _as_of(request))
 
         return Route(path, endpoint, methods=["GET"])
 
@@ -76,6 +67,12 @@ def health_route(ledger: IdentityLedger) -> Route:
         return ok(status="ok")
 
     return Route("/healthz", healthz, methods=["GET"])
+
+
+def _as_of(request: Request) -> int | None:
+    """The ledger position to answer at; None for now."""
+    text = request.query_params.get("as_of")
+    return None if text is None else to_int(text, "as_of")
 
 
 def _one_of(request: Request, *names: str) -> tuple[str, str]:
@@ -119,7 +116,6 @@ def _timeline(request: Request) -> Answer:
     amplitude_id = _amplitude_id(request)
     after = query_int(request, "after", default=0)
     limit = query_int(request, "limit", default=PAGE, low=1, high=MAX_PAGE)
-    assert after is not None and limit is not None
 
     def question(read: Reader) -> Response:
         person = _person(read, amplitude_id)

@@ -38,7 +38,8 @@ def answer(query: httpx.Client, path: str, status: int = 200, **params: Any) -> 
 @pytest.mark.parametrize("auth", [None, (API_KEY, "wrong"), ("not-a-key", SECRET_KEY), (SECRET_KEY, SECRET_KEY),
                                   (API_KEY, "")])
 @pytest.mark.parametrize("path", ["/v1/identities?user_id=user-David", "/v1/identities/1", "/v1/identities/1/timeline",
-                                  "/v1/merges", "/v1/audit?amplitude_id=1", "/v1/stats"])
+                                  "/v1/merges", "/v1/audit?amplitude_id=1", "/v1/stats",
+                                  "/v1/identities", "/v1/identities/x/timeline?limit=0", "/v1/stats?as_of=-1"])
 def test_every_query_needs_an_api_key_and_the_secret_key(merged: IdentityLedger, http: httpx.Client,
                                                          auth: tuple[str, str] | None, path: str) -> None:
     reply = http.get(path, auth=auth)
