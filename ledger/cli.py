@@ -27,7 +27,7 @@ from ledger.errors import LedgerError
 from ledger.importing import Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.progress import ProgressBar
-from ledger.sending import Sender
+from ledger.sending import Located, Problem, Sender, Submit
 from ledger.store import DEFAULT_URL, BadDatabaseURL
 from projections.models import Identity
 
@@ -143,7 +143,7 @@ def _ingest(args: argparse.Namespace) -> int:
     if problem:
         raise CommandError(problem)
     with _ledger(args, create=True) as lg, ProgressBar("ingesting", "lines") as bar:
-        sender = Sender(strict=args.strict, on_problem=lambda found: bar.write(str(found)))
+        sender = Sender(strict=args.strict)
         submit = partial(lg.ingest, min_id_length=args.min_id_length)
         lines = _feed(sender, submit, read_rows(args.files, sys.stdin.buffer), args.batch_size, bar)
     tally = sender.tally
@@ -167,25 +167,41 @@ def _ingest(args: argparse.Namespace) -> int:
     return FAILED if tally.problems else OK
 
 
-def _feed(sender: Sender, submit: Callable[..., Any], rows: Iterator[Row], batch_size: int, bar: ProgressBar) -> int:
-    """Send the rows in batches; a strict sender stops at its first problem. Returns the lines read."""
-    batch: list[tuple[str, dict[str, Any]]] = []
-    lines = 0
+def _feed(sender: Sender, submit: Submit, rows: Iterator[Row], batch_size: int, bar: ProgressBar) -> int:
+    """Send the rows in batches; a strict sender stops at its first problem. Returns the lines read.
+
+    A batch's problems are printed once it is sent, in line order, whether a line was
+    unreadable or its call was refused.
+    """
+    batch: list[Located] = []
+    line_of: dict[str, int] = {}
+    lines = printed = 0
     for row in rows:
         lines += 1
+        line_of[row.where] = lines
         if row.event is None:
             sender.problem(row.where, row.problem or "unreadable")
         else:
             batch.append((row.where, row.event))
         if len(batch) == batch_size or sender.stopped:
             sender.send(submit, batch)
-            batch = []
+            printed = _print_problems(sender.tally.problems, printed, line_of, bar)
+            batch, line_of = [], {}
             bar.update(lines)
         if sender.stopped:
             return lines
     sender.send(submit, batch)
+    _print_problems(sender.tally.problems, printed, line_of, bar)
     bar.update(lines)
     return lines
+
+
+def _print_problems(problems: list[Problem], printed: int, line_of: dict[str, int], bar: ProgressBar) -> int:
+    """Put the problems not printed yet in line order, print them; returns how many are printed now."""
+    problems[printed:] = sorted(problems[printed:], key=lambda problem: line_of.get(problem.where, 0))
+    for problem in problems[printed:]:
+        bar.write(str(problem))
+    return len(problems)
 
 
 def _serve(args: argparse.Namespace) -> int:

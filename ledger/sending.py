@@ -57,20 +57,16 @@ class Tally:
 class Sender:
     """Sends requests and keeps the tally; `stopped` turns true when strict mode meets a problem."""
 
-    def __init__(self, *, strict: bool = False, on_problem: Callable[[Problem], None] | None = None) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
         self.stopped = False
-        self._on_problem = on_problem
         self.tally = Tally()
 
     def problem(self, where: str, reason: str) -> None:
         """Record a call (or line) that was not stored."""
-        found = Problem(where, reason)
-        self.tally.problems.append(found)
+        self.tally.problems.append(Problem(where, reason))
         if self.strict:
             self.stopped = True
-        if self._on_problem is not None:
-            self._on_problem(found)
 
     def send(self, submit: Submit, calls: list[Located]) -> None:
         """Send one request; if it is refused, drop the calls it names and resend the rest."""
