@@ -32,7 +32,7 @@ _SHOWN_VALUE = 40
 
 @dataclass(frozen=True)
 class Problem:
-    """A call (or line) that was not stored, and why."""
+    """A call or line worth reporting (not stored, or stored with a warning): where it came from, and why."""
 
     where: str
     reason: str
