@@ -12,7 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
-from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
+from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
 from ledger.errors import ConflictRetriesExhausted
 from ledger.event_log import EventLog
 from ledger.resolution import resolve_call
@@ -166,9 +166,12 @@ class IdentityLedger:
                         if not resolve_call(call, server_time, unit, self._dedup_window_ms):
                             duplicates += 1
                     recordings = unit.commit()
-                except IntegrityError:
+                except (IntegrityError, RuleViolation):
+                    # Another writer won a race: the store refused a stale version, or a
+                    # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
+                    unit.discard()
                     self._cache.forget_absent()
-                    continue  # another writer won a race: resolve again on fresh state
+                    continue
                 except BaseException:
                     unit.discard()
                     raise

@@ -120,10 +120,14 @@ class ProjectionRunner:
 
 
 def _position(connection: sa.Connection, *, lock: bool = False) -> int:
-    query = sa.select(t.positions.c.position).where(t.positions.c.name == NAME)
+    """The tracked position; with `lock`, first take the write lock so no other writer projects meanwhile.
+
+    A no-op UPDATE locks portably: the row on PostgreSQL, the database on SQLite
+    (whose driver would otherwise read outside the transaction).
+    """
     if lock:
-        query = query.with_for_update()
-    return connection.execute(query).scalar() or 0
+        connection.execute(t.positions.update().where(t.positions.c.name == NAME).values(position=t.positions.c.position))
+    return connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == NAME)).scalar() or 0
 
 
 def _set_position(connection: sa.Connection, position: int) -> None:
