@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -46,6 +46,7 @@ class RuleViolation(Exception):
     """A command that would break an identity invariant; a bug in the caller, never input."""
 
 
+@lru_cache(maxsize=8)
 def _utc(milliseconds: int) -> datetime:
     """Events are stamped with the server receipt time, so a replay of the same calls is identical."""
     return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
@@ -258,8 +259,11 @@ class Identity(JournaledAggregate):
     """One amplitude ID: at most one user ID, its devices, merges and user properties."""
 
     class Created(Aggregate.Created, IdentityFact):
+        """A new amplitude ID, first used by the calling device (so that device is linked too)."""
+
         def apply(self, identity: Identity) -> None:
             identity.amplitude_id = self.amplitude_id
+            identity.device_ids.append(self.device_id)
 
     class UserIdRecorded(IdentityFact):
         """This identity now carries the calling user ID (it never changes again)."""

@@ -85,8 +85,8 @@ class Projector:
         self._inserts.setdefault(_INSERT[table.name], []).append(row)
 
     def _audit(self, position: int, kind: str, event: Any, amplitude_id: int,
-               merged_amplitude_id: int | None = None) -> None:
-        self._insert(t.audit, (position, kind, amplitude_id, merged_amplitude_id, event.user_id, event.device_id,
+               merged_amplitude_id: int | None = None, seq: int = 0) -> None:
+        self._insert(t.audit, (position, seq, kind, amplitude_id, merged_amplitude_id, event.user_id, event.device_id,
                                event.event_time, event.server_time, event.insert_id))
 
     @staticmethod
@@ -96,14 +96,15 @@ class Projector:
     def _identity_created(self, position: int, event: Identity.Created) -> None:
         self._insert(t.identities, (event.amplitude_id, None, None, "{}"))
         self._audit(position, "created", event, event.amplitude_id)
+        self._device_linked(position, event, seq=1)
 
     def _user_bound(self, position: int, event: User.Bound) -> None:
         self._update(_RECORD_USER_ID, (event.user_id, event.amplitude_id))
         self._audit(position, "bound", event, event.amplitude_id)
 
-    def _device_linked(self, position: int, event: Identity.DeviceLinked) -> None:
+    def _device_linked(self, position: int, event: Identity.DeviceLinked | Identity.Created, seq: int = 0) -> None:
         self._insert(t.device_identities, (event.amplitude_id, event.device_id, position))
-        self._audit(position, "linked", event, event.amplitude_id)
+        self._audit(position, "linked", event, event.amplitude_id, seq=seq)
 
     def _properties_changed(self, position: int, event: Identity.UserPropertiesUpdated | Identity.Absorbed) -> None:
         self._update(_SET_PROPERTIES, (to_json(event.user_properties), event.amplitude_id))

@@ -108,7 +108,7 @@ class ProjectionQueries:
             if not ids:
                 return []
             condition = t.audit.c.amplitude_id.in_(ids)
-        rows = self._all(sa.select(t.audit).where(condition).order_by(t.audit.c.position))
+        rows = self._all(sa.select(t.audit).where(condition).order_by(t.audit.c.position, t.audit.c.seq))
         return [
             AuditEntry(
                 kind=row.kind,

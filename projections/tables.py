@@ -68,6 +68,8 @@ audit = sa.Table(
     "ledger_audit",
     metadata,
     sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    # One event can state two facts (a new amplitude ID is also linked to its device).
+    sa.Column("seq", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("merged_amplitude_id", sa.BigInteger),

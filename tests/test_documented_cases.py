@@ -47,8 +47,8 @@ def test_case_4_two_users_on_one_device(lg: IdentityLedger) -> None:
     assert lg.merges() == []
     assert len(lg.timeline(6)) == 2 and len(lg.timeline(7)) == 3
     kinds = [(entry.kind, entry.amplitude_id) for entry in lg.audit(device_id="device-R")]
-    assert kinds == [("created", 6), ("bound", 6), ("linked", 6), ("created", 7), ("bound", 7),
-                     ("pointer_moved", 7), ("linked", 7)]
+    assert kinds == [("created", 6), ("linked", 6), ("bound", 6), ("created", 7), ("linked", 7), ("bound", 7),
+                     ("pointer_moved", 7)]
 
 
 @pytest.mark.parametrize("prefix", [[], [("P", None)]])
