@@ -22,6 +22,7 @@ from ledger.replies import HttpError, refusal, reply
 
 __all__ = ["ServerConfigError", "create_app", "serve"]
 
+
 def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> Starlette:
     """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
     credentials = Credentials.configured(api_keys, secret_key)
