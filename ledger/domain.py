@@ -94,8 +94,8 @@ class JournaledAggregate(Aggregate):
 
     One request touches several aggregates; the journal keeps its events in the
     order they happened, which is the order the log (and the audit trail) shows.
-    Events are built by `_new_event` and applied by eventsourcing's own `mutate`,
-    which still checks originator ID and version.
+    Events are built by `_new_event`; loading from the store still goes through
+    eventsourcing's own `mutate`.
     """
 
     def __init__(self) -> None:
@@ -105,16 +105,24 @@ class JournaledAggregate(Aggregate):
     def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:  # noqa: A002
         kwargs.update(originator_topic=get_topic(cls), originator_id=id, originator_version=cls.INITIAL_VERSION)
         event = _new_event(event_class, kwargs)
-        aggregate = event.mutate(None)
+        aggregate = cls.__new__(cls)
+        aggregate.__base_init__(id, cls.INITIAL_VERSION, event.timestamp)
+        aggregate.__init__()
+        event.apply(aggregate)
         aggregate.pending_events.append(event)
         return aggregate
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs["originator_id"] = self.id
-        kwargs["originator_version"] = self.version + 1
+        # The originator ID and next version are set here, so eventsourcing's `mutate`
+        # checks of both could never fail: apply directly.
+        version = self._version + 1
+        kwargs["originator_id"] = self._id
+        kwargs["originator_version"] = version
         event = _new_event(event_class, kwargs)
-        event.mutate(self)
-        self.pending_events.append(event)
+        event.apply(self)
+        self._version = version
+        self._modified_on = event.timestamp
+        self._pending_events.append(event)
         if self.journal is not None:
             self.journal.append(event)
 

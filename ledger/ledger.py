@@ -158,14 +158,14 @@ class IdentityLedger:
         with self._lock:
             for _ in range(MAX_ATTEMPTS):
                 self._sync()
-                unit = UnitOfWork(self._cache, self._app.events, server_time)
+                unit = UnitOfWork(self._cache, self._app, server_time)
                 duplicates = 0
                 try:
                     unit.prefetch(accepted.calls)
                     for call in accepted.calls:
                         if not resolve_call(call, server_time, unit, self._dedup_window_ms):
                             duplicates += 1
-                    recordings = unit.commit()
+                    stored = unit.commit()
                 except (IntegrityError, RuleViolation):
                     # Another writer won a race: the store refused a stale version, or a
                     # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
@@ -175,7 +175,7 @@ class IdentityLedger:
                 except BaseException:
                     unit.discard()
                     raise
-                self._project(recordings)
+                self._project(stored)
                 return IngestReport(
                     ingested=len(accepted.calls) - duplicates,
                     duplicates=duplicates,
@@ -185,10 +185,10 @@ class IdentityLedger:
                 )
         raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
 
-    def _project(self, recordings: list[Any]) -> None:
-        if not recordings:
+    def _project(self, pairs: list[tuple[int, Any]]) -> None:
+        """Bring the projections up to date with a request just stored (read-your-writes)."""
+        if not pairs:
             return
-        pairs = [(recording.notification.id, recording.domain_event) for recording in recordings]
         if pairs[0][0] == self._seen + 1:
             self._seen = pairs[-1][0]
         else:

@@ -17,6 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
 
@@ -59,6 +60,23 @@ def decode_event(topic: str, state: bytes, originator_id: Any, originator_versio
     event = object.__new__(resolve_topic(topic))
     object.__setattr__(event, "__dict__", fields)
     return event
+
+
+class BulkSQLiteRecorder(SQLiteApplicationRecorder):
+    """Inserts a request's events with one executemany; eventsourcing runs one execute per event.
+
+    The write transaction holds SQLite's write lock, so the rows get consecutive rowids
+    ending at last_insert_rowid(): those are the notification IDs.
+    """
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Any, **_: Any) -> list[int]:
+        c.executemany(
+            self.insert_events_statement,
+            [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],
+        )
+        c.execute("SELECT last_insert_rowid()")
+        last = c.fetchone()[0]
+        return list(range(last - len(stored_events) + 1, last + 1))
 
 
 class EventStoreApp(Application[Any]):
@@ -116,7 +134,12 @@ def _open_sqlite(url: str, parsed: sa.URL) -> Store:
     if not path or path == ":memory:":
         scratch_dir = tempfile.mkdtemp(prefix="ledger-")
         path = f"{scratch_dir}/ledger.db"
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "APPLICATION_RECORDER_TOPIC": get_topic(BulkSQLiteRecorder),
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     return Store(url, _application(env), engine, is_postgres=False, scratch_dir=scratch_dir)

@@ -28,6 +28,7 @@ from ledger.domain import (
     user_key,
 )
 from ledger.event_log import EventLog
+from ledger.store import EventStoreApp
 
 DEFAULT_CACHE_SIZE = 250_000
 
@@ -119,9 +120,9 @@ class AggregateCache:
 class UnitOfWork:
     """Collects one request's changes, in the order they happened, for one atomic save."""
 
-    def __init__(self, cache: AggregateCache, store_events: Any, server_time: int) -> None:
+    def __init__(self, cache: AggregateCache, app: EventStoreApp, server_time: int) -> None:
         self.cache = cache
-        self.store_events = store_events
+        self.app = app
         self.server_time = server_time
         self.touched: dict[Key, JournaledAggregate] = {}
         self.events: list[Any] = []
@@ -186,13 +187,17 @@ class UnitOfWork:
             self._enlist(ALLOCATOR, allocator)
         return allocator
 
-    def commit(self) -> list[Any]:
-        """Store every event in one transaction; the cache then holds the new state."""
+    def commit(self) -> list[tuple[int, Any]]:
+        """Store every event in one transaction; returns (position, event) pairs in log order.
+
+        The cache then holds the new state.
+        """
         if self._issued:
             self._allocator().reserve(self._issued, self.server_time)
             self._issued = 0
         try:
-            recordings = self.store_events.put(self.events) if self.events else []
+            to_stored = self.app.mapper.to_stored_event
+            positions = self.app.recorder.insert_events([to_stored(event) for event in self.events]) if self.events else []
         except BaseException:
             self.discard()
             raise
@@ -200,7 +205,7 @@ class UnitOfWork:
             aggregate.collect_events()
             aggregate.journal = None
             self.cache.put(key, aggregate)
-        return recordings
+        return list(zip(positions or [], self.events))
 
     def discard(self) -> None:
         """Forget uncommitted changes: drop every touched aggregate from the cache."""
