@@ -155,7 +155,8 @@ def test_bad_min_id_length_option(http: httpx.Client, lg: IdentityLedger) -> Non
     ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json"),
     ({**JSON_TYPE, "Content-Encoding": "br"}, "Content-Encoding must be gzip or identity"),
 ])
-def test_wrong_content_type_or_encoding(http: httpx.Client, lg: IdentityLedger, headers: dict[str, str], error: str) -> None:
+def test_wrong_content_type_or_encoding(http: httpx.Client, lg: IdentityLedger, headers: dict[str, str],
+                                        error: str) -> None:
     refused(lg, post(http, "/2/httpapi", upload(event("device-A")), headers), 415, {"code": 415, "error": error})
 
 
@@ -301,7 +302,8 @@ def test_unknown_path_and_wrong_method(http: httpx.Client, lg: IdentityLedger) -
      {"code": 503, "error": "gave up after 20 conflicting attempts"}),
     (RuntimeError("secret internals"), 500, {"code": 500, "error": "Internal server error"}),
 ])
-def test_server_failures_are_json_without_details(http: httpx.Client, lg: IdentityLedger, monkeypatch: pytest.MonkeyPatch,
+def test_server_failures_are_json_without_details(http: httpx.Client, lg: IdentityLedger,
+                                                  monkeypatch: pytest.MonkeyPatch,
                                                   failure: Exception, status: int, body: dict[str, Any]) -> None:
     def fail(*_: Any, **__: Any) -> None:
         raise failure

@@ -16,6 +16,13 @@ from tests.server_helpers import (  # noqa: F401 (fixtures)
 )
 
 UNAUTHORIZED = {"code": 401, "error": "Unauthorized"}
+BAD = "Invalid query parameters: "
+BAD_AMPLITUDE_ID = BAD + "amplitude_id must be an integer from 1 to 9223372036854775807"
+BAD_LIMIT = BAD + "limit must be an integer from 1 to 1000"
+
+
+def bad_position(name: str) -> str:
+    return BAD + f"{name} must be an integer from 0 to 9223372036854775807"
 
 
 @pytest.fixture
@@ -63,27 +70,22 @@ def test_identities_by_user_id_device_id_and_amplitude_id(merged: IdentityLedger
 @pytest.mark.parametrize(("path", "params", "status", "error"), [
     ("/v1/identities", {"user_id": "user-Nobody"}, 404, "Not found: no identity for this user_id"),
     ("/v1/identities", {"device_id": "device-Nobody"}, 404, "Not found: no identity for this device_id"),
-    ("/v1/identities", {}, 400, "Invalid query parameters: give exactly one of user_id, device_id"),
+    ("/v1/identities", {}, 400, BAD + "give exactly one of user_id, device_id"),
     ("/v1/identities", {"user_id": "user-David", "device_id": "device-Y"}, 400,
-     "Invalid query parameters: give exactly one of user_id, device_id"),
+     BAD + "give exactly one of user_id, device_id"),
     ("/v1/identities/99", {}, 404, "Not found: no identity with amplitude_id 99"),
-    ("/v1/identities/0", {}, 400, "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
-    ("/v1/identities/x", {}, 400, "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
-    ("/v1/identities/" + "9" * 5000, {}, 400,
-     "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
+    ("/v1/identities/0", {}, 400, BAD_AMPLITUDE_ID),
+    ("/v1/identities/x", {}, 400, BAD_AMPLITUDE_ID),
+    ("/v1/identities/" + "9" * 5000, {}, 400, BAD_AMPLITUDE_ID),
     ("/v1/identities/99/timeline", {}, 404, "Not found: no identity with amplitude_id 99"),
-    ("/v1/identities/1/timeline", {"limit": "0"}, 400, "Invalid query parameters: limit must be an integer from 1 to 1000"),
-    ("/v1/identities/1/timeline", {"limit": "1001"}, 400,
-     "Invalid query parameters: limit must be an integer from 1 to 1000"),
-    ("/v1/identities/1/timeline", {"after": "-1"}, 400,
-     "Invalid query parameters: after must be an integer from 0 to 9223372036854775807"),
-    ("/v1/stats", {"as_of": "1e3"}, 400, "Invalid query parameters: as_of must be an integer from 0 to 9223372036854775807"),
-    ("/v1/audit", {}, 400, "Invalid query parameters: give exactly one of user_id, device_id, amplitude_id"),
-    ("/v1/audit", {"amplitude_id": "one"}, 400,
-     "Invalid query parameters: amplitude_id must be an integer from 1 to 9223372036854775807"),
+    ("/v1/identities/1/timeline", {"limit": "0"}, 400, BAD_LIMIT),
+    ("/v1/identities/1/timeline", {"limit": "1001"}, 400, BAD_LIMIT),
+    ("/v1/identities/1/timeline", {"after": "-1"}, 400, bad_position("after")),
+    ("/v1/stats", {"as_of": "1e3"}, 400, bad_position("as_of")),
+    ("/v1/audit", {}, 400, BAD + "give exactly one of user_id, device_id, amplitude_id"),
+    ("/v1/audit", {"amplitude_id": "one"}, 400, BAD_AMPLITUDE_ID),
     ("/v1/audit", {"user_id": "user-Nobody"}, 404, "Not found: no identity facts for this user_id"),
-    ("/v1/merges", {"as_of": "\u0663"}, 400,  # an Arabic-Indic digit is not a position
-     "Invalid query parameters: as_of must be an integer from 0 to 9223372036854775807"),
+    ("/v1/merges", {"as_of": "\u0663"}, 400, bad_position("as_of")),  # an Arabic-Indic digit is not a position
 ])
 def test_query_refusals(merged: IdentityLedger, query: httpx.Client, path: str, params: dict[str, str],
                         status: int, error: str) -> None:
@@ -116,7 +118,8 @@ def test_merges_audit_and_stats(merged: IdentityLedger, query: httpx.Client) -> 
     kinds = [entry["kind"] for entry in answer(query, "/v1/audit", user_id="user-David")["entries"]]
     assert "merged" in kinds and kinds[0] == "created"
     assert answer(query, "/v1/audit", device_id="device-Z")["entries"]
-    assert answer(query, "/v1/audit", amplitude_id=2)["entries"] == answer(query, "/v1/audit", amplitude_id=1)["entries"]
+    person = answer(query, "/v1/audit", amplitude_id=1)["entries"]
+    assert answer(query, "/v1/audit", amplitude_id=2)["entries"] == person
     assert answer(query, "/v1/stats") == {"code": 200, "position": merged.position, "events": 4, "users": 1,
                                           "identified_users": 1, "devices": 2, "merges": 1}
 

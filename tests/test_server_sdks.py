@@ -134,13 +134,14 @@ def test_amplitude_identify_sets_user_properties_without_counting_an_event(url: 
     replies: list[int] = []
     client = amplitude_client(url, replies)
     client.track(BaseEvent("view", device_id="device-G"))
-    client.identify(Identify().set("plan", "pro").add("logins", 2), EventOptions(device_id="device-G", user_id="user-John"))
+    john = EventOptions(device_id="device-G", user_id="user-John")
+    client.identify(Identify().set("plan", "pro").add("logins", 2), john)
     client.track(BaseEvent("view", device_id="device-G"))
     flush(client)
     client.shutdown()
     assert replies == [200, 200, 200]
-    john = identity(query, user_id="user-John")
-    assert john["amplitude_id"] == 1 and john["user_properties"] == {"plan": "pro", "logins": 2}
+    person = identity(query, user_id="user-John")
+    assert person["amplitude_id"] == 1 and person["user_properties"] == {"plan": "pro", "logins": 2}
     events = query.get("/v1/identities/1/timeline").json()["events"]
     assert [(e["event_type"], e["user_properties"]) for e in events] == [
         ("view", {}), ("view", {"plan": "pro", "logins": 2}),
