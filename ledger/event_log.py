@@ -73,11 +73,15 @@ class EventLog:
         return None if row is None else decode_event(row[2], row[3], originator_id, row[1])
 
     def read(self, start: int, stop: int, limit: int) -> list[tuple[int, Any]]:
-        """Up to `limit` (position, event) pairs with start < position <= stop, in log order."""
+        """Up to `limit` (position, event) pairs with start < position <= stop, in log order.
+
+        For projections only: their events keep `originator_id` as the column holds it
+        (a hex string on SQLite), since parsing a UUID per event costs a fifth of a replay
+        and no projection reads it.
+        """
         with self.engine.connect() as connection:
             rows = connection.execute(self._page, {"start": start, "stop": stop, "limit": limit}).all()
-        uuid = self._uuid
-        return [(row[0], decode_event(row[3], row[4], uuid(row[1]), row[2])) for row in rows]
+        return [(row[0], decode_event(row[3], row[4], row[1], row[2])) for row in rows]
 
     def originators(self, start: int, stop: int, limit: int) -> list[tuple[int, UUID]]:
         """Which aggregates the events after `start` belong to, without decoding their state."""

@@ -17,7 +17,7 @@ from projections import tables as t
 from projections.projector import Projector
 
 NAME = "identity"
-PAGE_SIZE = 5000
+PAGE_SIZE = 20_000
 
 
 @dataclass(frozen=True)
