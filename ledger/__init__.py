@@ -1,5 +1,6 @@
 """An event-sourced identity ledger that resolves track and identify calls the way Amplitude does."""
 
+from ledger.calls import IngestWarning
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerError
 from ledger.ledger import IdentityLedger, IngestReport, LedgerView
 from projections.models import AuditEntry, Identity, Merge, TimelineEvent
@@ -10,6 +11,7 @@ __all__ = [
     "IdentityLedger",
     "Identity",
     "IngestReport",
+    "IngestWarning",
     "InvalidRequest",
     "LedgerError",
     "LedgerView",

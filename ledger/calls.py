@@ -78,11 +78,21 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
         return self.event_type == IDENTIFY
 
 
+class IngestWarning(msgspec.Struct, frozen=True):
+    """A call that was stored but looks wrong (e.g. a placeholder ID), by its index in the request."""
+
+    index: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"event {self.index}: {self.message}"
+
+
 class Accepted(msgspec.Struct, frozen=True):
     """A request's calls after validation, with the warnings worth telling the sender."""
 
     calls: list[Call]
-    warnings: list[str]
+    warnings: list[IngestWarning]
 
 
 _FIELD_AT = re.compile(r"at `\$\.(\w+)")
@@ -174,7 +184,7 @@ def accept(
         raise InvalidRequest.payload_too_large()
     problems = _Problems()
     calls: list[Call] = []
-    warnings: list[str] = []
+    warnings: list[IngestWarning] = []
     for index, raw in enumerate(events):
         call = _accept_one(index, raw, server_time, min_id_length, identify, problems, warnings)
         if call is not None:
@@ -190,7 +200,7 @@ def _accept_one(
     min_id_length: int,
     identify: bool,
     problems: _Problems,
-    warnings: list[str],
+    warnings: list[IngestWarning],
 ) -> Call | None:
     try:
         event = _decode(raw)
@@ -198,7 +208,8 @@ def _accept_one(
         found = _FIELD_AT.search(str(error))
         problems.invalid[found.group(1) if found else "event"].append(index)
         return None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Not JSON, not UTF-8, or nested past what the decoder will follow.
         problems.invalid["event"].append(index)
         return None
 
@@ -240,10 +251,9 @@ def _accept_one(
         return None
     for field, value in (("user_id", user_id), ("device_id", device_id)):
         if value is not None and value.lower() in _PLACEHOLDER_IDS:
-            warnings.append(
-                f"event {index}: {field} {value!r} looks like a placeholder; "
-                "everyone who sends it is grouped as one person"
-            )
+            warnings.append(IngestWarning(
+                index, f"{field} {value!r} looks like a placeholder; everyone who sends it is grouped as one person"
+            ))
     assert event_type is not None
     return Call(
         device_id=device_id if device_id is not None else device_id_for_user(user_id or ""),

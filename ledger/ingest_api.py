@@ -122,5 +122,5 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
 def _ingested(report: IngestReport, size: int) -> Response:
     """Amplitude's success reply; duplicates are answered 200 but not counted as ingested."""
     for warning in report.warnings:
-        log.warning(warning)
+        log.warning(str(warning))
     return ok(events_ingested=report.ingested, payload_size_bytes=size, server_upload_time=report.server_time)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
+from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, IngestWarning, accept
 from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
 from ledger.errors import ConflictRetriesExhausted
 from ledger.event_log import EventLog
@@ -33,7 +33,7 @@ class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
     duplicates: int
     position: int
     server_time: int
-    warnings: list[str] = []
+    warnings: list[IngestWarning] = []
 
 
 def _now_ms() -> int:

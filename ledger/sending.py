@@ -8,7 +8,6 @@ it keeps only the calls before the first bad one and stops there.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -26,7 +25,6 @@ _REPLY_KEYS = (
     ("events_with_missing_fields", "missing {field}"),
     ("events_with_invalid_id_lengths", "{field}{value} shorter than min_id_length"),
 )
-_WARNING = re.compile(r"^event (\d+): (.*)$", re.DOTALL)
 _SHOWN_VALUE = 40
 
 
@@ -104,11 +102,7 @@ class Sender:
         self.tally.duplicates += report.duplicates
         self.tally.position = report.position
         for warning in report.warnings:
-            match = _WARNING.match(warning)
-            if match and int(match.group(1)) < len(calls):
-                self.tally.warnings.append(Problem(calls[int(match.group(1))][0], match.group(2)))
-            else:
-                self.tally.warnings.append(Problem("request", warning))
+            self.tally.warnings.append(Problem(calls[warning.index][0], warning.message))
 
 
 def rejected_calls(body: dict[str, Any], calls: list[dict[str, Any]]) -> dict[int, str]:

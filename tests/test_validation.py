@@ -52,7 +52,8 @@ def test_blocked_ids_fail_the_request_before_the_length_rule(seeded: IdentityLed
 def test_blocked_ids_are_exact_and_case_sensitive(lg: IdentityLedger) -> None:
     report = lg.ingest([event("device-x", "None"), event("device-y", "NULL")], min_id_length=4)
     assert report.ingested == 2
-    assert any("'None'" in warning for warning in report.warnings)
+    assert [w.index for w in report.warnings] == [0, 1]
+    assert "'None'" in report.warnings[0].message and "'NULL'" in report.warnings[1].message
     grouped = lg.ingest([event("device-z", "None")], min_id_length=4)
     assert grouped.ingested == 1
     person = lg.resolve(user_id="None")
@@ -148,7 +149,8 @@ def test_raw_json_events_are_validated_the_same_way(lg: IdentityLedger) -> None:
     raws = [msgspec.Raw(msgspec.json.encode(e)) for e in [event("device-ok"), {"event_type": "x", "user_id": 5}]]
     error = rejected(lg, raws)
     assert error.body["events_with_invalid_fields"] == {"user_id": [1]}
-    assert rejected(lg, [msgspec.Raw(b"{not json")]).body["events_with_invalid_fields"] == {"event": [0]}
+    for broken in (b"{not json", b'{"event_type": "\xff\xfe", "device_id": "device-x"}', b"[" * 100_000):
+        assert rejected(lg, [msgspec.Raw(broken)]).body["events_with_invalid_fields"] == {"event": [0]}
 
 
 def test_time_defaults_to_server_receipt_time(lg: IdentityLedger) -> None:
