@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sqlite3
@@ -38,6 +39,12 @@ def _git(*args: str) -> str:
         return ""
 
 
+def code_fingerprint() -> str:
+    """The commit plus a digest of uncommitted changes: tells whether the code changed during a run."""
+    commit, diff = _git("rev-parse", "--short", "HEAD"), _git("diff", "HEAD")
+    return f"{commit}+{hashlib.sha1(diff.encode()).hexdigest()[:8]}" if diff else commit
+
+
 def describe() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
@@ -50,4 +57,5 @@ def describe() -> dict[str, Any]:
         "packages": {package: _version(package) for package in PACKAGES},
         "commit": _git("rev-parse", "--short", "HEAD"),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "code": code_fingerprint(),
     }

@@ -19,36 +19,48 @@ REPO = Path(__file__).resolve().parent.parent
 MAX_DROP = 0.30
 
 
+class IsolatedRunFailed(RuntimeError):
+    """A child measurement exited with an error; its message ends with the child's error line."""
+
+
 def run_isolated(*args: str) -> dict[str, Any]:
     """Run `python -m benchmarks.isolated ARGS` and return the JSON it prints last."""
     done = subprocess.run([sys.executable, "-m", "benchmarks.isolated", *args], cwd=REPO,
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"benchmarks.isolated {args[0]} failed:\n{done.stderr[-3000:]}")
+        print(done.stderr[-5000:], file=sys.stderr, flush=True)
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise IsolatedRunFailed(f"{args[0]} failed: {lines[-1][:300]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _measure(size: int, url: str, seed: int, sample_file: Path | None, resolve_samples: int,
+             row: dict[str, Any]) -> dict[str, Any]:
+    """Fill `row` with one size's figures as they come; returns the resolve latency, if asked for."""
+    sample_args = ["--samples", str(resolve_samples), "--sample-file", str(sample_file)] if sample_file else []
+    print(f"  scaling: {size:,} events: ingest", file=sys.stderr, flush=True)
+    ingested = run_isolated("ingest", url, str(size), "--seed", str(seed), *sample_args)
+    row.update(ingest_per_s=round(ingested["rate"], 1), ingest_peak_rss_mb=ingested["peak_rss_mb"])
+    print(f"  scaling: {size:,} events: rebuild", file=sys.stderr, flush=True)
+    replayed = run_isolated("replay", url, *(["--sample-file", str(sample_file)] if sample_file else []))
+    row.update(log_events=replayed["log_events"], rebuild_per_s=round(replayed["rate"], 1),
+               rebuild_peak_rss_mb=replayed["peak_rss_mb"])
+    return {"ledger_events": size, **replayed["resolve"]} if "resolve" in replayed else {}
+
+
 def scale(databases: Databases, sizes: list[int], seed: int, scratch: Path, resolve_samples: int) -> dict[str, Any]:
-    rows = []
+    """Every size in turn; a failed child is recorded in its row and the next size still runs."""
+    rows: list[dict[str, Any]] = []
     resolve: dict[str, Any] = {}
     for size in sizes:
-        url = databases.ledger_url(f"scale_{size}")
+        row: dict[str, Any] = {"events": size}
+        rows.append(row)
         sample_file = scratch / f"devices_{size}.json" if size == sizes[-1] else None
-        sample_args = ["--samples", str(resolve_samples), "--sample-file", str(sample_file)] if sample_file else []
-        print(f"  scaling: {size:,} events: ingest", file=sys.stderr, flush=True)
-        ingested = run_isolated("ingest", url, str(size), "--seed", str(seed), *sample_args)
-        print(f"  scaling: {size:,} events: rebuild", file=sys.stderr, flush=True)
-        replayed = run_isolated("replay", url, *(["--sample-file", str(sample_file)] if sample_file else []))
-        if "resolve" in replayed:
-            resolve = {"ledger_events": size, **replayed.pop("resolve")}
-        rows.append({
-            "events": size,
-            "ingest_per_s": round(ingested["rate"], 1),
-            "ingest_peak_rss_mb": ingested["peak_rss_mb"],
-            "log_events": replayed["log_events"],
-            "rebuild_per_s": round(replayed["rate"], 1),
-            "rebuild_peak_rss_mb": replayed["peak_rss_mb"],
-        })
+        try:
+            resolve = _measure(size, databases.ledger_url(f"scale_{size}"), seed, sample_file, resolve_samples,
+                               row) or resolve
+        except IsolatedRunFailed as failure:
+            row["failed"] = str(failure)
     return {"sizes": rows, "flags": rate_drops(rows), "resolve": resolve}
 
 
@@ -58,7 +70,7 @@ def rate_drops(rows: list[dict[str, Any]]) -> list[str]:
     before, after = rows[-2], rows[-1]
     flags = []
     for key, label in (("ingest_per_s", "ingest"), ("rebuild_per_s", "rebuild")):
-        if after[key] < (1 - MAX_DROP) * before[key]:
+        if key in before and key in after and after[key] < (1 - MAX_DROP) * before[key]:
             flags.append(f"{label} rate falls {1 - after[key] / before[key]:.0%} from "
                          f"{before['events']:,} to {after['events']:,} events (limit {MAX_DROP:.0%})")
     return flags

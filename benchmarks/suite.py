@@ -13,7 +13,7 @@ from typing import Any, Callable
 from benchmarks.compare import Plan, compare
 from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.http_api import measure_http
-from benchmarks.machine import describe
+from benchmarks.machine import code_fingerprint, describe
 from benchmarks.scaling import scale
 from benchmarks.workload import Workload
 
@@ -86,6 +86,10 @@ def run(mode: Mode, seed: int, postgres_url: str | None, command: str) -> dict[s
         results["postgres"] = {"skipped": "set LEDGER_BENCH_POSTGRES_URL to measure PostgreSQL"}
     results["duration_s"] = time.perf_counter() - started
     results["notes"] = notes(mode)
+    code_now = code_fingerprint()
+    if code_now != results["machine"]["code"]:
+        results["notes"].append(f"**The code changed during this run** ({results['machine']['code']} -> {code_now}): "
+                                "later figures measure newer code.")
     return results
 
 

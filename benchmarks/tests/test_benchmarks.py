@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from benchmarks.compare import Plan, compare
 from benchmarks.databases import SQLiteDatabases
@@ -43,18 +44,31 @@ def test_a_rate_drop_over_the_limit_is_flagged() -> None:
     assert len(flags) == 1 and flags[0].startswith("ingest")
 
 
+def _results(sqlite: dict[str, Any], scaling: dict[str, Any]) -> dict[str, Any]:
+    machine = {"cpu": "cpu", "cores": 1, "memory_gb": 1, "platform": "p", "python": "py", "sqlite": "3",
+               "packages": {}, "commit": "abc", "uncommitted_changes": False, "load_average": [0, 0, 0]}
+    return {"mode": "test", "command": "pytest", "started": "now", "duration_s": 1.0, "seed": 1, "machine": machine,
+            "sqlite": sqlite, "http": {"skipped": "no server"}, "postgres": {"skipped": "no url"},
+            "scaling": scaling, "notes": notes(QUICK)}
+
+
 def test_a_tiny_comparison_runs_every_contender_and_reports(tmp_path: Path) -> None:
     events = list(Workload().events(300))
     series = compare(SQLiteDatabases(tmp_path), events, Plan(300, 100, 50, repeats=1))
     section = {key: value.to_json() for key, value in series.items()}
     assert set(section) == {"ingest_1000", "raw_insert", "ingest_10", "ingest_100", "naive", "rebuild", "raw_scan"}
     assert section["raw_scan"]["items"] == section["ingest_1000"]["log_events"]
-    results = {
-        "mode": "test", "command": "pytest", "started": "now", "duration_s": 1.0, "seed": 1,
-        "machine": {"cpu": "cpu", "cores": 1, "memory_gb": 1, "platform": "p", "python": "py", "sqlite": "3",
-                    "packages": {}, "commit": "abc", "uncommitted_changes": False, "load_average": [0, 0, 0]},
-        "sqlite": section, "http": {"skipped": "no server"}, "postgres": {"skipped": "no url"},
-        "scaling": {"sizes": [], "flags": [], "resolve": {}}, "notes": notes(QUICK),
-    }
+    results = _results(section, {"sizes": [], "flags": [], "resolve": {}})
     assert {target.met for target in targets(results)} <= {True, False, None}
     assert "ledger/raw ingest" in markdown(results)
+
+
+def test_a_failed_size_is_reported_not_judged() -> None:
+    sizes = [{"events": 10, "ingest_per_s": 5.0, "ingest_peak_rss_mb": 50.0, "log_events": 15,
+              "rebuild_per_s": 9.0, "rebuild_peak_rss_mb": 60.0},
+             {"events": 100, "ingest_per_s": 5.0, "ingest_peak_rss_mb": 70.0, "failed": "replay failed: boom"}]
+    results = _results({}, {"sizes": sizes, "flags": rate_drops(sizes), "resolve": {}})
+    found = {target.what: target for target in targets(results)}
+    assert found["peak RSS, ingest and rebuild at 100 events"].met is None
+    assert found["rate drop between the two largest sizes"].met is None
+    assert "replay failed: boom" in markdown(results)
