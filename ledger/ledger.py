@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterable
 
 import msgspec
@@ -24,6 +25,8 @@ from projections.runner import ProgressCallback, ProjectionRunner
 
 MAX_ATTEMPTS = 20
 LOG_PAGE = 5000
+#: Queued requests are stored together up to this many calls per transaction.
+GROUP_COMMIT_CALLS = 10_000
 
 
 class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +37,17 @@ class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
     position: int
     server_time: int
     warnings: list[IngestWarning] = []
+
+
+class _Pending:
+    """A validated request waiting for the writer, and then its report or its error."""
+
+    __slots__ = ("accepted", "server_time", "outcome")
+
+    def __init__(self, accepted: Accepted, server_time: int) -> None:
+        self.accepted = accepted
+        self.server_time = server_time
+        self.outcome: IngestReport | BaseException | None = None
 
 
 def _now_ms() -> int:
@@ -112,6 +126,8 @@ class IdentityLedger:
         self._dedup_window_ms = dedup_window_ms
         self._clock = clock
         self._lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: deque[_Pending] = deque()
         self._log = EventLog(self._store)
         self._cache = AggregateCache(self._log, cache_size)
         self._seen = self._log.latest()
@@ -155,34 +171,70 @@ class IdentityLedger:
         return self._record(accepted, server_time)
 
     def _record(self, accepted: Accepted, server_time: int) -> IngestReport:
+        """Store one validated request; concurrent requests share one transaction (group commit).
+
+        A commit waits for the disk (fsync); requests that queue up meanwhile are stored
+        together by whichever thread gets the writer lock next. Each request is still
+        all-or-nothing, and calls are resolved in queue order.
+        """
+        pending = _Pending(accepted, server_time)
+        with self._queue_lock:
+            self._queue.append(pending)
         with self._lock:
-            for _ in range(MAX_ATTEMPTS):
-                self._sync()
-                unit = UnitOfWork(self._cache, self._app, server_time)
-                duplicates = 0
-                try:
-                    unit.prefetch(accepted.calls)
-                    for call in accepted.calls:
-                        if not resolve_call(call, server_time, unit, self._dedup_window_ms):
-                            duplicates += 1
-                    stored = unit.commit()
-                except (IntegrityError, RuleViolation):
-                    # Another writer won a race: the store refused a stale version, or a
-                    # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
-                    unit.discard()
-                    self._cache.forget_absent()
-                    continue
-                except BaseException:
-                    unit.discard()
-                    raise
-                self._project(stored)
-                return IngestReport(
-                    ingested=len(accepted.calls) - duplicates,
-                    duplicates=duplicates,
+            while pending.outcome is None:
+                self._store_queued()
+        if isinstance(pending.outcome, BaseException):
+            raise pending.outcome
+        return pending.outcome
+
+    def _store_queued(self) -> None:
+        with self._queue_lock:
+            batch: list[_Pending] = []
+            calls = 0
+            while self._queue and (not batch or calls + len(self._queue[0].accepted.calls) <= GROUP_COMMIT_CALLS):
+                batch.append(self._queue.popleft())
+                calls += len(batch[-1].accepted.calls)
+        try:
+            reports = self._store_batch(batch)
+        except BaseException as error:
+            for waiting in batch:
+                waiting.outcome = error
+            return
+        for waiting, report in zip(batch, reports):
+            waiting.outcome = report
+
+    def _store_batch(self, batch: list[_Pending]) -> list[IngestReport]:
+        for _ in range(MAX_ATTEMPTS):
+            self._sync()
+            unit = UnitOfWork(self._cache, self._app, batch[-1].server_time)
+            duplicates: list[int] = []
+            try:
+                unit.prefetch([call for waiting in batch for call in waiting.accepted.calls])
+                for waiting in batch:
+                    stored = [resolve_call(call, waiting.server_time, unit, self._dedup_window_ms)
+                              for call in waiting.accepted.calls]
+                    duplicates.append(stored.count(False))
+                pairs = unit.commit()
+            except (IntegrityError, RuleViolation):
+                # Another writer won a race: the store refused a stale version, or a
+                # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
+                unit.discard()
+                self._cache.forget_absent()
+                continue
+            except BaseException:
+                unit.discard()
+                raise
+            self._project(pairs)
+            return [
+                IngestReport(
+                    ingested=len(waiting.accepted.calls) - dropped,
+                    duplicates=dropped,
                     position=self._seen,
-                    server_time=server_time,
-                    warnings=accepted.warnings,
+                    server_time=waiting.server_time,
+                    warnings=waiting.accepted.warnings,
                 )
+                for waiting, dropped in zip(batch, duplicates)
+            ]
         raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
 
     def _project(self, pairs: list[tuple[int, Any]]) -> None:

@@ -73,3 +73,29 @@ def test_two_writers_keep_every_rule(open_ledger: Callable[..., IdentityLedger],
     incremental = snapshot(first)
     first.rebuild()
     assert snapshot(first) == incremental
+
+
+def test_concurrent_requests_on_one_ledger_are_each_stored_whole(lg: IdentityLedger) -> None:
+    """Requests from several threads may share a transaction (group commit); each keeps its own report."""
+    reports: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        for request in range(15):
+            events = [{"event_type": "view", "device_id": f"device-{number}-{request % 3}", "insert_id": f"{n % 4}"}
+                      for n in range(6)]  # insert_ids 0,1,2,3,0,1: the last two are duplicates
+            report = lg.ingest(events)
+            with lock:
+                reports.append((report.ingested, report.duplicates, report.position))
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # A device's second and third request repeat all its insert_ids: everything is a duplicate.
+    assert sorted((ingested, duplicates) for ingested, duplicates, _ in reports) == sorted(
+        [(4, 2)] * 12 + [(0, 6)] * 48
+    )
+    assert lg.stats()["events"] == 4 * 3 * 4
+    assert max(position for _, _, position in reports) == lg.position
