@@ -323,6 +323,7 @@ class IdentityLedger:
     # -- lifecycle -----------------------------------------------------------------
 
     def close(self) -> None:
+        self._log.close()
         self._store.close()
 
     def __enter__(self) -> IdentityLedger:
