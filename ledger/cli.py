@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from ledger import amplitude_export, demo, graph, render, synthetic
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, LedgerNotFound
 from ledger.importing import Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.progress import ProgressBar
@@ -57,7 +57,7 @@ def _db_url(args: argparse.Namespace) -> str:
 
 
 def _sqlite_file(url: str) -> str | None:
-    """The file an SQLite URL names, or None (in-memory, another database, or a bad URL the ledger reports)."""
+    """The file an SQLite URL names, or None (a scratch database, another database, or a bad URL)."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -66,19 +66,14 @@ def _sqlite_file(url: str) -> str | None:
     return path if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" else None
 
 
-def _require_existing(url: str) -> None:
-    """Reading must not create an empty ledger.db by accident in the wrong directory."""
-    path = _sqlite_file(url)
-    if path is not None and not os.path.exists(path):
-        raise CommandError(f"no ledger at {path}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL")
-
-
 @contextmanager
 def _ledger(args: argparse.Namespace, *, create: bool = False) -> Iterator[IdentityLedger]:
-    url = _db_url(args)
-    if not create:
-        _require_existing(url)
-    with IdentityLedger(url) as lg:
+    try:
+        lg = IdentityLedger(_db_url(args), create=create)
+    except LedgerNotFound as error:
+        # Reading must not create an empty ledger.db by accident in the wrong directory.
+        raise CommandError(f"{error}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL") from None
+    with lg:
         yield lg
 
 

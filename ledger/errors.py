@@ -38,5 +38,13 @@ class InvalidRequest(LedgerError):
         return cls(400, {"code": 400, "error": f"Invalid API key: {key}"})
 
 
+class LedgerNotFound(LedgerError):
+    """Opened with `create=False` where no ledger was ever written."""
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database named by the URL could not be opened (down, refused, no permission...)."""
+
+
 class ConflictRetriesExhausted(LedgerError):
     """Other writers kept winning the race for the same aggregates; the request was not stored."""

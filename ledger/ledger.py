@@ -118,10 +118,11 @@ class IdentityLedger:
         dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
+        create: bool = True,
     ) -> None:
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
-        self._store = open_store(url)
+        self._store = open_store(url, create=create)
         self._app = self._store.app
         self._dedup_window_ms = dedup_window_ms
         self._clock = clock

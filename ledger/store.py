@@ -7,19 +7,24 @@ The read side (projections) gets an SQLAlchemy engine on the same database.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import psycopg
 import sqlalchemy as sa
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper, PersistenceError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
+
+from ledger.errors import DatabaseUnavailable, LedgerNotFound
 
 DEFAULT_URL = "sqlite:///ledger.db"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -109,8 +114,12 @@ class BadDatabaseURL(ValueError):
     """The URL names no database the ledger can use."""
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (creating tables as needed) the database named by an SQLAlchemy-style URL.
+
+    With `create=False` a database that holds no ledger raises LedgerNotFound
+    instead of becoming an empty ledger; one that cannot be reached raises
+    DatabaseUnavailable.
 
     `sqlite:///path.db` (default `./ledger.db`), `sqlite://` (a private scratch file,
     deleted on close: one code path for every SQLite ledger), or
@@ -121,16 +130,28 @@ def open_store(url: str | None = None) -> Store:
         parsed = make_url(url)
     except sa.exc.ArgumentError as error:
         raise BadDatabaseURL(f"not a database URL: {url!r}") from error
-    if parsed.get_backend_name() == "sqlite":
-        return _open_sqlite(url, parsed)
-    if parsed.get_backend_name() == "postgresql":
-        return _open_postgres(url, parsed)
-    raise BadDatabaseURL(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
+    opener = {"sqlite": _open_sqlite, "postgresql": _open_postgres}.get(parsed.get_backend_name())
+    if opener is None:
+        raise BadDatabaseURL(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
+    try:
+        store = opener(url, parsed, create)
+    except (sa.exc.OperationalError, PersistenceError, sqlite3.Error, psycopg.Error) as error:
+        cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise DatabaseUnavailable(f"cannot open {parsed.render_as_string(hide_password=True)}: {reason}") from error
+    if not create and not sa.inspect(store.engine).has_table(store.app.recorder.events_table_name):  # type: ignore[attr-defined]
+        store.close()
+        raise LedgerNotFound(f"no ledger at {parsed.render_as_string(hide_password=True)}")
+    return store
 
 
-def _open_sqlite(url: str, parsed: sa.URL) -> Store:
+
+
+def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
     path = parsed.database
     scratch_dir = None
+    if not create and path and path != ":memory:" and not os.path.exists(path):
+        raise LedgerNotFound(f"no ledger at {path}")
     if not path or path == ":memory:":
         scratch_dir = tempfile.mkdtemp(prefix="ledger-")
         path = f"{scratch_dir}/ledger.db"
@@ -142,7 +163,7 @@ def _open_sqlite(url: str, parsed: sa.URL) -> Store:
     }
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return Store(url, _application(env), engine, is_postgres=False, scratch_dir=scratch_dir)
+    return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -152,7 +173,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def _open_postgres(url: str, parsed: sa.URL) -> Store:
+def _open_postgres(url: str, parsed: sa.URL, create: bool) -> Store:
     schema = parsed.query.get("schema", "public")
     if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
         raise BadDatabaseURL(f"bad schema name {schema!r}")
@@ -160,8 +181,9 @@ def _open_postgres(url: str, parsed: sa.URL) -> Store:
     engine = sa.create_engine(
         parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
     )
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    with engine.begin() as connection:  # fails fast, before eventsourcing's pool would wait for it
+        if create:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": parsed.database or "postgres",
@@ -171,9 +193,9 @@ def _open_postgres(url: str, parsed: sa.URL) -> Store:
         "POSTGRES_PASSWORD": parsed.password or "",
         "POSTGRES_SCHEMA": schema,
     }
-    return Store(url, _application(env), engine, is_postgres=True)
+    return Store(url, _application(env, create), engine, is_postgres=True)
 
 
-def _application(env: dict[str, str]) -> EventStoreApp:
+def _application(env: dict[str, str], create: bool) -> EventStoreApp:
     # The ledger's own settings win over stray environment variables of the process.
-    return EventStoreApp(env={**env, "CREATE_TABLE": "y", "IS_SNAPSHOTTING_ENABLED": "n"})
+    return EventStoreApp(env={**env, "CREATE_TABLE": "y" if create else "n", "IS_SNAPSHOTTING_ENABLED": "n"})
