@@ -34,7 +34,7 @@ identities = sa.Table(
     metadata,
     sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("user_id", sa.String(1024), unique=True),
-    sa.Column("merged_into", sa.BigInteger, index=True),
+    sa.Column("merged_into", sa.BigInteger),
     sa.Column("user_properties", sa.Text, nullable=False),
 )
 
@@ -42,7 +42,7 @@ merges = sa.Table(
     "ledger_merges",
     metadata,
     sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("merged_amplitude_id", sa.BigInteger, nullable=False),
+    sa.Column("merged_amplitude_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("merge_event_time", sa.BigInteger, nullable=False),
     sa.Column("merge_server_time", sa.BigInteger, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
@@ -73,7 +73,7 @@ audit = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("merged_amplitude_id", sa.BigInteger),
-    sa.Column("user_id", sa.String(1024), index=True),
+    sa.Column("user_id", sa.String(1024)),
     sa.Column("device_id", sa.String(1024), nullable=False, index=True),
     sa.Column("event_time", sa.BigInteger, nullable=False),
     sa.Column("server_time", sa.BigInteger, nullable=False),
