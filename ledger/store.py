@@ -27,6 +27,8 @@ from sqlalchemy.engine import make_url
 from ledger.errors import DatabaseUnavailable, LedgerNotFound
 
 DEFAULT_URL = "sqlite:///ledger.db"
+#: SQLite page cache per connection, in KiB (SQLite's default is 2 MB).
+SQLITE_CACHE_KIB = 64 * 1024
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -75,6 +77,9 @@ class BulkSQLiteRecorder(SQLiteApplicationRecorder):
     """
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Any, **_: Any) -> list[int]:
+        # eventsourcing opens connections without a hook; the default 2 MB page cache
+        # thrashes once the (originator_id, version) index outgrows it.
+        c.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         c.executemany(
             self.insert_events_statement,
             [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],
@@ -170,6 +175,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
