@@ -25,10 +25,9 @@ def main() -> None:
     parser.add_argument("--write-results", action="store_true", help="also write benchmarks/RESULTS.md")
     args = parser.parse_args()
     postgres_url = os.environ.get("LEDGER_BENCH_POSTGRES_URL")
-    command = " ".join(
-        ([f"LEDGER_BENCH_POSTGRES_URL={shlex.quote(make_url(postgres_url).render_as_string(hide_password=True))}"] if postgres_url else [])
-        + ["python -m benchmarks", *sys.argv[1:]]
-    )
+    shown_url = make_url(postgres_url).render_as_string(hide_password=True) if postgres_url else ""
+    prefix = [f"LEDGER_BENCH_POSTGRES_URL={shlex.quote(shown_url)}"] if postgres_url else []
+    command = " ".join([*prefix, "python -m benchmarks", *sys.argv[1:]])
     results = run(QUICK if args.quick else FULL, args.seed, postgres_url, command)
     report = markdown(results)
     print(report)

@@ -2,11 +2,14 @@
 
     python -m benchmarks.isolated ingest URL EVENTS [--seed S] [--samples K --sample-file F]
     python -m benchmarks.isolated replay URL [--sample-file F]
+    python -m benchmarks.isolated raw DIRECTORY LABEL EVENTS [--seed S]
 
 Prints one JSON object on its last stdout line. `ingest` generates the workload
 lazily while it sends it and can save a sample of device IDs (every n-th call's,
 so busy devices are looked up more often, as in real traffic); `replay` rebuilds the
-projections, then, given that sample, measures `resolve()` latency.
+projections, then, given that sample, measures `resolve()` latency; `raw` measures
+the physical limit (see `benchmarks.baselines`) at the same size, in an SQLite file
+in DIRECTORY.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmarks import ledger_runs
+from benchmarks.baselines import raw_insert
+from benchmarks.databases import SQLiteDatabases
 from benchmarks.measure import peak_rss_mb
 from benchmarks.workload import DEFAULT_SEED, Event, Workload, requests
 
@@ -49,6 +54,11 @@ def replay(url: str, sample_file: Path | None) -> dict[str, Any]:
     return result
 
 
+def raw(directory: Path, label: str, count: int, seed: int) -> dict[str, Any]:
+    run = raw_insert(SQLiteDatabases(directory).raw_table(label), requests(Workload(seed).events(count), REQUEST_SIZE))
+    return {"events": run.items, "seconds": run.seconds, "rate": run.rate, "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.isolated")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,11 +71,18 @@ def main() -> None:
     replay_parser = commands.add_parser("replay")
     replay_parser.add_argument("url")
     replay_parser.add_argument("--sample-file", type=Path)
+    raw_parser = commands.add_parser("raw")
+    raw_parser.add_argument("directory", type=Path)
+    raw_parser.add_argument("label")
+    raw_parser.add_argument("events", type=int)
+    raw_parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args()
     if args.command == "ingest":
         result = ingest(args.url, args.events, args.seed, args.samples, args.sample_file)
-    else:
+    elif args.command == "replay":
         result = replay(args.url, args.sample_file)
+    else:
+        result = raw(args.directory, args.label, args.events, args.seed)
     print(json.dumps(result))
 
 

@@ -116,11 +116,11 @@ def _comparison(section: dict[str, Any]) -> str:
 
 
 def _scaling(scaling: dict[str, Any]) -> str:
-    columns = (("ingest_per_s", "{:,.0f}"), ("ingest_peak_rss_mb", "{:,.0f}"), ("log_events", "{:,}"),
-               ("rebuild_per_s", "{:,.0f}"), ("rebuild_peak_rss_mb", "{:,.0f}"))
+    columns = (("raw_insert_per_s", "{:,.0f}"), ("ingest_per_s", "{:,.0f}"), ("ingest_peak_rss_mb", "{:,.0f}"),
+               ("log_events", "{:,}"), ("rebuild_per_s", "{:,.0f}"), ("rebuild_peak_rss_mb", "{:,.0f}"))
     rows = [[f"{row['events']:,}"] + [fmt.format(row[key]) if key in row else "-" for key, fmt in columns]
             for row in scaling.get("sizes", [])]
-    text = _table(["events", "ingest /s", "ingest peak RSS MB", "log events", "rebuild /s",
+    text = _table(["events", "raw limit /s", "ingest /s", "ingest peak RSS MB", "log events", "rebuild /s",
                    "rebuild peak RSS MB"], rows)
     failures = [f"**{row['events']:,} events: {row['failed']}**" for row in scaling.get("sizes", []) if "failed" in row]
     flags = scaling.get("flags", [])

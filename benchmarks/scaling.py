@@ -1,7 +1,8 @@
 """Scaling: ingest and rebuild rates, and peak RSS, at growing ledger sizes, each in fresh processes.
 
-The largest size also gives the `resolve()` latency, measured on that ledger after
-its rebuild. A rate that falls by more than `MAX_DROP` from the second-largest to
+The raw limit is measured at every size too, since SQLite itself slows as its random-key
+index grows. The largest size also gives the `resolve()` latency, measured on that
+ledger after its rebuild. A rate that falls by more than `MAX_DROP` from the second-largest to
 the largest size is flagged.
 """
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.databases import Databases
+from benchmarks.databases import SQLiteDatabases
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_DROP = 0.30
@@ -34,9 +35,13 @@ def run_isolated(*args: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _measure(size: int, url: str, seed: int, sample_file: Path | None, resolve_samples: int,
+def _measure(databases: SQLiteDatabases, size: int, seed: int, sample_file: Path | None, resolve_samples: int,
              row: dict[str, Any]) -> dict[str, Any]:
     """Fill `row` with one size's figures as they come; returns the resolve latency, if asked for."""
+    print(f"  scaling: {size:,} events: raw limit", file=sys.stderr, flush=True)
+    limit = run_isolated("raw", str(databases.directory), f"scale_raw_{size}", str(size), "--seed", str(seed))
+    row["raw_insert_per_s"] = round(limit["rate"], 1)
+    url = databases.ledger_url(f"scale_{size}")
     sample_args = ["--samples", str(resolve_samples), "--sample-file", str(sample_file)] if sample_file else []
     print(f"  scaling: {size:,} events: ingest", file=sys.stderr, flush=True)
     ingested = run_isolated("ingest", url, str(size), "--seed", str(seed), *sample_args)
@@ -48,7 +53,8 @@ def _measure(size: int, url: str, seed: int, sample_file: Path | None, resolve_s
     return {"ledger_events": size, **replayed["resolve"]} if "resolve" in replayed else {}
 
 
-def scale(databases: Databases, sizes: list[int], seed: int, scratch: Path, resolve_samples: int) -> dict[str, Any]:
+def scale(databases: SQLiteDatabases, sizes: list[int], seed: int, scratch: Path,
+          resolve_samples: int) -> dict[str, Any]:
     """Every size in turn; a failed child is recorded in its row and the next size still runs."""
     rows: list[dict[str, Any]] = []
     resolve: dict[str, Any] = {}
@@ -57,8 +63,7 @@ def scale(databases: Databases, sizes: list[int], seed: int, scratch: Path, reso
         rows.append(row)
         sample_file = scratch / f"devices_{size}.json" if size == sizes[-1] else None
         try:
-            resolve = _measure(size, databases.ledger_url(f"scale_{size}"), seed, sample_file, resolve_samples,
-                               row) or resolve
+            resolve = _measure(databases, size, seed, sample_file, resolve_samples, row) or resolve
         except IsolatedRunFailed as failure:
             row["failed"] = str(failure)
     return {"sizes": rows, "flags": rate_drops(rows), "resolve": resolve}
@@ -71,6 +76,12 @@ def rate_drops(rows: list[dict[str, Any]]) -> list[str]:
     flags = []
     for key, label in (("ingest_per_s", "ingest"), ("rebuild_per_s", "rebuild")):
         if key in before and key in after and after[key] < (1 - MAX_DROP) * before[key]:
-            flags.append(f"{label} rate falls {1 - after[key] / before[key]:.0%} from "
+            flags.append(f"{label} rate falls {_drop(before, after, key)} from "
                          f"{before['events']:,} to {after['events']:,} events (limit {MAX_DROP:.0%})")
+    if flags and "raw_insert_per_s" in before and "raw_insert_per_s" in after:
+        flags.append(f"the raw SQLite limit itself falls {_drop(before, after, 'raw_insert_per_s')}")
     return flags
+
+
+def _drop(before: dict[str, Any], after: dict[str, Any], key: str) -> str:
+    return f"{1 - after[key] / before[key]:.0%}"
