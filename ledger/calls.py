@@ -103,31 +103,38 @@ def device_id_for_user(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()[:32]
 
 
-def _check_value(value: Any, depth: int) -> str | None:
-    """Why a property value breaks the contract (depth, long strings, unstorable numbers), or None."""
-    if isinstance(value, str):
-        return "string longer than 1024 characters" if len(value) > MAX_STRING else None
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return None if -(2**63) <= value < 2**64 else "integer out of range"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else "number out of range"
-    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
-        return "nested deeper than 40 levels"
-    if isinstance(value, dict):
+_INT_RANGE = range(-(2**63), 2**64)  # what msgpack can store
+
+
+def _storable(value: Any, depth: int) -> bool:
+    """Whether a property value keeps the contract: strings up to 1024 characters, objects and
+    lists up to 40 deep, string keys, finite numbers msgpack can hold. Hot: every event's
+    properties go through it, so scalars are checked inline rather than by a call each.
+    """
+    kind = type(value)
+    if kind is str:
+        return len(value) <= MAX_STRING
+    if kind is int:
+        return value in _INT_RANGE
+    if kind is float:
+        return math.isfinite(value)
+    if value is None or kind is bool:
+        return True
+    if kind is dict:
+        if depth > MAX_DEPTH:
+            return False
         for key, item in value.items():
-            problem = _check_value(key, depth) or _check_value(item, depth + 1)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, list):
-        for item in value:
-            problem = _check_value(item, depth + 1)
-            if problem:
-                return problem
-        return None
-    return "unsupported value"
+            if type(key) is not str or len(key) > MAX_STRING:
+                return False
+            if type(item) is str:
+                if len(item) > MAX_STRING:
+                    return False
+            elif not _storable(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return depth <= MAX_DEPTH and all(_storable(item, depth + 1) for item in value)
+    return False
 
 
 def _decode(event: Any) -> EventIn:
@@ -220,7 +227,7 @@ def _accept_one(
             bad = True
     for field in ("event_properties", "user_properties"):
         value = getattr(event, field)
-        if value is not None and _check_value(value, 1):
+        if value is not None and not _storable(value, 1):
             problems.invalid[field].append(index)
             bad = True
     operations: Operations = {}

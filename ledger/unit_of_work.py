@@ -125,6 +125,7 @@ class UnitOfWork:
         self.app = app
         self.server_time = server_time
         self.touched: dict[Key, JournaledAggregate] = {}
+        self.created: list[tuple[Key, JournaledAggregate]] = []
         self.events: list[Any] = []
         self._issued = 0
 
@@ -173,18 +174,22 @@ class UnitOfWork:
         amplitude_id = allocator.next_amplitude_id + self._issued
         self._issued += 1
         identity = Identity.create(amplitude_id, cause)
-        self._enlist(("identity", amplitude_id), identity)
+        self._create(("identity", amplitude_id), identity)
         return identity
 
     def add(self, aggregate: Device | User) -> None:
         key: Key = ("device", aggregate.device_id) if isinstance(aggregate, Device) else ("user", aggregate.user_id)
+        self._create(key, aggregate)
+
+    def _create(self, key: Key, aggregate: JournaledAggregate) -> None:
+        self.created.append((key, aggregate))
         self._enlist(key, aggregate)
 
     def _allocator(self) -> AmplitudeIds:
         allocator = self._get(ALLOCATOR)
         if allocator is None:
             allocator = AmplitudeIds.start(self.server_time)
-            self._enlist(ALLOCATOR, allocator)
+            self._create(ALLOCATOR, allocator)
         return allocator
 
     def commit(self) -> list[tuple[int, Any]]:
@@ -201,9 +206,10 @@ class UnitOfWork:
         except BaseException:
             self.discard()
             raise
-        for key, aggregate in self.touched.items():
-            aggregate.collect_events()
+        for aggregate in self.touched.values():
+            aggregate.pending_events.clear()  # stored: no longer pending
             aggregate.journal = None
+        for key, aggregate in self.created:  # the others came from the cache
             self.cache.put(key, aggregate)
         return list(zip(positions or [], self.events))
 
@@ -213,4 +219,5 @@ class UnitOfWork:
             aggregate.journal = None
         self.cache.evict(aggregate.id for aggregate in self.touched.values())
         self.touched.clear()
+        self.created.clear()
         self.events.clear()
