@@ -170,7 +170,9 @@ def check_min_id_length(value: Any) -> int:
     if value is None:
         return DEFAULT_MIN_ID_LENGTH
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STRING:
-        raise InvalidRequest(400, {"code": 400, "error": "Invalid options: min_id_length must be an integer from 0 to 1024"})
+        raise InvalidRequest(
+            400, {"code": 400, "error": "Invalid options: min_id_length must be an integer from 0 to 1024"}
+        )
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections import deque
@@ -10,7 +11,6 @@ from typing import Any, Callable, Iterable
 import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError
-from sqlalchemy.pool import StaticPool
 
 from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, IngestWarning, accept
 from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
@@ -57,9 +57,11 @@ def _now_ms() -> int:
 class LedgerView:
     """Read-only answers from one set of projection tables (the live ones, or a past state)."""
 
-    def __init__(self, queries: ProjectionQueries, position: int) -> None:
+    def __init__(self, queries: ProjectionQueries, position: int,
+                 scratch: tempfile.TemporaryDirectory[str] | None = None) -> None:
         self._queries = queries
         self.position = position
+        self._scratch = scratch
 
     def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
         _one_id(device_id, user_id)
@@ -89,7 +91,11 @@ class LedgerView:
         return self._queries.events(after=after, limit=limit)
 
     def close(self) -> None:
-        self._queries.engine.dispose()
+        """Release a past view's scratch database (the live view's engine belongs to the ledger)."""
+        if self._scratch is not None:
+            self._queries.engine.dispose()
+            self._scratch.cleanup()
+            self._scratch = None
 
     def __enter__(self) -> LedgerView:
         return self
@@ -308,13 +314,23 @@ class IdentityLedger:
     # -- replay --------------------------------------------------------------------
 
     def as_of(self, position: int) -> LedgerView:
-        """A read-only view of the ledger as it stood at `position`, replayed into a scratch database."""
+        """A read-only view of the ledger as it stood at `position`, replayed into a scratch database.
+
+        The scratch database is a temporary SQLite file (memory stays bounded however long
+        the log), deleted by the view's `close()`; use the view as a context manager.
+        """
         if position < 0:
             raise ValueError("position must be >= 0")
         stop = min(position, self.position)
-        engine = sa.create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
-        ProjectionRunner(engine, self._log.read).catch_up(stop)
-        return LedgerView(ProjectionQueries(engine), stop)
+        scratch = tempfile.TemporaryDirectory(prefix="ledger-as-of-")
+        engine = sa.create_engine(f"sqlite:///{scratch.name}/as_of.db", connect_args={"check_same_thread": False})
+        try:
+            ProjectionRunner(engine, self._log.read).catch_up(stop)
+        except BaseException:
+            engine.dispose()
+            scratch.cleanup()
+            raise
+        return LedgerView(ProjectionQueries(engine), stop, scratch)
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the whole log from position 0; returns the position reached."""

@@ -202,7 +202,8 @@ class UnitOfWork:
             self._issued = 0
         try:
             to_stored = self.app.mapper.to_stored_event
-            positions = self.app.recorder.insert_events([to_stored(event) for event in self.events]) if self.events else []
+            stored = [to_stored(event) for event in self.events]
+            positions = self.app.recorder.insert_events(stored) if stored else []
         except BaseException:
             self.discard()
             raise

@@ -40,7 +40,9 @@ class ProjectionQueries:
         if live is None:
             return []
         merged = self._all(
-            sa.select(t.merges.c.amplitude_id).where(t.merges.c.merged_amplitude_id == live).order_by(t.merges.c.position)
+            sa.select(t.merges.c.amplitude_id)
+            .where(t.merges.c.merged_amplitude_id == live)
+            .order_by(t.merges.c.position)
         )
         return [live] + [row.amplitude_id for row in merged]
 

@@ -126,7 +126,8 @@ def _position(connection: sa.Connection, *, lock: bool = False) -> int:
     (whose driver would otherwise read outside the transaction).
     """
     if lock:
-        connection.execute(t.positions.update().where(t.positions.c.name == NAME).values(position=t.positions.c.position))
+        unchanged = t.positions.update().where(t.positions.c.name == NAME).values(position=t.positions.c.position)
+        connection.execute(unchanged)
     return connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == NAME)).scalar() or 0
 
 

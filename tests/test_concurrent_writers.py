@@ -23,7 +23,8 @@ def requests_for(writer: int, count: int) -> list[list[dict]]:
     for number in range(count):
         request = []
         for call in range(5):
-            event = {"event_type": "view", "device_id": chance.choice(DEVICES), "insert_id": f"w{writer}-{number}-{call}"}
+            event = {"event_type": "view", "device_id": chance.choice(DEVICES),
+                     "insert_id": f"w{writer}-{number}-{call}"}
             if chance.random() < 0.4:
                 event["user_id"] = chance.choice(USERS)
             request.append(event)
