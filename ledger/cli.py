@@ -141,11 +141,12 @@ def _ingest(args: argparse.Namespace) -> int:
         sender = Sender(strict=args.strict)
         submit = partial(lg.ingest, min_id_length=args.min_id_length)
         lines = _feed(sender, submit, read_rows(args.files, sys.stdin.buffer), args.batch_size, bar)
+        position = lg.position  # also when no request was sent
     tally = sender.tally
     for warning in tally.warnings:
         print(f"{warning.where}: warning: {warning.reason}", file=sys.stderr)
     if args.json:
-        _print_json({"lines": lines, "stopped": sender.stopped, **dataclasses.asdict(tally)})
+        _print_json({"lines": lines, "stopped": sender.stopped, **dataclasses.asdict(tally), "position": position})
     else:
         print(render.table([
             ("lines read", render.count(lines)),
@@ -155,7 +156,7 @@ def _ingest(args: argparse.Namespace) -> int:
             ("requests rejected", render.count(tally.rejected_requests)),
             ("lines not stored", render.count(len(tally.problems))),
             ("warnings", render.count(len(tally.warnings))),
-            ("ledger position", render.count(tally.position)),
+            ("ledger position", render.count(position)),
         ]))
     if sender.stopped:
         raise CommandError("stopped at the first problem (--strict); the lines before it were ingested")

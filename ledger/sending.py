@@ -47,7 +47,6 @@ class Tally:
     rejected_requests: int = 0
     ingested: int = 0
     duplicates: int = 0
-    position: int = 0
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -100,7 +99,6 @@ class Sender:
     def _count(self, report: IngestReport, calls: list[Located]) -> None:
         self.tally.ingested += report.ingested
         self.tally.duplicates += report.duplicates
-        self.tally.position = report.position
         for warning in report.warnings:
             self.tally.warnings.append(Problem(calls[warning.index][0], warning.message))
 

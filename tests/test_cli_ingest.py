@@ -186,3 +186,16 @@ def test_placeholder_ids_are_stored_with_a_warning(
     result = ledger(capsys, "ingest", "--db", url, "--min-id-length", "1", str(path))
     assert result.code == 0
     assert result.err.startswith(f"{path}:2: warning: user_id 'None' looks like a placeholder")
+
+
+def test_the_report_gives_the_ledger_position_even_when_nothing_was_sent(
+    capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(jsonl(event(insert_id="p1"), event(insert_id="p2")))
+    first = ledger(capsys, "ingest", "--db", url, "--json", str(good)).json()
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(gzip.compress(b'{"event_type": "a", "device_id": "device-1"}\n' * 50)[:40])
+    again = ledger(capsys, "ingest", "--db", url, "--json", str(broken))
+    assert again.code == 2
+    assert first["position"] > 0 and again.json()["position"] == first["position"]
