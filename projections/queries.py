@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -11,6 +11,7 @@ from projections import tables as t
 from projections.models import AuditEntry, Identity, Merge, TimelineEvent
 
 _decode = msgspec.json.Decoder()
+T = TypeVar("T", bound=msgspec.Struct)
 
 
 class ProjectionQueries:
@@ -111,20 +112,7 @@ class ProjectionQueries:
                 return []
             condition = t.audit.c.amplitude_id.in_(ids)
         rows = self._all(sa.select(t.audit).where(condition).order_by(t.audit.c.position, t.audit.c.seq))
-        return [
-            AuditEntry(
-                kind=row.kind,
-                amplitude_id=row.amplitude_id,
-                merged_amplitude_id=row.merged_amplitude_id,
-                user_id=row.user_id,
-                device_id=row.device_id,
-                event_time=row.event_time,
-                server_time=row.server_time,
-                position=row.position,
-                insert_id=row.insert_id,
-            )
-            for row in rows
-        ]
+        return [_answer(AuditEntry, row) for row in rows]
 
     def stats(self) -> dict[str, int]:
         count = sa.func.count
@@ -143,17 +131,12 @@ class ProjectionQueries:
             }
 
 
+def _answer(answer: type[T], row: Any, **decoded: Any) -> T:
+    """An answer Struct from the row's columns of the same names (`decoded` replaces JSON columns)."""
+    columns = row._mapping
+    return answer(**{name: columns[name] for name in answer.__struct_fields__ if name not in decoded}, **decoded)
+
+
 def _timeline_event(row: Any) -> TimelineEvent:
-    return TimelineEvent(
-        position=row.position,
-        insert_id=row.insert_id,
-        event_type=row.event_type,
-        time=row.time,
-        server_time=row.server_time,
-        device_id=row.device_id,
-        user_id=row.user_id,
-        amplitude_id=row.amplitude_id,
-        original_amplitude_id=row.original_amplitude_id,
-        event_properties=_decode.decode(row.event_properties),
-        user_properties=_decode.decode(row.user_properties),
-    )
+    return _answer(TimelineEvent, row, event_properties=_decode.decode(row.event_properties),
+                   user_properties=_decode.decode(row.user_properties))
