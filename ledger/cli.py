@@ -299,12 +299,15 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _person_text(reader: IdentityLedger | LedgerView, identity: Identity, events: int) -> str:
-    audit, timeline = _person_facts(reader, identity)
-    return render.person(identity, audit, timeline[-events:] if events else [], len(timeline))
+    audit, latest, total = _person_facts(reader, identity, events)
+    return render.person(identity, audit, latest, total)
 
 
-def _person_facts(reader: IdentityLedger | LedgerView, identity: Identity) -> tuple[list[Any], list[Any]]:
-    return reader.audit(amplitude_id=identity.amplitude_id), reader.timeline(identity.amplitude_id)
+def _person_facts(reader: IdentityLedger | LedgerView, identity: Identity,
+                  events: int) -> tuple[list[Any], list[Any], int]:
+    """The person's audit trail, their latest `events` tracked events (oldest first), and how many they have."""
+    latest = reader.timeline(identity.amplitude_id, limit=events, newest_first=True)[::-1] if events else []
+    return reader.audit(amplitude_id=identity.amplitude_id), latest, reader.event_count(identity.amplitude_id)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -313,9 +316,8 @@ def _show(args: argparse.Namespace) -> int:
         if not args.json:
             print(_person_text(reader, identity, args.events))
             return OK
-        audit, timeline = _person_facts(reader, identity)
-    _print_json({"identity": identity, "audit": audit, "events": len(timeline),
-                 "latest_events": timeline[-args.events:] if args.events else []})
+        audit, latest, total = _person_facts(reader, identity, args.events)
+    _print_json({"identity": identity, "audit": audit, "events": total, "latest_events": latest})
     return OK
 
 

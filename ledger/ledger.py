@@ -67,8 +67,12 @@ class LedgerView:
         _one_id(device_id, user_id)
         return self._queries.resolve(device_id=device_id, user_id=user_id)
 
-    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None) -> list[TimelineEvent]:
-        return self._queries.timeline(amplitude_id, after=after, limit=limit)
+    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
+                 newest_first: bool = False) -> list[TimelineEvent]:
+        return self._queries.timeline(amplitude_id, after=after, limit=limit, newest_first=newest_first)
+
+    def event_count(self, amplitude_id: int) -> int:
+        return self._queries.event_count(amplitude_id)
 
     def merges(self) -> list[Merge]:
         return self._queries.merges()
@@ -284,9 +288,14 @@ class IdentityLedger:
             self._live.position = self._sync()
         return self._live
 
-    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None) -> list[TimelineEvent]:
+    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
+                 newest_first: bool = False) -> list[TimelineEvent]:
         """Every tracked event of the person `amplitude_id` belongs to (merged IDs included)."""
-        return self._view().timeline(amplitude_id, after=after, limit=limit)
+        return self._view().timeline(amplitude_id, after=after, limit=limit, newest_first=newest_first)
+
+    def event_count(self, amplitude_id: int) -> int:
+        """How many tracked events the person `amplitude_id` belongs to has."""
+        return self._view().event_count(amplitude_id)
 
     def merges(self) -> list[Merge]:
         return self._view().merges()

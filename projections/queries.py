@@ -76,18 +76,27 @@ class ProjectionQueries:
         amplitude_id = self.amplitude_id_for(device_id=device_id, user_id=user_id)
         return None if amplitude_id is None else self.identity(amplitude_id)
 
-    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None) -> list[TimelineEvent]:
-        """The person's merged timeline in ledger order, starting after position `after`."""
+    def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
+                 newest_first: bool = False) -> list[TimelineEvent]:
+        """The person's merged timeline in ledger order (or newest first), after position `after`."""
         live = self.live_amplitude_id(amplitude_id)
         if live is None:
             return []
+        position = t.timeline.c.position
         query = (
             sa.select(t.timeline)
-            .where(t.timeline.c.amplitude_id == live, t.timeline.c.position > after)
-            .order_by(t.timeline.c.position)
+            .where(t.timeline.c.amplitude_id == live, position > after)
+            .order_by(position.desc() if newest_first else position)
             .limit(limit)
         )
         return [_timeline_event(row) for row in self._all(query)]
+
+    def event_count(self, amplitude_id: int) -> int:
+        """How many tracked events the person has (merged amplitude IDs included)."""
+        live = self.live_amplitude_id(amplitude_id)
+        if live is None:
+            return 0
+        return self._scalar(sa.select(sa.func.count()).select_from(t.timeline).where(t.timeline.c.amplitude_id == live))
 
     def events(self, *, after: int = 0, limit: int = 10_000) -> list[TimelineEvent]:
         """Every tracked event in ledger order, a page at a time (for exports)."""

@@ -166,3 +166,14 @@ def test_rebuild_reports_progress(lg: IdentityLedger) -> None:
     assert [p.done for p in seen] == sorted(p.done for p in seen)
     assert seen[-1].done == seen[-1].total == lg.position and seen[-1].eta == 0
     assert all(p.rate > 0 for p in seen)
+
+
+def test_the_latest_events_come_newest_first_with_the_person_s_count(lg: IdentityLedger) -> None:
+    feed(lg, scenario())
+    david = lg.resolve(user_id="user-David")
+    assert david is not None
+    everything = lg.timeline(david.amplitude_id)
+    assert lg.timeline(david.amplitude_id, limit=2, newest_first=True) == everything[::-1][:2]
+    for amplitude_id in [david.amplitude_id, *david.merged_amplitude_ids]:
+        assert lg.event_count(amplitude_id) == len(everything) == 4
+    assert lg.event_count(10**6) == 0
