@@ -37,9 +37,6 @@ class ProgressBar:
             self._drawn_at = now
             self._draw(now - self._started)
 
-    def advance(self, amount: int) -> None:
-        self.update(self.done + amount)
-
     def line(self, elapsed: float) -> str:
         """The text of the bar after `elapsed` seconds (without terminal control codes)."""
         rate = self.done / elapsed if elapsed > 0 else 0.0
