@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import register_topic
 
 from ledger.properties import Operations, Properties, apply_operations, merge_properties
 
@@ -98,12 +98,16 @@ class JournaledAggregate(Aggregate):
     eventsourcing's own `mutate`.
     """
 
+    #: The aggregate's stored name (events name their class in `TOPIC`). Not called
+    #: TOPIC: eventsourcing would then demand one on the `Created` class it adds itself.
+    STORED_AS = ""
+
     def __init__(self) -> None:
         self.journal: list[Any] | None = None
 
     @classmethod
     def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:  # noqa: A002
-        kwargs.update(originator_topic=get_topic(cls), originator_id=id, originator_version=cls.INITIAL_VERSION)
+        kwargs.update(originator_topic=cls.STORED_AS, originator_id=id, originator_version=cls.INITIAL_VERSION)
         event = _new_event(event_class, kwargs)
         aggregate = cls.__new__(cls)
         aggregate.__base_init__(id, cls.INITIAL_VERSION, event.timestamp)
@@ -140,7 +144,11 @@ class Fact(Aggregate.Event):
 class Device(JournaledAggregate):
     """One device ID: its pointer (where the next anonymous event goes) and recent insert_ids."""
 
+    STORED_AS = "Device"
+
     class Seen(Aggregate.Created, Fact):
+        TOPIC = "Device.Seen"
+
         amplitude_id: int
 
         def apply(self, device: Device) -> None:
@@ -149,6 +157,8 @@ class Device(JournaledAggregate):
             device.amplitude_ids.append(self.amplitude_id)
 
     class PointerMoved(Fact):
+        TOPIC = "Device.PointerMoved"
+
         amplitude_id: int
         previous_amplitude_id: int
 
@@ -160,6 +170,8 @@ class Device(JournaledAggregate):
     class Tracked(Fact):
         """A counted event, stamped with the identity and user properties in force on arrival."""
 
+        TOPIC = "Device.Tracked"
+
         amplitude_id: int
         event_type: str
         event_properties: dict[str, Any]
@@ -170,6 +182,8 @@ class Device(JournaledAggregate):
 
     class Identified(Fact):
         """An identify call went through this device (kept so that retries are recognised)."""
+
+        TOPIC = "Device.Identified"
 
         amplitude_id: int
 
@@ -234,8 +248,12 @@ class Device(JournaledAggregate):
 class User(JournaledAggregate):
     """A user ID's binding to one amplitude ID. Created once: a second creation collides in the store."""
 
+    STORED_AS = "User"
+
     class Bound(Aggregate.Created, Fact):
         """The call's user ID is bound to `amplitude_id`, forever."""
+
+        TOPIC = "User.Bound"
 
         amplitude_id: int
 
@@ -266,8 +284,12 @@ class IdentityFact(Fact):
 class Identity(JournaledAggregate):
     """One amplitude ID: at most one user ID, its devices, merges and user properties."""
 
+    STORED_AS = "Identity"
+
     class Created(Aggregate.Created, IdentityFact):
         """A new amplitude ID, first used by the calling device (so that device is linked too)."""
+
+        TOPIC = "Identity.Created"
 
         def apply(self, identity: Identity) -> None:
             identity.amplitude_id = self.amplitude_id
@@ -276,16 +298,22 @@ class Identity(JournaledAggregate):
     class UserIdRecorded(IdentityFact):
         """This identity now carries the calling user ID (it never changes again)."""
 
+        TOPIC = "Identity.UserIdRecorded"
+
         def apply(self, identity: Identity) -> None:
             identity.user_id = self.user_id
 
     class DeviceLinked(IdentityFact):
         """The calling device used this amplitude ID for the first time."""
 
+        TOPIC = "Identity.DeviceLinked"
+
         def apply(self, identity: Identity) -> None:
             identity.device_ids.append(self.device_id)
 
     class UserPropertiesUpdated(IdentityFact):
+        TOPIC = "Identity.UserPropertiesUpdated"
+
         operations: dict[str, Any]
         user_properties: dict[str, Any]
 
@@ -295,6 +323,8 @@ class Identity(JournaledAggregate):
     class Merged(IdentityFact):
         """This anonymous identity is the same person as `merged_amplitude_id` (the live one)."""
 
+        TOPIC = "Identity.Merged"
+
         merged_amplitude_id: int
 
         def apply(self, identity: Identity) -> None:
@@ -302,6 +332,8 @@ class Identity(JournaledAggregate):
 
     class Absorbed(IdentityFact):
         """The anonymous `absorbed_amplitude_id` was merged into this one; its properties were folded in."""
+
+        TOPIC = "Identity.Absorbed"
 
         absorbed_amplitude_id: int
         user_properties: dict[str, Any]
@@ -372,13 +404,19 @@ class AmplitudeIds(JournaledAggregate):
     collides on this aggregate's version and is retried), and never reused.
     """
 
+    STORED_AS = "AmplitudeIds"
+
     class Started(Aggregate.Created):
+        TOPIC = "AmplitudeIds.Started"
+
         next_amplitude_id: int
 
         def apply(self, allocator: AmplitudeIds) -> None:
             allocator.next_amplitude_id = self.next_amplitude_id
 
     class Reserved(Aggregate.Event):
+        TOPIC = "AmplitudeIds.Reserved"
+
         next_amplitude_id: int
 
         def apply(self, allocator: AmplitudeIds) -> None:
@@ -395,3 +433,21 @@ class AmplitudeIds(JournaledAggregate):
     def reserve(self, count: int, server_time: int) -> None:
         self.trigger_event(self.Reserved, next_amplitude_id=self.next_amplitude_id + count,
                            timestamp=_utc(server_time))
+
+
+
+def _register_topics() -> None:
+    """Make every stored name resolvable, including the ones release 0.1.0 wrote.
+
+    Names are explicit (`STORED_AS`, `TOPIC`), so moving a class never renames its stored
+    events; 0.1.0 stored `ledger.domain:<qualname>`, which maps to the same classes.
+    """
+    for aggregate in (Device, User, Identity, AmplitudeIds):
+        events = [value for value in vars(aggregate).values()
+                  if getattr(value, "TOPIC", "").startswith(aggregate.STORED_AS + ".")]
+        for name, cls in [(aggregate.STORED_AS, aggregate), *((event.TOPIC, event) for event in events)]:
+            register_topic(name, cls)
+            register_topic("ledger.domain:" + name, cls)
+
+
+_register_topics()

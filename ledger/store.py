@@ -39,7 +39,9 @@ class MsgspecMapper(Mapper[Any]):
     """Encodes event state with msgpack (msgspec): smaller and faster than the JSON transcoder.
 
     Stored state holds only the event's own fields; the originator id and version
-    live in their columns, as with eventsourcing's own mapper.
+    live in their columns, as with eventsourcing's own mapper. Like eventsourcing's mapper,
+    it stores an event class's `class_version` when above 1 and upcasts older state on
+    the way in (`upcast_vN_vN+1` static methods on the event class).
     """
 
     _encoder = msgspec.msgpack.Encoder()
@@ -49,6 +51,9 @@ class MsgspecMapper(Mapper[Any]):
         state = dict(domain_event.__dict__)
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
@@ -65,9 +70,13 @@ class MsgspecMapper(Mapper[Any]):
 def decode_event(topic: str, state: bytes, originator_id: Any, originator_version: int) -> Any:
     """Rebuild a domain event object from its stored columns, without running its __init__."""
     fields = MsgspecMapper._decoder.decode(state)
+    event_class = resolve_topic(topic)
+    stored_version = fields.pop("class_version", 1)
+    for version in range(stored_version, getattr(event_class, "class_version", 1)):
+        getattr(event_class, f"upcast_v{version}_v{version + 1}")(fields)
     fields["originator_id"] = originator_id
     fields["originator_version"] = originator_version
-    event = object.__new__(resolve_topic(topic))
+    event = object.__new__(event_class)
     object.__setattr__(event, "__dict__", fields)
     return event
 
