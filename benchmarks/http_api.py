@@ -42,7 +42,7 @@ def server_command(db_url: str, port: int) -> list[str] | None:
     if importlib.util.find_spec("ledger.cli") is not None and script.exists():
         return [str(script), "serve", "--db", db_url, "--host", "127.0.0.1", "--port", str(port),
                 "--api-key", API_KEY, "--secret-key", SECRET_KEY]
-    code = ("import sys; from ledger.server import serve; "
+    code = ("import sys; from ledger.server.app import serve; "
             "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), [sys.argv[3]], sys.argv[4])")
     return [sys.executable, "-c", code, db_url, str(port), API_KEY, SECRET_KEY]
 

@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _WHERE = {
-    "IngestWarning": "ledger.calls",
+    "IngestWarning": "ledger.domain.calls",
     "ConflictRetriesExhausted": "ledger.errors",
     "DatabaseUnavailable": "ledger.errors",
     "InvalidRequest": "ledger.errors",
@@ -27,7 +27,7 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:
-    from ledger.calls import IngestWarning
+    from ledger.domain.calls import IngestWarning
     from ledger.errors import ConflictRetriesExhausted, DatabaseUnavailable, InvalidRequest, LedgerError, LedgerNotFound
     from ledger.ledger import IdentityLedger, IngestReport, LedgerView
     from projections.models import AuditEntry, Identity, Merge, TimelineEvent

@@ -12,13 +12,13 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError
 
-from ledger.calls import DEFAULT_MIN_ID_LENGTH, Accepted, IngestWarning, accept
-from ledger.domain import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
+from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, Accepted, IngestWarning, accept
+from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
 from ledger.errors import ConflictRetriesExhausted
-from ledger.event_log import EventLog
-from ledger.resolution import resolve_call
-from ledger.store import open_store
-from ledger.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache, UnitOfWork
+from ledger.store.event_log import EventLog
+from ledger.domain.resolution import resolve_call
+from ledger.store.database import open_store
+from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache, UnitOfWork
 from projections.models import AuditEntry, Identity, Merge, TimelineEvent
 from projections.queries import ProjectionQueries
 from projections.runner import ProgressCallback, ProjectionRunner

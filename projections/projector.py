@@ -17,7 +17,7 @@ from typing import Any, Callable
 import msgspec
 import sqlalchemy as sa
 
-from ledger.domain import Device, Identity, User
+from ledger.domain.model import Device, Identity, User
 from projections import tables as t
 
 _json = msgspec.json.Encoder()

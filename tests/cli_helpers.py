@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from ledger.cli import main
+from ledger.cli.commands import main
 
 
 @dataclass(frozen=True)

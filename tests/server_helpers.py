@@ -20,7 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from ledger import IdentityLedger
-from ledger.server import create_app
+from ledger.server.app import create_app
 
 API_KEY = "test-api-key"
 SECRET_KEY = "test-secret-key"

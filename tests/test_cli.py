@@ -14,8 +14,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ledger.cli import main
-from ledger.synthetic import EXAMPLE_USER_ID, HOUSEMATE_USER_ID
+from ledger.cli.commands import main
+from ledger.cli.synthetic import EXAMPLE_USER_ID, HOUSEMATE_USER_ID
 from tests.cli_helpers import Result, assert_one_line_error, ledger
 
 AMPLITUDE_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
@@ -264,7 +264,7 @@ def test_serve_refuses_without_a_secret_key(capsys: pytest.CaptureFixture[str], 
 
 
 def test_serve_passes_its_configuration(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.server as server
+    import ledger.server.app as server
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(server, "serve", lambda **options: seen.update(options))

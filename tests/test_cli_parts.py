@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from ledger.amplitude_export import event_from_export_row, format_time, parse_time
-from ledger.calls import BLOCKED_IDS
+from ledger.cli.amplitude_export import event_from_export_row, format_time, parse_time
+from ledger.domain.calls import BLOCKED_IDS
 from ledger.errors import InvalidRequest
 from ledger.ledger import IngestReport
-from ledger.progress import ProgressBar
-from ledger.render import table
-from ledger.sending import Sender
-from ledger.synthetic import EXAMPLE_USER_ID, generate
+from ledger.cli.progress import ProgressBar
+from ledger.cli.render import table
+from ledger.cli.sending import Sender
+from ledger.cli.synthetic import EXAMPLE_USER_ID, generate
 
 
 class _Terminal(io.StringIO):

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ledger.calls import accept
-from ledger.domain import Cause, Device, Identity, RuleViolation, User
-from ledger.resolution import resolve_call
+from ledger.domain.calls import accept
+from ledger.domain.model import Cause, Device, Identity, RuleViolation, User
+from ledger.domain.resolution import resolve_call
 
 WEEK = 7 * 24 * 3600 * 1000
 

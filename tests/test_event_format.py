@@ -13,8 +13,8 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import register_topic
 
 from ledger import IdentityLedger
-from ledger.domain import AmplitudeIds, Device, Identity, User
-from ledger.store import MsgspecMapper, decode_event
+from ledger.domain.model import AmplitudeIds, Device, Identity, User
+from ledger.store.database import MsgspecMapper, decode_event
 from tests.helpers import event
 
 AGGREGATES = (Device, User, Identity, AmplitudeIds)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import IdentityLedger, InvalidRequest
-from ledger.calls import device_id_for_user
+from ledger.domain.calls import device_id_for_user
 from tests.helpers import Clock
 from tests.reference_model import ReferenceModel
 from tests.test_validation import snapshot

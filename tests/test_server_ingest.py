@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from ledger import IdentityLedger
-from ledger.ingest_api import HTTPAPI_LIMIT
+from ledger.server.ingest_api import HTTPAPI_LIMIT
 from ledger.errors import ConflictRetriesExhausted
-from ledger.server import create_app
+from ledger.server.app import create_app
 from tests.helpers import event
 from tests.server_helpers import API_KEY, SECRET_KEY, basic, http, query, shared_server, url  # noqa: F401 (fixtures)
 

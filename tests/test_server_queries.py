@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from ledger import IdentityLedger
-from ledger.credentials import ServerConfigError
-from ledger.server import create_app, serve
+from ledger.server.credentials import ServerConfigError
+from ledger.server.app import create_app, serve
 from tests.helpers import event
 from tests.server_helpers import (  # noqa: F401 (fixtures)
     API_KEY, SECRET_KEY, http, query, query_client, running_app, shared_server, url,

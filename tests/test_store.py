@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 
 from ledger import DatabaseUnavailable, IdentityLedger, LedgerNotFound
-from ledger.store import BadDatabaseURL
+from ledger.store.database import BadDatabaseURL
 from tests.helpers import event
 
 

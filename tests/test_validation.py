@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import IdentityLedger, InvalidRequest
-from ledger.calls import BLOCKED_IDS
+from ledger.domain.calls import BLOCKED_IDS
 from tests.helpers import event
 
 

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.credentials import Credentials
-from ledger.http_input import basic_credentials, query_int, to_int
+from ledger.server.credentials import Credentials
+from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.ledger import IdentityLedger, LedgerView
-from ledger.replies import HttpError, ok
+from ledger.server.replies import HttpError, ok
 from projections.models import Identity
 
 PAGE = 100

@@ -17,7 +17,7 @@ from typing import IO, Any, Iterator
 
 import msgspec
 
-from ledger.amplitude_export import event_from_export_row, is_export_row
+from ledger.cli.amplitude_export import event_from_export_row, is_export_row
 
 STDIN = "-"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")

@@ -22,13 +22,13 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger import amplitude_export, demo, graph, render, synthetic
+from ledger.cli import amplitude_export, demo, graph, render, synthetic
 from ledger.errors import LedgerError, LedgerNotFound
-from ledger.importing import Row, read_rows, unreadable
+from ledger.cli.importing import Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
-from ledger.progress import ProgressBar
-from ledger.sending import Located, Problem, Sender, Submit
-from ledger.store import DEFAULT_URL, BadDatabaseURL
+from ledger.cli.progress import ProgressBar
+from ledger.cli.sending import Located, Problem, Sender, Submit
+from ledger.store.database import DEFAULT_URL, BadDatabaseURL
 from projections.models import Identity
 
 OK, NOT_FOUND, FAILED = 0, 1, 2
@@ -205,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not api_keys:
         raise CommandError("no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated)")
     try:
-        from ledger.server import serve
+        from ledger.server.app import serve
     except ImportError as error:
         raise CommandError(f"the server cannot start: {error}") from error
     serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Iterable
 import msgspec
 
 from ledger.errors import InvalidRequest
-from ledger.properties import Operations, normalise_operations
+from ledger.domain.properties import Operations, normalise_operations
 
 MAX_EVENTS = 2000
 MAX_STRING = 1024

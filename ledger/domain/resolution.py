@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ledger.calls import Call
-from ledger.domain import Cause, Device, Identity, User
+from ledger.domain.calls import Call
+from ledger.domain.model import Cause, Device, Identity, User
 
 
 class Aggregates(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ledger.render import when
+from ledger.cli.render import when
 from projections.models import AuditEntry, Identity
 
 

@@ -13,12 +13,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ledger.credentials import Credentials, ServerConfigError
+from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest
-from ledger.ingest_api import ingest_routes
+from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
-from ledger.query_api import health_route, query_routes
-from ledger.replies import HttpError, refusal, reply
+from ledger.server.query_api import health_route, query_routes
+from ledger.server.replies import HttpError, refusal, reply
 
 __all__ = ["ServerConfigError", "create_app", "serve"]
 

@@ -18,7 +18,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
-from ledger.properties import Operations, Properties, apply_operations, merge_properties
+from ledger.domain.properties import Operations, Properties, apply_operations, merge_properties
 
 NAMESPACE = UUID("6f1e0c55-3c1a-4b8e-9a57-1d2f0e7a9b31")
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ledger.store import Store, decode_event
+from ledger.store.database import Store, decode_event
 
 #: SQLite allows 32766 bound parameters per statement; stay far below.
 IN_CHUNK = 900

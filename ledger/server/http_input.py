@@ -15,7 +15,7 @@ import msgspec
 from starlette.requests import Request
 
 from ledger.errors import InvalidRequest
-from ledger.replies import HttpError
+from ledger.server.replies import HttpError
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

@@ -14,8 +14,8 @@ from collections import OrderedDict
 from typing import Any, Iterable
 from uuid import UUID
 
-from ledger.calls import Call
-from ledger.domain import (
+from ledger.domain.calls import Call
+from ledger.domain.model import (
     ALLOCATOR_KEY,
     AmplitudeIds,
     Cause,
@@ -27,8 +27,8 @@ from ledger.domain import (
     identity_key,
     user_key,
 )
-from ledger.event_log import EventLog
-from ledger.store import EventStoreApp
+from ledger.store.event_log import EventLog
+from ledger.store.database import EventStoreApp
 
 DEFAULT_CACHE_SIZE = 250_000
 

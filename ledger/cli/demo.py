@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 from ledger.ledger import IdentityLedger
-from ledger.progress import ProgressBar
-from ledger.render import count, table
-from ledger.sending import Sender, Tally
-from ledger.synthetic import History
+from ledger.cli.progress import ProgressBar
+from ledger.cli.render import count, table
+from ledger.cli.sending import Sender, Tally
+from ledger.cli.synthetic import History
 
 
 def ingest_history(lg: IdentityLedger, history: History, bar: ProgressBar) -> Tally:

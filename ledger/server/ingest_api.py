@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger import segment
-from ledger.calls import check_min_id_length
-from ledger.credentials import Credentials
+from ledger.server import segment
+from ledger.domain.calls import check_min_id_length
+from ledger.server.credentials import Credentials
 from ledger.errors import InvalidRequest
-from ledger.http_input import FORM, JSON, basic_credentials, decode_json, read_body
+from ledger.server.http_input import FORM, JSON, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
-from ledger.replies import HttpError, ok
+from ledger.server.replies import HttpError, ok
 
 HTTPAPI_LIMIT = 1024 * 1024  # bytes; Amplitude's HTTP V2 API limit
 BATCH_LIMIT = 20 * 1024 * 1024  # bytes; Amplitude's Batch API limit

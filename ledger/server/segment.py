@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ledger.calls import IDENTIFY
+from ledger.domain.calls import IDENTIFY
 from ledger.errors import InvalidRequest
 
 _IGNORED = object()
