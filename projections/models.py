@@ -58,3 +58,13 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     insert_id: str | None
     merged_amplitude_id: int | None = None
 
+
+
+class Stats(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts over the whole ledger: tracked events, people with events, bound user IDs, devices, merges."""
+
+    events: int
+    users: int
+    identified_users: int
+    devices: int
+    merges: int

@@ -1,13 +1,15 @@
-"""Event -> rows: the pure mapping from ledger events to projection table writes.
+"""Event -> rows: the pure mapping from the log's identity facts to projection table writes.
 
-Every event carries the outcome of its decision (the pointer it moved to, the user
-properties that resulted), so projecting never reads the database and never
-re-applies an identity rule. Writes are buffered per statement and sent as one
-`executemany` each, inserts first, then updates in order of first use. That order
-is equivalent to applying the events one by one because an update only touches
-rows inserted before it (a merged amplitude ID gets no new events), updates of
-different statements set different columns, and each statement keeps its own rows
-in log order (the last write wins).
+Facts arrive as (position, topic, fields): the read side depends on the stored format
+(topics and field names), never on the write side's classes. Every fact carries the
+outcome of its decision (the pointer it moved to, the user properties that resulted),
+so projecting never reads the database and never re-applies an identity rule. Writes
+are buffered per statement and sent as one `executemany` each, inserts first, then
+updates in order of first use. That order is equivalent to applying the facts one by
+one because an update only touches rows inserted before it, updates of different
+statements set different columns, and each statement keeps its own rows in log order
+(the last write wins). Tracked events are not projected: the log's own index is the
+timeline (0.1.0's tracked events only get their position indexed).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any, Callable
 import msgspec
 import sqlalchemy as sa
 
-from ledger.domain.model import Device, Identity, User
 from projections import tables as t
 
 _json = msgspec.json.Encoder()
+#: Runs one statement (`?` placeholders) for each row.
+Sink = Callable[[str, list[tuple[Any, ...]]], None]
+Fields = dict[str, Any]
 
 
 def to_json(value: Any) -> str:
@@ -38,43 +42,36 @@ _MOVE_POINTER = f"UPDATE {t.devices.name} SET pointer = ? WHERE device_id = ?"
 _RECORD_USER_ID = f"UPDATE {t.identities.name} SET user_id = ? WHERE amplitude_id = ?"
 _SET_PROPERTIES = f"UPDATE {t.identities.name} SET user_properties = ? WHERE amplitude_id = ?"
 _MARK_MERGED = f"UPDATE {t.identities.name} SET merged_into = ? WHERE amplitude_id = ?"
-_MOVE_TIMELINE = f"UPDATE {t.timeline.name} SET amplitude_id = ? WHERE amplitude_id = ?"
-
-
-def _for_driver(sql: str, connection: sa.Connection) -> str:
-    """The driver's own placeholder: `?` for sqlite3, `%s` for psycopg."""
-    return sql if connection.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 class Projector:
-    """Buffers the writes for a page of events; `flush` sends them on one connection."""
+    """Buffers the writes for a page of facts; `flush` sends them."""
 
     def __init__(self) -> None:
         self._inserts: dict[str, list[tuple[Any, ...]]] = {}
         self._updates: dict[str, list[tuple[Any, ...]]] = {}
-        self._handlers: dict[type, Callable[[int, Any], None]] = {
-            Identity.Created: self._identity_created,
-            User.Bound: self._user_bound,
-            Identity.UserIdRecorded: self._ignore,
-            Identity.DeviceLinked: self._device_linked,
-            Identity.UserPropertiesUpdated: self._properties_changed,
-            Identity.Absorbed: self._properties_changed,
-            Identity.Merged: self._merged,
-            Device.Seen: self._device_seen,
-            Device.PointerMoved: self._pointer_moved,
-            Device.Tracked: self._tracked,
-            Device.Identified: self._ignore,
+        self._handlers: dict[str, Callable[[int, Fields], None]] = {
+            "Identity.Created": self._identity_created,
+            "User.Bound": self._user_bound,
+            "Identity.DeviceLinked": self._device_linked,
+            "Identity.UserPropertiesUpdated": self._properties_changed,
+            "Identity.Absorbed": self._properties_changed,
+            "Identity.Merged": self._merged,
+            "Device.Seen": self._device_seen,
+            "Device.PointerMoved": self._pointer_moved,
+            "Device.Tracked": self._legacy_tracked,
         }
 
-    def apply(self, position: int, event: Any) -> None:
-        handler = self._handlers.get(type(event))
+    def apply(self, position: int, topic: str, fields: Fields) -> None:
+        """Facts without a handler (a user ID recorded twice over, identify calls) change no row."""
+        handler = self._handlers.get(topic)
         if handler is not None:
-            handler(position, event)
+            handler(position, fields)
 
-    def flush(self, connection: sa.Connection) -> None:
+    def flush(self, sink: Sink) -> None:
         for buffer in (self._inserts, self._updates):
             for statement, rows in buffer.items():
-                connection.exec_driver_sql(_for_driver(statement, connection), rows)
+                sink(statement, rows)
             buffer.clear()
 
     def _update(self, statement: str, row: tuple[Any, ...]) -> None:
@@ -84,49 +81,39 @@ class Projector:
         """`row` lists the values in the table's column order (see projections.tables)."""
         self._inserts.setdefault(_INSERT[table.name], []).append(row)
 
-    def _audit(self, position: int, kind: str, event: Any, amplitude_id: int,
+    def _audit(self, position: int, kind: str, fields: Fields, amplitude_id: int,
                merged_amplitude_id: int | None = None, seq: int = 0) -> None:
-        self._insert(t.audit, (position, seq, kind, amplitude_id, merged_amplitude_id, event.user_id, event.device_id,
-                               event.event_time, event.server_time, event.insert_id))
+        self._insert(t.audit, (position, seq, kind, amplitude_id, merged_amplitude_id, fields["user_id"],
+                               fields["device_id"], fields["event_time"], fields["server_time"], fields["insert_id"]))
 
-    @staticmethod
-    def _ignore(position: int, event: Any) -> None:
-        """Facts already projected through their twin event (User.Bound, Device.Tracked)."""
+    def _identity_created(self, position: int, fields: Fields) -> None:
+        self._insert(t.identities, (fields["amplitude_id"], None, None, "{}"))
+        self._audit(position, "created", fields, fields["amplitude_id"])
+        self._device_linked(position, fields, seq=1)
 
-    def _identity_created(self, position: int, event: Identity.Created) -> None:
-        self._insert(t.identities, (event.amplitude_id, None, None, "{}"))
-        self._audit(position, "created", event, event.amplitude_id)
-        self._device_linked(position, event, seq=1)
+    def _user_bound(self, position: int, fields: Fields) -> None:
+        self._update(_RECORD_USER_ID, (fields["user_id"], fields["amplitude_id"]))
+        self._audit(position, "bound", fields, fields["amplitude_id"])
 
-    def _user_bound(self, position: int, event: User.Bound) -> None:
-        self._update(_RECORD_USER_ID, (event.user_id, event.amplitude_id))
-        self._audit(position, "bound", event, event.amplitude_id)
+    def _device_linked(self, position: int, fields: Fields, seq: int = 0) -> None:
+        self._insert(t.device_identities, (fields["amplitude_id"], fields["device_id"], position))
+        self._audit(position, "linked", fields, fields["amplitude_id"], seq=seq)
 
-    def _device_linked(self, position: int, event: Identity.DeviceLinked | Identity.Created, seq: int = 0) -> None:
-        self._insert(t.device_identities, (event.amplitude_id, event.device_id, position))
-        self._audit(position, "linked", event, event.amplitude_id, seq=seq)
+    def _properties_changed(self, position: int, fields: Fields) -> None:
+        self._update(_SET_PROPERTIES, (to_json(fields["user_properties"]), fields["amplitude_id"]))
 
-    def _properties_changed(self, position: int, event: Identity.UserPropertiesUpdated | Identity.Absorbed) -> None:
-        self._update(_SET_PROPERTIES, (to_json(event.user_properties), event.amplitude_id))
-
-    def _merged(self, position: int, event: Identity.Merged) -> None:
-        merged, live = event.amplitude_id, event.merged_amplitude_id
+    def _merged(self, position: int, fields: Fields) -> None:
+        merged, live = fields["amplitude_id"], fields["merged_amplitude_id"]
         self._update(_MARK_MERGED, (live, merged))
-        self._update(_MOVE_TIMELINE, (live, merged))
-        self._insert(t.merges, (merged, live, event.event_time, event.server_time, position))
-        self._audit(position, "merged", event, merged, live)
+        self._insert(t.merges, (merged, live, fields["event_time"], fields["server_time"], position))
+        self._audit(position, "merged", fields, merged, live)
 
-    def _device_seen(self, position: int, event: Device.Seen) -> None:
-        self._insert(t.devices, (event.device_id, event.amplitude_id))
+    def _device_seen(self, position: int, fields: Fields) -> None:
+        self._insert(t.devices, (fields["device_id"], fields["amplitude_id"]))
 
-    def _pointer_moved(self, position: int, event: Device.PointerMoved) -> None:
-        self._update(_MOVE_POINTER, (event.amplitude_id, event.device_id))
-        self._audit(position, "pointer_moved", event, event.amplitude_id)
+    def _pointer_moved(self, position: int, fields: Fields) -> None:
+        self._update(_MOVE_POINTER, (fields["amplitude_id"], fields["device_id"]))
+        self._audit(position, "pointer_moved", fields, fields["amplitude_id"])
 
-    def _tracked(self, position: int, event: Device.Tracked) -> None:
-        self._insert(t.timeline, (
-            position, event.amplitude_id, event.amplitude_id, event.device_id, event.user_id, event.insert_id,
-            event.event_type, event.event_time, event.server_time, to_json(event.event_properties),
-            to_json(event.user_properties),
-        ))
-
+    def _legacy_tracked(self, position: int, fields: Fields) -> None:
+        self._insert(t.legacy_timeline, (fields["amplitude_id"], position))

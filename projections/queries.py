@@ -1,151 +1,167 @@
-"""Questions answered from the projection tables: who, what happened, when and why."""
+"""The read API, declared once: who, what happened, when and why.
+
+`ReadAPI` answers from one set of projection tables plus the log up to one position.
+The live ledger (`ledger.IdentityLedger`) and a past state (`ledger.LedgerView`, from
+`as_of`) are both a `ReadAPI`; they differ only in where the tables are and how the
+position is found (`_reading`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import sqlalchemy as sa
 
 from projections import tables as t
-from projections.models import AuditEntry, Identity, Merge, TimelineEvent
+from projections.models import AuditEntry, Identity, Merge, Stats, TimelineEvent
+from projections.timeline import TimelineLog, answer, counts_by_original, person_event_count, person_timeline
 
 _decode = msgspec.json.Decoder()
 T = TypeVar("T", bound=msgspec.Struct)
 
 
-class ProjectionQueries:
-    """Read-only queries over one database's projection tables."""
+class Reading(NamedTuple):
+    """Where answers come from: the projection tables' engine, the log, and the position read up to."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    engine: sa.Engine
+    log: TimelineLog
+    position: int
 
-    def _all(self, query: Any) -> list[Any]:
-        with self.engine.connect() as connection:
-            return list(connection.execute(query))
 
-    def _scalar(self, query: Any) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(query).scalar()
+class ReadAPI:
+    """Every question a reader can ask the ledger; subclasses say where the answers come from."""
 
-    def live_amplitude_id(self, amplitude_id: int) -> int | None:
-        """The live amplitude ID a (possibly merged) one now counts for; None if it never existed."""
-        rows = self._all(sa.select(t.identities.c.merged_into).where(t.identities.c.amplitude_id == amplitude_id))
-        if not rows:
-            return None
-        return rows[0].merged_into if rows[0].merged_into is not None else amplitude_id
-
-    def person_amplitude_ids(self, amplitude_id: int) -> list[int]:
-        """The live amplitude ID first, then those merged into it, in merge order."""
-        live = self.live_amplitude_id(amplitude_id)
-        if live is None:
-            return []
-        merged = self._all(
-            sa.select(t.merges.c.amplitude_id)
-            .where(t.merges.c.merged_amplitude_id == live)
-            .order_by(t.merges.c.position)
-        )
-        return [live] + [row.amplitude_id for row in merged]
-
-    def identity(self, amplitude_id: int) -> Identity | None:
-        ids = self.person_amplitude_ids(amplitude_id)
-        if not ids:
-            return None
-        live = ids[0]
-        row = self._all(sa.select(t.identities).where(t.identities.c.amplitude_id == live))[0]
-        devices = self._all(
-            sa.select(t.device_identities.c.device_id)
-            .where(t.device_identities.c.amplitude_id == live)
-            .order_by(t.device_identities.c.position)
-        )
-        return Identity(
-            amplitude_id=live,
-            user_id=row.user_id,
-            device_ids=[device.device_id for device in devices],
-            merged_amplitude_ids=ids[1:],
-            user_properties=_decode.decode(row.user_properties),
-        )
-
-    def amplitude_id_for(self, *, device_id: str | None = None, user_id: str | None = None) -> int | None:
-        """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
-        if device_id is not None:
-            return self._scalar(sa.select(t.devices.c.pointer).where(t.devices.c.device_id == device_id))
-        return self._scalar(sa.select(t.identities.c.amplitude_id).where(t.identities.c.user_id == user_id))
+    def _reading(self) -> Reading:
+        raise NotImplementedError
 
     def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
-        amplitude_id = self.amplitude_id_for(device_id=device_id, user_id=user_id)
-        return None if amplitude_id is None else self.identity(amplitude_id)
+        """Who a device ID's next anonymous event goes to, or whom a user ID is bound to."""
+        if (device_id is None) == (user_id is None):
+            raise ValueError("give exactly one of device_id, user_id")
+        return self._resolve(device_id, user_id)
+
+    def _resolve(self, device_id: str | None, user_id: str | None) -> Identity | None:
+        with self._reading().engine.connect() as connection:
+            amplitude_id = _amplitude_id_for(connection, device_id=device_id, user_id=user_id)
+            return None if amplitude_id is None else _identity(connection, amplitude_id)
+
+    def identity(self, amplitude_id: int) -> Identity | None:
+        """The person an amplitude ID (live or merged) belongs to."""
+        with self._reading().engine.connect() as connection:
+            return _identity(connection, amplitude_id)
 
     def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
                  newest_first: bool = False) -> list[TimelineEvent]:
-        """The person's merged timeline in ledger order (or newest first), after position `after`."""
-        live = self.live_amplitude_id(amplitude_id)
-        if live is None:
-            return []
-        position = t.timeline.c.position
-        query = (
-            sa.select(t.timeline)
-            .where(t.timeline.c.amplitude_id == live, position > after)
-            .order_by(position.desc() if newest_first else position)
-            .limit(limit)
-        )
-        return [_timeline_event(row) for row in self._all(query)]
+        """Every tracked event of the person `amplitude_id` belongs to (merged IDs included), after `after`."""
+        reading = self._reading()
+        with reading.engine.connect() as connection:
+            ids = _person_amplitude_ids(connection, amplitude_id)
+            if not ids:
+                return []
+            return person_timeline(connection, reading.log, ids, stop=reading.position, after=after, limit=limit,
+                                   newest_first=newest_first)
 
     def event_count(self, amplitude_id: int) -> int:
-        """How many tracked events the person has (merged amplitude IDs included)."""
-        live = self.live_amplitude_id(amplitude_id)
-        if live is None:
-            return 0
-        return self._scalar(sa.select(sa.func.count()).select_from(t.timeline).where(t.timeline.c.amplitude_id == live))
+        """How many tracked events the person `amplitude_id` belongs to has."""
+        reading = self._reading()
+        with reading.engine.connect() as connection:
+            ids = _person_amplitude_ids(connection, amplitude_id)
+            return person_event_count(connection, reading.log, ids, reading.position) if ids else 0
 
     def events(self, *, after: int = 0, limit: int = 10_000) -> list[TimelineEvent]:
         """Every tracked event in ledger order, a page at a time (for exports)."""
-        query = sa.select(t.timeline).where(t.timeline.c.position > after).order_by(t.timeline.c.position).limit(limit)
-        return [_timeline_event(row) for row in self._all(query)]
+        reading = self._reading()
+        rows = reading.log.tracked(after=after, stop=reading.position, limit=limit)
+        with reading.engine.connect() as connection:
+            live = _live_ids(connection)
+        return [answer(row, live.get(row[1], row[1])) for row in rows]
 
     def merges(self) -> list[Merge]:
-        rows = self._all(sa.select(t.merges).order_by(t.merges.c.position))
-        return [Merge(row.amplitude_id, row.merged_amplitude_id, row.merge_event_time, row.merge_server_time)
-                for row in rows]
+        """Amplitude's merged-users table: each merged amplitude ID and the live one it counts for."""
+        with self._reading().engine.connect() as connection:
+            rows = connection.execute(sa.select(t.merges).order_by(t.merges.c.position))
+            return [Merge(row.amplitude_id, row.merged_amplitude_id, row.merge_event_time, row.merge_server_time)
+                    for row in rows]
 
     def audit(self, *, user_id: str | None = None, device_id: str | None = None,
               amplitude_id: int | None = None) -> list[AuditEntry]:
         """Identity facts in ledger order: of one device, or of one person (all their amplitude IDs)."""
-        if device_id is not None:
-            condition = t.audit.c.device_id == device_id
-        else:
-            if user_id is not None:
-                amplitude_id = self.amplitude_id_for(user_id=user_id)
-            ids = self.person_amplitude_ids(amplitude_id) if amplitude_id is not None else []
-            if not ids:
-                return []
-            condition = t.audit.c.amplitude_id.in_(ids)
-        rows = self._all(sa.select(t.audit).where(condition).order_by(t.audit.c.position, t.audit.c.seq))
-        return [_answer(AuditEntry, row) for row in rows]
+        if sum(value is not None for value in (user_id, device_id, amplitude_id)) != 1:
+            raise ValueError("give exactly one of user_id, device_id, amplitude_id")
+        with self._reading().engine.connect() as connection:
+            if device_id is not None:
+                condition = t.audit.c.device_id == device_id
+            else:
+                if user_id is not None:
+                    amplitude_id = _amplitude_id_for(connection, user_id=user_id)
+                ids = _person_amplitude_ids(connection, amplitude_id) if amplitude_id is not None else []
+                if not ids:
+                    return []
+                condition = t.audit.c.amplitude_id.in_(ids)
+            rows = connection.execute(sa.select(t.audit).where(condition).order_by(t.audit.c.position, t.audit.c.seq))
+            return [_answer(AuditEntry, row) for row in rows]
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> Stats:
+        """Counts over the whole ledger (`users` counts people with at least one tracked event)."""
+        reading = self._reading()
         count = sa.func.count
-        with self.engine.connect() as connection:
+        with reading.engine.connect() as connection:
             def scalar(query: Any) -> int:
                 return int(connection.execute(query).scalar() or 0)
 
-            return {
-                "events": scalar(sa.select(count()).select_from(t.timeline)),
-                "users": scalar(sa.select(count(sa.distinct(t.timeline.c.amplitude_id)))),
-                "identified_users": scalar(
-                    sa.select(count()).select_from(t.identities).where(t.identities.c.user_id.is_not(None))
-                ),
-                "devices": scalar(sa.select(count()).select_from(t.devices)),
-                "merges": scalar(sa.select(count()).select_from(t.merges)),
-            }
+            counts = counts_by_original(connection, reading.log, reading.position)
+            live = _live_ids(connection)
+            return Stats(
+                events=sum(counts.values()),
+                users=len({live.get(amplitude_id, amplitude_id) for amplitude_id in counts}),
+                identified_users=scalar(
+                    sa.select(count()).select_from(t.identities).where(t.identities.c.user_id.is_not(None))),
+                devices=scalar(sa.select(count()).select_from(t.devices)),
+                merges=scalar(sa.select(count()).select_from(t.merges)),
+            )
 
 
-def _answer(answer: type[T], row: Any, **decoded: Any) -> T:
-    """An answer Struct from the row's columns of the same names (`decoded` replaces JSON columns)."""
+def _amplitude_id_for(connection: sa.Connection, *, device_id: str | None = None,
+                      user_id: str | None = None) -> int | None:
+    """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
+    if device_id is not None:
+        return connection.execute(sa.select(t.devices.c.pointer).where(t.devices.c.device_id == device_id)).scalar()
+    return connection.execute(
+        sa.select(t.identities.c.amplitude_id).where(t.identities.c.user_id == user_id)).scalar()
+
+
+def _person_amplitude_ids(connection: sa.Connection, amplitude_id: int) -> list[int]:
+    """The live amplitude ID first, then those merged into it, in merge order; [] if it never existed."""
+    row = connection.execute(
+        sa.select(t.identities.c.merged_into).where(t.identities.c.amplitude_id == amplitude_id)).first()
+    if row is None:
+        return []
+    live = amplitude_id if row.merged_into is None else row.merged_into
+    merged = connection.execute(sa.select(t.merges.c.amplitude_id).where(t.merges.c.merged_amplitude_id == live)
+                                .order_by(t.merges.c.position))
+    return [live] + [merged_row.amplitude_id for merged_row in merged]
+
+
+def _identity(connection: sa.Connection, amplitude_id: int) -> Identity | None:
+    ids = _person_amplitude_ids(connection, amplitude_id)
+    if not ids:
+        return None
+    live = ids[0]
+    row = connection.execute(sa.select(t.identities).where(t.identities.c.amplitude_id == live)).one()
+    devices = connection.execute(sa.select(t.device_identities.c.device_id)
+                                 .where(t.device_identities.c.amplitude_id == live)
+                                 .order_by(t.device_identities.c.position))
+    return Identity(amplitude_id=live, user_id=row.user_id, device_ids=[device.device_id for device in devices],
+                    merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties))
+
+
+def _live_ids(connection: sa.Connection) -> dict[int, int]:
+    """Merged amplitude ID -> the live one (the merges table, as Amplitude exports it)."""
+    return dict(connection.execute(sa.select(t.merges.c.amplitude_id, t.merges.c.merged_amplitude_id)).all())
+
+
+def _answer(answer_type: type[T], row: Any) -> T:
+    """An answer Struct from the row's columns of the same names."""
     columns = row._mapping
-    return answer(**{name: columns[name] for name in answer.__struct_fields__ if name not in decoded}, **decoded)
-
-
-def _timeline_event(row: Any) -> TimelineEvent:
-    return _answer(TimelineEvent, row, event_properties=_decode.decode(row.event_properties),
-                   user_properties=_decode.decode(row.user_properties))
+    return answer_type(**{name: columns[name] for name in answer_type.__struct_fields__})

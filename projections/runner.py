@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import sqlalchemy as sa
 
@@ -17,6 +17,8 @@ from projections import tables as t
 from projections.projector import Projector
 
 NAME = "identity"
+#: The row in the positions table that holds the tables' shape (`tables.SCHEMA_VERSION`).
+SCHEMA = "schema"
 PAGE_SIZE = 20_000
 
 
@@ -38,8 +40,20 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-#: Reads (position, event) pairs with start < position <= stop, at most `limit` of them.
-LogReader = Callable[[int, int, int], list[tuple[int, Any]]]
+#: An identity fact as the log holds it: (position, topic, fields).
+Fact = tuple[int, str, dict[str, Any]]
+#: Reads the identity facts with start < position <= stop, at most `limit` of them.
+LogReader = Callable[[int, int, int], list[Fact]]
+
+
+class WriteTransaction(Protocol):
+    """The ledger's open write transaction (`?` placeholders), for projecting a request in its own commit."""
+
+    locking: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
 
 
 class ProjectionRunner:
@@ -52,29 +66,37 @@ class ProjectionRunner:
         self.position = self._create_tables()
 
     def _create_tables(self) -> int:
-        """Create what is missing and return the stored position."""
+        """Create what is missing (rebuilding tables of an older shape) and return the stored position."""
+        t.metadata.create_all(self.engine)
+        with self.engine.begin() as connection:
+            schema = connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == SCHEMA)).scalar()
+            if schema != t.SCHEMA_VERSION:
+                _drop_tables(connection)
         t.metadata.create_all(self.engine)
         with self.engine.begin() as connection:
             if connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == NAME)).first() is None:
-                connection.execute(t.positions.insert(), {"name": NAME, "position": 0})
+                connection.execute(t.positions.insert(), [{"name": NAME, "position": 0},
+                                                          {"name": SCHEMA, "position": t.SCHEMA_VERSION}])
             return _position(connection)
 
-    def apply(self, pairs: list[tuple[int, Any]]) -> bool:
-        """Apply events that directly follow the tracked position; False if there is a gap."""
-        if not pairs:
-            return True
-        with self.engine.begin() as connection:
-            current = _position(connection, lock=True)
-            pairs = [pair for pair in pairs if pair[0] > current]
-            if not pairs:
-                self.position = current
-                return True
-            if pairs[0][0] != current + 1:
-                self.position = current
-                return False
-            self._apply_page(connection, current, pairs)
-        self.position = pairs[-1][0]
+    def apply_in(self, tx: WriteTransaction, facts: list[Fact], first: int, last: int) -> bool:
+        """Project the request stored at positions first..last in its own transaction.
+
+        Only if the projections stand right before it (else a later catch-up does it); False then.
+        """
+        [(current,)] = tx.execute(f"SELECT position FROM {t.positions.name} WHERE name = ?{tx.locking}", (NAME,))
+        if current != first - 1:
+            return False
+        projector = Projector()
+        for fact in facts:
+            projector.apply(*fact)
+        projector.flush(tx.executemany)
+        tx.execute(f"UPDATE {t.positions.name} SET position = ? WHERE name = ?", (last, NAME))
         return True
+
+    def moved_to(self, position: int) -> None:
+        """The write transaction that projected up to `position` is committed."""
+        self.position = position
 
     def catch_up(self, stop: int, progress: ProgressCallback | None = None) -> int:
         """Apply the log up to `stop`, a page per transaction; returns the new position."""
@@ -87,36 +109,43 @@ class ProjectionRunner:
 
     def _pages(self, stop: int) -> Iterator[None]:
         while self.position < stop:
-            pairs = self.read_log(self.position, stop, self.page_size)
+            facts = self.read_log(self.position, stop, self.page_size)
+            # A short page means nothing else up to `stop` (tracked events and gaps are not facts).
+            reached = facts[-1][0] if len(facts) == self.page_size else stop
             with self.engine.begin() as connection:
                 current = _position(connection, lock=True)
                 if current != self.position:  # another process moved on: follow it
                     self.position = current
                     continue
-                if not pairs:  # only gaps left (PostgreSQL skips IDs after rollbacks)
-                    _set_position(connection, stop)
-                    self.position = stop
-                    break
-                self._apply_page(connection, current, pairs)
-            self.position = pairs[-1][0]
+                self._apply_page(connection, facts, reached)
+            self.position = reached
             yield None
 
-    def _apply_page(self, connection: sa.Connection, current: int, pairs: Iterable[tuple[int, Any]]) -> None:
+    def _apply_page(self, connection: sa.Connection, facts: Iterable[Fact], reached: int) -> None:
         projector = Projector()
-        last = current
-        for position, event in pairs:
-            projector.apply(position, event)
-            last = position
-        projector.flush(connection)
-        _set_position(connection, last)
+        for fact in facts:
+            projector.apply(*fact)
+        projector.flush(lambda sql, rows: connection.exec_driver_sql(_for_driver(sql, connection), rows))
+        _set_position(connection, reached)
 
     def rebuild(self, stop: int, progress: ProgressCallback | None = None) -> int:
-        """Drop every projection table and replay the log from position 0."""
+        """Drop every projection table and replay the log's identity facts from position 0."""
         with self.engine.begin() as connection:
-            for table in reversed(t.metadata.sorted_tables):
-                table.drop(connection, checkfirst=True)
+            _drop_tables(connection)
         self.position = self._create_tables()
         return self.catch_up(stop, progress)
+
+
+def _drop_tables(connection: sa.Connection) -> None:
+    for table in reversed(t.metadata.sorted_tables):
+        table.drop(connection, checkfirst=True)
+    for name in t.RETIRED_TABLES:
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def _for_driver(sql: str, connection: sa.Connection) -> str:
+    """The driver's own placeholder: `?` for sqlite3, `%s` for psycopg."""
+    return sql if connection.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def _position(connection: sa.Connection, *, lock: bool = False) -> int:

@@ -48,20 +48,13 @@ merges = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
-timeline = sa.Table(
-    "ledger_timeline",
+#: Where 0.1.0's tracked events are (they sit on device streams). Tracked events since then are
+#: on their amplitude ID's own stream in the log, whose index is the timeline: nothing to project.
+legacy_timeline = sa.Table(
+    "ledger_legacy_timeline",
     metadata,
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
-    sa.Column("original_amplitude_id", sa.BigInteger, nullable=False),
-    sa.Column("device_id", sa.String(1024), nullable=False),
-    sa.Column("user_id", sa.String(1024)),
-    sa.Column("insert_id", sa.String(1024)),
-    sa.Column("event_type", sa.String(1024), nullable=False),
-    sa.Column("time", sa.BigInteger, nullable=False),
-    sa.Column("server_time", sa.BigInteger, nullable=False),
-    sa.Column("event_properties", sa.Text, nullable=False),
-    sa.Column("user_properties", sa.Text, nullable=False),
 )
 
 audit = sa.Table(
@@ -81,4 +74,8 @@ audit = sa.Table(
 )
 
 #: The tables a rebuild drops and fills again, in a deterministic order for comparisons.
-PROJECTION_TABLES = (devices, device_identities, identities, merges, timeline, audit)
+PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit)
+#: The shape of the tables above; a database holding another is rebuilt when opened.
+SCHEMA_VERSION = 2
+#: Tables of earlier shapes, dropped on that rebuild.
+RETIRED_TABLES = ("ledger_timeline",)

@@ -56,7 +56,7 @@ def test_two_writers_keep_every_rule(open_ledger: Callable[..., IdentityLedger],
         thread.join()
     assert not failures
     first, second = writers
-    assert sum(stored) == 2 * 30 * 5 == first.stats()["events"] == second.stats()["events"]
+    assert sum(stored) == 2 * 30 * 5 == first.stats().events == second.stats().events
     # Both writers see one and the same world.
     for user_id in USERS:
         assert first.resolve(user_id=user_id) == second.resolve(user_id=user_id)
@@ -98,5 +98,5 @@ def test_concurrent_requests_on_one_ledger_are_each_stored_whole(lg: IdentityLed
     assert sorted((ingested, duplicates) for ingested, duplicates, _ in reports) == sorted(
         [(4, 2)] * 12 + [(0, 6)] * 48
     )
-    assert lg.stats()["events"] == 4 * 3 * 4
+    assert lg.stats().events == 4 * 3 * 4
     assert max(position for _, _, position in reports) == lg.position

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger import IdentityLedger, Merge
+from ledger import IdentityLedger, Merge, Stats
 from tests.helpers import event
 
 
@@ -20,7 +20,7 @@ def send(lg: IdentityLedger, rows: list[tuple[str, str | None]]) -> list[int]:
 
 def test_case_1_no_user_id(lg: IdentityLedger) -> None:
     assert send(lg, [(d, None) for d in "ABBCAC"]) == [1, 2, 2, 3, 1, 3]
-    assert lg.stats()["users"] == 3
+    assert lg.stats().users == 3
 
 
 def test_case_2_user_id_after_anonymous_events(lg: IdentityLedger) -> None:
@@ -68,7 +68,7 @@ def test_case_5_merge(lg: IdentityLedger, prefix: list[tuple[str, str | None]]) 
     assert [(e.original_amplitude_id, e.amplitude_id) for e in timeline] == [
         (live, live), (merged, live), (live, live), (live, live)
     ]
-    assert lg.stats()["users"] == 1 + offset and lg.stats()["merges"] == 1
+    assert lg.stats().users == 1 + offset and lg.stats().merges == 1
     merged_entries = [entry for entry in lg.audit(user_id="user-David") if entry.kind == "merged"]
     assert [(e.amplitude_id, e.merged_amplitude_id, e.device_id) for e in merged_entries] == [
         (merged, live, "device-Z")
@@ -85,4 +85,4 @@ def test_all_five_cases_in_one_ledger(lg: IdentityLedger) -> None:
     )
     assert send(lg, rows) == [1, 2, 2, 3, 1, 3, 4, 4, 4, 5, 5, 6, 6, 7, 7, 7, 8, 9, 8, 8]
     assert lg.merges() == [Merge(9, 8, lg.merges()[0].merge_event_time, lg.merges()[0].merge_server_time)]
-    assert lg.stats() == {"events": 20, "users": 8, "identified_users": 5, "devices": 9, "merges": 1}
+    assert lg.stats() == Stats(events=20, users=8, identified_users=5, devices=9, merges=1)

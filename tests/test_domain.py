@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ledger.domain.calls import accept
-from ledger.domain.model import Cause, Device, Identity, RuleViolation, User
+from ledger.domain.model import AmplitudeIdentity, Cause, Device, RuleViolation, User
 from ledger.domain.resolution import resolve_call
 
 WEEK = 7 * 24 * 3600 * 1000
@@ -19,6 +19,8 @@ class InMemory:
     def __init__(self) -> None:
         self.aggregates: dict[tuple[str, Any], Any] = {}
         self.next_amplitude_id = 1
+        self.timelines: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.received: dict[tuple[str, str], int] = {}
 
     def device(self, device_id: str) -> Device | None:
         return self.aggregates.get(("device", device_id))
@@ -26,11 +28,11 @@ class InMemory:
     def user(self, user_id: str) -> User | None:
         return self.aggregates.get(("user", user_id))
 
-    def identity(self, amplitude_id: int) -> Identity:
+    def identity(self, amplitude_id: int) -> AmplitudeIdentity:
         return self.aggregates[("identity", amplitude_id)]
 
-    def new_identity(self, cause: Cause) -> Identity:
-        identity = Identity.create(self.next_amplitude_id, cause)
+    def new_identity(self, cause: Cause) -> AmplitudeIdentity:
+        identity = AmplitudeIdentity.create(self.next_amplitude_id, cause)
         self.next_amplitude_id += 1
         self.aggregates[("identity", identity.amplitude_id)] = identity
         return identity
@@ -38,6 +40,14 @@ class InMemory:
     def add(self, aggregate: Device | User) -> None:
         key = ("device", aggregate.device_id) if isinstance(aggregate, Device) else ("user", aggregate.user_id)
         self.aggregates[key] = aggregate
+
+    def last_received(self, device_id: str, insert_id: str) -> int | None:
+        return self.received.get((device_id, insert_id))
+
+    def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
+        self.timelines.setdefault((kind.TOPIC, amplitude_id), []).append(state)
+        if state["insert_id"] is not None:
+            self.received[(state["device_id"], state["insert_id"])] = state["server_time"]
 
 
 def run(world: InMemory, rows: list[tuple[str, str | None]], now: int = 1_000) -> list[int]:
@@ -86,7 +96,7 @@ def test_invariants_are_guarded_by_the_aggregates() -> None:
     with pytest.raises(RuleViolation):
         anonymous.merge_into(cid, cause)  # a merge is permanent
     with pytest.raises(TypeError):
-        ann.trigger_event(Identity.Merged, **cause.fields)  # a missing field fails loudly
+        ann.trigger_event(AmplitudeIdentity.Merged, **cause.fields)  # a missing field fails loudly
 
 
 def test_duplicates_are_recognised_within_the_window_only() -> None:

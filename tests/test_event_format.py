@@ -13,11 +13,11 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import register_topic
 
 from ledger import IdentityLedger
-from ledger.domain.model import AmplitudeIds, Device, Identity, User
+from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Device, Timeline, User
 from ledger.store.database import MsgspecMapper, decode_event
 from tests.helpers import event
 
-AGGREGATES = (Device, User, Identity, AmplitudeIds)
+AGGREGATES = (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline)
 
 
 def stored_event_classes() -> list[type]:
@@ -26,7 +26,7 @@ def stored_event_classes() -> list[type]:
 
 def test_every_stored_name_is_explicit_and_independent_of_the_module_path() -> None:
     names = [aggregate.STORED_AS for aggregate in AGGREGATES] + [cls.TOPIC for cls in stored_event_classes()]
-    assert len(names) == len(set(names)) == 4 + 13
+    assert len(names) == len(set(names)) == 5 + 15
     assert all(":" not in name and "ledger" not in name for name in names)
 
 
@@ -38,7 +38,8 @@ def test_a_new_ledger_stores_only_the_explicit_names(tmp_path: Path) -> None:
     with sqlite3.connect(path) as connection:
         topics = {row[0] for row in connection.execute("SELECT topic FROM stored_events")}
     assert topics <= {cls.TOPIC for cls in stored_event_classes()}
-    assert {"Device.Seen", "User.Bound", "Identity.Merged", "Device.Tracked"} <= topics
+    assert {"Device.Seen", "User.Bound", "Identity.Merged", "Timeline.Tracked"} <= topics
+    assert not topics & {"Device.Tracked", "Device.Identified"}  # 0.1.0's shapes are read, never written
 
 
 class Renamed(Aggregate.Event):

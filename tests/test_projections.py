@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import msgspec
 import pytest
 
 from ledger import IdentityLedger
@@ -58,7 +59,7 @@ def test_user_properties_follow_the_operations_and_the_merge(lg: IdentityLedger)
     stamps = [e.user_properties for e in lg.timeline(david.amplitude_id)]
     assert stamps == [{"plan": "pro"}, {"color": "red", "plan": "trial"}, {"color": "red", "plan": "pro"},
                       {"color": "red", "plan": "pro"}]
-    assert lg.stats()["events"] == 12  # the $identify call counts no event, the duplicate r4 is dropped
+    assert lg.stats().events == 12  # the $identify call counts no event, the duplicate r4 is dropped
 
 
 def test_identify_binds_like_a_track_call_but_counts_no_event(lg: IdentityLedger) -> None:
@@ -67,7 +68,7 @@ def test_identify_binds_like_a_track_call_but_counts_no_event(lg: IdentityLedger
     assert report.ingested == 1
     person = lg.resolve(device_id="device-new")
     assert person is not None and (person.user_id, person.user_properties) == ("user-new", {"age": 3})
-    assert lg.stats()["events"] == 1
+    assert lg.stats().events == 1
 
 
 def test_reopening_a_database_gives_the_same_answers(open_ledger: Callable[..., IdentityLedger],
@@ -98,7 +99,7 @@ def test_as_of_every_position_equals_a_ledger_fed_only_what_came_before(
     tracked = [e.position for e in lg.events()]
     for position in range(boundaries[-1] + 1):
         with lg.as_of(position) as past:
-            assert past.stats()["events"] == sum(1 for p in tracked if p <= position)
+            assert past.stats().events == sum(1 for p in tracked if p <= position)
     assert answers(lg) == answers(lg.as_of(10**9))
 
 
@@ -119,13 +120,13 @@ def crash_on_flush(monkeypatch: pytest.MonkeyPatch, *, after: int) -> None:
     original = projector_module.Projector.flush
     calls = {"n": 0}
 
-    def flaky(self: projector_module.Projector, connection: Any) -> None:
+    def flaky(self: projector_module.Projector, sink: Any) -> None:
         calls["n"] += 1
         if calls["n"] == after:
             statement, rows = next(iter(self._inserts.items()))
-            connection.exec_driver_sql(projector_module._for_driver(statement, connection), rows)  # part is written
+            sink(statement, rows)  # part is written
             raise Crash("power cut")  # ... then the process dies
-        original(self, connection)
+        original(self, sink)
 
     monkeypatch.setattr(projector_module.Projector, "flush", flaky)
 
@@ -135,15 +136,27 @@ def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callabl
     clean = open_ledger()
     feed(clean, scenario())
     crashed = open_ledger()
-    crash_on_flush(monkeypatch, after=4)
     requests = scenario()
+    before = feed(crashed, requests[:3])[-1]
+    crash_on_flush(monkeypatch, after=1)
     with pytest.raises(Crash):
-        feed(crashed, requests)
+        crashed.ingest(requests[3])
     monkeypatch.undo()
-    # The fourth request's events were stored but not projected; the next call catches up.
-    assert crashed._runner.position < crashed._app.recorder.max_notification_id()
-    feed(crashed, requests[4:])
-    assert snapshot(crashed) == snapshot(clean)
+    # A request is projected in its own transaction: the fourth one was not stored at all.
+    assert crashed.position == crashed._runner.position == before
+    assert crashed.resolve(user_id="user-Mary") is None
+    crashed._clock.now -= 1  # type: ignore[attr-defined]  # the lost request's receipt time, again
+    feed(crashed, requests[3:])
+    assert unplaced(answers(crashed)) == unplaced(answers(clean))
+    if crashed.url.startswith("sqlite"):  # PostgreSQL's sequence skips the positions of a rollback
+        assert snapshot(crashed) == snapshot(clean)
+
+
+def unplaced(found: dict[str, Any]) -> dict[str, Any]:
+    """Answers without log positions (which differ after a rolled-back transaction on PostgreSQL)."""
+    timelines = {key: [msgspec.structs.replace(e, position=0) for e in events]
+                 for key, events in found["timelines"].items()}
+    return {**found, "timelines": timelines}
 
 
 def test_a_crash_during_rebuild_resumes_where_it_stopped(lg: IdentityLedger, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,7 +57,7 @@ def test_success_reply_is_amplitudes(http: httpx.Client, lg: IdentityLedger, pat
         "server_upload_time": reply.json()["server_upload_time"],
     }
     assert list(reply.json()) == ["code", "events_ingested", "payload_size_bytes", "server_upload_time"]
-    assert lg.stats()["events"] == 2
+    assert lg.stats().events == 2
 
 
 def test_a_retried_request_is_answered_200_and_stored_once(http: httpx.Client, lg: IdentityLedger) -> None:
@@ -66,7 +66,7 @@ def test_a_retried_request_is_answered_200_and_stored_once(http: httpx.Client, l
     position = lg.position
     again = post(http, "/2/httpapi", body)
     assert again.status_code == 200 and again.json()["events_ingested"] == 0
-    assert lg.position == position and lg.stats()["events"] == 2
+    assert lg.position == position and lg.stats().events == 2
 
 
 def test_batch_takes_bodies_over_the_httpapi_limit(http: httpx.Client, lg: IdentityLedger) -> None:

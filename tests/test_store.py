@@ -19,7 +19,7 @@ def test_create_false_refuses_to_invent_a_ledger(new_url: Callable[[], str]) -> 
     with IdentityLedger(url) as lg:
         lg.ingest([event("device-1")])
     with IdentityLedger(url, create=False) as again:
-        assert again.stats()["events"] == 1
+        assert again.stats().events == 1
 
 
 def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:

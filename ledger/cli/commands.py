@@ -290,7 +290,7 @@ def _merges(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     with _reader(args) as reader:
-        stats = {**reader.stats(), "position": reader.position}
+        stats = {**msgspec.structs.asdict(reader.stats()), "position": reader.position}
     if args.json:
         _print_json(stats)
     else:

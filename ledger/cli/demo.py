@@ -9,6 +9,7 @@ from ledger.cli.progress import ProgressBar
 from ledger.cli.render import count, table
 from ledger.cli.sending import Sender, Tally
 from ledger.cli.synthetic import History
+from projections.models import Stats
 
 
 def ingest_history(lg: IdentityLedger, history: History, bar: ProgressBar) -> Tally:
@@ -23,7 +24,7 @@ def ingest_history(lg: IdentityLedger, history: History, bar: ProgressBar) -> Ta
     return sender.tally
 
 
-def summary(tally: Tally, stats: dict[str, int], calls: int, seconds: float) -> str:
+def summary(tally: Tally, stats: Stats, calls: int, seconds: float) -> str:
     """The figures a newcomer wants: what was stored, what was dropped and why, who the users are."""
     why = Counter(problem.reason for problem in tally.problems)
     rows = [
@@ -34,10 +35,10 @@ def summary(tally: Tally, stats: dict[str, int], calls: int, seconds: float) -> 
         ("requests rejected", count(tally.rejected_requests),
          f"{count(len(tally.problems))} bad calls dropped, the rest of each request resent"),
         *((f"  {reason}", count(times), "calls") for reason, times in sorted(why.items())),
-        ("events", count(stats["events"]), "tracked events in the ledger"),
-        ("users", count(stats["users"]), "amplitude IDs with events (merged ones count once)"),
-        ("identified users", count(stats["identified_users"]), "amplitude IDs with a user ID"),
-        ("devices", count(stats["devices"]), ""),
-        ("merges", count(stats["merges"]), "anonymous amplitude IDs merged into a user's"),
+        ("events", count(stats.events), "tracked events in the ledger"),
+        ("users", count(stats.users), "amplitude IDs with events (merged ones count once)"),
+        ("identified users", count(stats.identified_users), "amplitude IDs with a user ID"),
+        ("devices", count(stats.devices), ""),
+        ("merges", count(stats.merges), "anonymous amplitude IDs merged into a user's"),
     ]
     return table(rows)

@@ -9,7 +9,6 @@ invariants (a binding is made once, only anonymous identities are merged, ...);
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from datetime import datetime, timezone
 from functools import cache, lru_cache
 from typing import Any
@@ -55,21 +54,33 @@ def _utc(milliseconds: int) -> datetime:
 class Cause:
     """The call behind a fact: its device ID and user ID as sent, its times and insert_id."""
 
-    __slots__ = ("device_id", "user_id", "fields")
+    __slots__ = ("device_id", "user_id", "event_time", "server_time", "insert_id", "_fields")
 
     def __init__(self, device_id: str, user_id: str | None, event_time: int, server_time: int,
                  insert_id: str | None) -> None:
         self.device_id = device_id
         self.user_id = user_id
-        #: The fields every event this call causes carries (see `Fact`).
-        self.fields: dict[str, Any] = {
-            "device_id": device_id,
-            "user_id": user_id,
-            "event_time": event_time,
-            "server_time": server_time,
-            "insert_id": insert_id,
-            "timestamp": _utc(server_time),
-        }
+        self.event_time = event_time
+        self.server_time = server_time
+        self.insert_id = insert_id
+        self._fields: dict[str, Any] | None = None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The fields every identity fact this call causes carries (see `Fact`).
+
+        Built on first use: most calls (anonymous events on known devices) cause no identity fact.
+        """
+        if self._fields is None:
+            self._fields = {
+                "device_id": self.device_id,
+                "user_id": self.user_id,
+                "event_time": self.event_time,
+                "server_time": self.server_time,
+                "insert_id": self.insert_id,
+                "timestamp": _utc(self.server_time),
+            }
+        return self._fields
 
 
 @cache
@@ -142,7 +153,14 @@ class Fact(Aggregate.Event):
 
 
 class Device(JournaledAggregate):
-    """One device ID: its pointer (where the next anonymous event goes) and recent insert_ids."""
+    """One device ID: its pointer (where the next anonymous event goes).
+
+    Its stream holds only identity facts, so loading a device costs what its identity
+    history costs, however many events it sends: tracked events and identify calls are
+    stored on their amplitude ID's `Timeline` streams. Ledgers written by 0.1.0 kept them
+    here (`Tracked`, `Identified`); those are still read, and their insert_ids still count
+    as duplicates within the window.
+    """
 
     STORED_AS = "Device"
 
@@ -168,7 +186,7 @@ class Device(JournaledAggregate):
                 device.amplitude_ids.append(self.amplitude_id)
 
     class Tracked(Fact):
-        """A counted event, stamped with the identity and user properties in force on arrival."""
+        """0.1.0's tracked event (read only): the event, stamped as in `Timeline.Tracked`."""
 
         TOPIC = "Device.Tracked"
 
@@ -181,7 +199,7 @@ class Device(JournaledAggregate):
             device.remember(self.insert_id, self.server_time)
 
     class Identified(Fact):
-        """An identify call went through this device (kept so that retries are recognised)."""
+        """0.1.0's record of an identify call on this device (read only)."""
 
         TOPIC = "Device.Identified"
 
@@ -195,8 +213,8 @@ class Device(JournaledAggregate):
         self.device_id = ""
         self.pointer = 0
         self.amplitude_ids: list[int] = []
+        #: insert_ids of 0.1.0's events on this stream (newer ones are in the store's receipts).
         self.recent_insert_ids: dict[str, int] = {}
-        self.recent_order: deque[tuple[int, str]] = deque()
 
     @classmethod
     def seen(cls, amplitude_id: int, cause: Cause) -> Device:
@@ -208,41 +226,59 @@ class Device(JournaledAggregate):
                 self.PointerMoved, amplitude_id=amplitude_id, previous_amplitude_id=self.pointer, **cause.fields
             )
 
-    def track(self, event_type: str, event_properties: dict[str, Any], user_properties: Properties,
-              cause: Cause) -> None:
-        self.trigger_event(
-            self.Tracked,
-            amplitude_id=self.pointer,
-            event_type=event_type,
-            event_properties=event_properties,
-            user_properties=user_properties,
-            **cause.fields,
-        )
-
-    def identified(self, cause: Cause) -> None:
-        self.trigger_event(self.Identified, amplitude_id=self.pointer, **cause.fields)
-
     def remember(self, insert_id: str | None, server_time: int) -> None:
-        if insert_id is None:
-            return
-        self.forget_before(server_time - MAX_DEDUP_WINDOW_MS)
-        if insert_id not in self.recent_insert_ids:
-            self.recent_order.append((server_time, insert_id))
-        self.recent_insert_ids[insert_id] = server_time
+        if insert_id is not None:
+            self.recent_insert_ids[insert_id] = server_time
 
-    def forget_before(self, cutoff: int) -> None:
-        order, recent = self.recent_order, self.recent_insert_ids
-        while order and order[0][0] < cutoff:
-            _, insert_id = order.popleft()
-            if recent.get(insert_id, cutoff) < cutoff:
-                del recent[insert_id]
 
-    def is_duplicate(self, insert_id: str | None, server_time: int, window_ms: int) -> bool:
-        """First write wins: an insert_id seen on this device within the window is a duplicate."""
-        if insert_id is None:
-            return False
-        stored = self.recent_insert_ids.get(insert_id)
-        return stored is not None and stored >= server_time - window_ms
+class Timeline:
+    """What happened to one amplitude ID: its tracked events and identify calls, in arrival order.
+
+    Not an aggregate that is ever loaded: each amplitude ID has two append-only streams whose
+    IDs are derived from the amplitude ID (`Timeline.stream`), so the store's own
+    (originator_id, version) index is the person's timeline, a stream's last version is its
+    event count, and a merge moves nothing (readers follow the merges table, as Amplitude does).
+    Their state is the call alone: the amplitude ID is the stream's, and no `timestamp`.
+    """
+
+    STORED_AS = "Timeline"
+
+    class Identified(Aggregate.Event):
+        """An identify call went to this amplitude ID (kept so that retries are recognised)."""
+
+        TOPIC = "Timeline.Identified"
+        #: The high 64 bits of this stream kind's IDs (the low 64 are the amplitude ID).
+        STREAM = 0x6964_656E_7469_6679  # "identify"
+
+        device_id: str
+        user_id: str | None
+        event_time: int
+        server_time: int
+        insert_id: str | None
+
+    class Tracked(Identified):
+        """A counted event (a call like an identify call, plus the event), stamped with the user
+        properties in force on arrival."""
+
+        TOPIC = "Timeline.Tracked"
+        STREAM = 0x7472_6163_6B65_6400  # "tracked"
+
+        event_type: str
+        event_properties: dict[str, Any]
+        user_properties: dict[str, Any]
+
+    @staticmethod
+    def stream(kind: type[Any], amplitude_id: int) -> UUID:
+        return UUID(int=(kind.STREAM << 64) | amplitude_id)
+
+    @staticmethod
+    def amplitude_id(stream: UUID) -> int:
+        return stream.int & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def is_duplicate(last_received: int | None, server_time: int, window_ms: int) -> bool:
+    """First write wins: a key (device ID, insert_id) stored within the window is a duplicate."""
+    return last_received is not None and last_received >= server_time - window_ms
 
 
 class User(JournaledAggregate):
@@ -281,8 +317,11 @@ class IdentityFact(Fact):
     amplitude_id: int
 
 
-class Identity(JournaledAggregate):
-    """One amplitude ID: at most one user ID, its devices, merges and user properties."""
+class AmplitudeIdentity(JournaledAggregate):
+    """One amplitude ID: at most one user ID, its devices, merges and user properties.
+
+    (Stored as "Identity"; the answer a reader gets is `projections.models.Identity`.)
+    """
 
     STORED_AS = "Identity"
 
@@ -291,7 +330,7 @@ class Identity(JournaledAggregate):
 
         TOPIC = "Identity.Created"
 
-        def apply(self, identity: Identity) -> None:
+        def apply(self, identity: AmplitudeIdentity) -> None:
             identity.amplitude_id = self.amplitude_id
             identity.device_ids.append(self.device_id)
 
@@ -300,7 +339,7 @@ class Identity(JournaledAggregate):
 
         TOPIC = "Identity.UserIdRecorded"
 
-        def apply(self, identity: Identity) -> None:
+        def apply(self, identity: AmplitudeIdentity) -> None:
             identity.user_id = self.user_id
 
     class DeviceLinked(IdentityFact):
@@ -308,7 +347,7 @@ class Identity(JournaledAggregate):
 
         TOPIC = "Identity.DeviceLinked"
 
-        def apply(self, identity: Identity) -> None:
+        def apply(self, identity: AmplitudeIdentity) -> None:
             identity.device_ids.append(self.device_id)
 
     class UserPropertiesUpdated(IdentityFact):
@@ -317,7 +356,7 @@ class Identity(JournaledAggregate):
         operations: dict[str, Any]
         user_properties: dict[str, Any]
 
-        def apply(self, identity: Identity) -> None:
+        def apply(self, identity: AmplitudeIdentity) -> None:
             identity.user_properties = self.user_properties
 
     class Merged(IdentityFact):
@@ -327,7 +366,7 @@ class Identity(JournaledAggregate):
 
         merged_amplitude_id: int
 
-        def apply(self, identity: Identity) -> None:
+        def apply(self, identity: AmplitudeIdentity) -> None:
             identity.merged_into = self.merged_amplitude_id
 
     class Absorbed(IdentityFact):
@@ -338,7 +377,7 @@ class Identity(JournaledAggregate):
         absorbed_amplitude_id: int
         user_properties: dict[str, Any]
 
-        def apply(self, identity: Identity) -> None:
+        def apply(self, identity: AmplitudeIdentity) -> None:
             identity.merged_amplitude_ids.append(self.absorbed_amplitude_id)
             identity.user_properties = self.user_properties
 
@@ -352,7 +391,7 @@ class Identity(JournaledAggregate):
         self.user_properties: Properties = {}
 
     @classmethod
-    def create(cls, amplitude_id: int, cause: Cause) -> Identity:
+    def create(cls, amplitude_id: int, cause: Cause) -> AmplitudeIdentity:
         return cls._create(cls.Created, id=identity_key(amplitude_id), amplitude_id=amplitude_id, **cause.fields)
 
     def _record(self, event_class: type[IdentityFact], cause: Cause, **fields: Any) -> None:
@@ -379,7 +418,7 @@ class Identity(JournaledAggregate):
         updated = apply_operations(self.user_properties, operations)
         self._record(self.UserPropertiesUpdated, cause, operations=operations, user_properties=updated)
 
-    def merge_into(self, live: Identity, cause: Cause) -> None:
+    def merge_into(self, live: AmplitudeIdentity, cause: Cause) -> None:
         """Merge this anonymous identity into `live`, which must carry a user ID."""
         self._check_live()
         live._check_live()
@@ -442,7 +481,7 @@ def _register_topics() -> None:
     Names are explicit (`STORED_AS`, `TOPIC`), so moving a class never renames its stored
     events; 0.1.0 stored `ledger.domain:<qualname>`, which maps to the same classes.
     """
-    for aggregate in (Device, User, Identity, AmplitudeIds):
+    for aggregate in (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline):
         events = [value for value in vars(aggregate).values()
                   if getattr(value, "TOPIC", "").startswith(aggregate.STORED_AS + ".")]
         for name, cls in [(aggregate.STORED_AS, aggregate), *((event.TOPIC, event) for event in events)]:

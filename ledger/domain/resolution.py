@@ -1,4 +1,4 @@
-"""SPEC.md's resolution rule: which amplitude ID a call belongs to, and the facts it causes.
+"""The resolution rule: which amplitude ID a call belongs to, and the facts it causes.
 
 A domain service over the aggregates, free of I/O: it asks `Aggregates` for what
 exists and tells the aggregates what happened. The aggregates refuse anything that
@@ -7,31 +7,40 @@ would break an invariant.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from ledger.domain.calls import Call
-from ledger.domain.model import Cause, Device, Identity, User
+from ledger.domain.model import AmplitudeIdentity, Cause, Device, Timeline, User, is_duplicate
 
 
 class Aggregates(Protocol):
-    """What resolution needs from storage: look-ups, and a place for new aggregates."""
+    """What resolution needs from storage: look-ups, a place for new aggregates, and the timelines."""
 
     def device(self, device_id: str) -> Device | None: ...
 
     def user(self, user_id: str) -> User | None: ...
 
-    def identity(self, amplitude_id: int) -> Identity: ...
+    def identity(self, amplitude_id: int) -> AmplitudeIdentity: ...
 
-    def new_identity(self, cause: Cause) -> Identity: ...
+    def new_identity(self, cause: Cause) -> AmplitudeIdentity: ...
 
     def add(self, aggregate: Device | User) -> None: ...
+
+    def last_received(self, device_id: str, insert_id: str) -> int | None:
+        """The server time of the last stored call with this (device ID, insert_id), if any."""
+        ...
+
+    def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
+        """Append a `Timeline` event (its state) to the amplitude ID's stream of that kind."""
+        ...
 
 
 def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_window_ms: int) -> bool:
     """Apply one call. Returns False (and changes nothing) if it is a duplicate."""
     cause = Cause(call.device_id, call.user_id, call.time, server_time, call.insert_id)
     device = aggregates.device(call.device_id)
-    if device is not None and device.is_duplicate(call.insert_id, server_time, dedup_window_ms):
+    if call.insert_id is not None and is_duplicate(
+            _last_received(aggregates, device, call.device_id, call.insert_id), server_time, dedup_window_ms):
         return False
 
     if call.user_id is not None:
@@ -50,14 +59,27 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
 
     if call.operations:
         target.update_user_properties(call.operations, cause)
+    state = {"device_id": call.device_id, "user_id": call.user_id, "event_time": call.time,
+             "server_time": server_time, "insert_id": call.insert_id}
     if call.is_identify:
-        device.identified(cause)
+        aggregates.append(Timeline.Identified, target.amplitude_id, state)
     else:
-        device.track(call.event_type, call.event_properties, target.user_properties, cause)
+        state["event_type"] = call.event_type
+        state["event_properties"] = call.event_properties
+        state["user_properties"] = target.user_properties
+        aggregates.append(Timeline.Tracked, target.amplitude_id, state)
     return True
 
 
-def _identity_for_user(user_id: str, device: Device | None, cause: Cause, aggregates: Aggregates) -> Identity:
+def _last_received(aggregates: Aggregates, device: Device | None, device_id: str, insert_id: str) -> int | None:
+    """Receipts are kept by the store; a 0.1.0 ledger's older ones are on the device's own stream."""
+    stored = aggregates.last_received(device_id, insert_id)
+    legacy = None if device is None else device.recent_insert_ids.get(insert_id)
+    return stored if legacy is None else max(legacy, stored or legacy)
+
+
+def _identity_for_user(user_id: str, device: Device | None, cause: Cause,
+                       aggregates: Aggregates) -> AmplitudeIdentity:
     """The identity a call with a user ID goes to, binding or merging on the way."""
     previous = aggregates.identity(device.pointer) if device is not None else None
     user = aggregates.user(user_id)

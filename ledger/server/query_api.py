@@ -144,4 +144,4 @@ def _merges(_: Request) -> Answer:
 
 
 def _stats(_: Request) -> Answer:
-    return lambda read: ok(position=read.position, **read.stats())
+    return lambda read: ok(position=read.position, **asdict(read.stats()))

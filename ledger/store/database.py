@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -67,13 +68,31 @@ class MsgspecMapper(Mapper[Any]):
         )
 
 
+@lru_cache(maxsize=None)
+def _event_class(topic: str) -> tuple[type, int]:
+    event_class = resolve_topic(topic)
+    return event_class, getattr(event_class, "class_version", 1)
+
+
+def canonical_topic(topic: str) -> str:
+    """The name an event class is stored under today (0.1.0 wrote `ledger.domain:<name>`)."""
+    return str(getattr(_event_class(topic)[0], "TOPIC", topic))
+
+
+def decode_state(topic: str, state: bytes) -> dict[str, Any]:
+    """An event's stored fields in the shape of its class today (older shapes are upcast)."""
+    fields: dict[str, Any] = MsgspecMapper._decoder.decode(state)
+    event_class, current = _event_class(topic)
+    stored_version = fields.pop("class_version", 1)
+    for version in range(stored_version, current):
+        getattr(event_class, f"upcast_v{version}_v{version + 1}")(fields)
+    return fields
+
+
 def decode_event(topic: str, state: bytes, originator_id: Any, originator_version: int) -> Any:
     """Rebuild a domain event object from its stored columns, without running its __init__."""
-    fields = MsgspecMapper._decoder.decode(state)
-    event_class = resolve_topic(topic)
-    stored_version = fields.pop("class_version", 1)
-    for version in range(stored_version, getattr(event_class, "class_version", 1)):
-        getattr(event_class, f"upcast_v{version}_v{version + 1}")(fields)
+    fields = decode_state(topic, state)
+    event_class = _event_class(topic)[0]
     fields["originator_id"] = originator_id
     fields["originator_version"] = originator_version
     event = object.__new__(event_class)
@@ -120,6 +139,7 @@ class Store:
     engine: sa.Engine
     is_postgres: bool
     scratch_dir: str | None = None
+    schema: str | None = None
 
     def close(self) -> None:
         self.app.close()
@@ -160,6 +180,9 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     if not create and not sa.inspect(store.engine).has_table(store.app.recorder.events_table_name):  # type: ignore[attr-defined]
         store.close()
         raise LedgerNotFound(f"no ledger at {parsed.render_as_string(hide_password=True)}")
+    # eventsourcing created the tables; the ledger writes through `ledger.store.writer` and reads
+    # through SQLAlchemy, so its recorder's connections would only sit idle.
+    store.app.close()
     return store
 
 
@@ -213,7 +236,7 @@ def _open_postgres(url: str, parsed: sa.URL, create: bool) -> Store:
         "POSTGRES_PASSWORD": parsed.password or "",
         "POSTGRES_SCHEMA": schema,
     }
-    return Store(url, _application(env, create), engine, is_postgres=True)
+    return Store(url, _application(env, create), engine, is_postgres=True, schema=schema)
 
 
 def _application(env: dict[str, str], create: bool) -> EventStoreApp:

@@ -1,10 +1,10 @@
 """Bulk reads of the stored events, straight from eventsourcing's events table.
 
-eventsourcing writes the events (one transaction per request); reading them back one
-aggregate or one notification at a time through its recorder costs a round of
-Python objects and a transaction each. These reads go through SQLAlchemy instead:
-many aggregates in one query before a request, and large pages of the log for
-catch-up and rebuild. Rows are decoded by the same msgspec mapper.
+Reading events back one aggregate or one notification at a time through eventsourcing's
+recorder costs a round of Python objects and a transaction each. These reads go through
+SQLAlchemy instead: many aggregates in one query before a request, large pages of the
+log's identity facts for catch-up and rebuild (tracked events are skipped in SQL, never
+decoded), and the timelines straight from the store's (originator_id, version) index.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ledger.store.database import Store, decode_event
+from ledger.domain.model import Device, Timeline
+from ledger.store.database import Store, canonical_topic, decode_event, decode_state
+from ledger.store.writer import APPLIED, RECEIPTS
+
+#: (position, original amplitude ID, the event's stored fields): one tracked event as readers see it.
+TrackedRow = tuple[int, int, dict[str, Any]]
+_TIMELINE_TOPICS = (Timeline.Tracked.TOPIC, Timeline.Identified.TOPIC)
+#: Tracked events as stored: today's, and 0.1.0's under both of the names it may have.
+_TRACKED_TOPICS = (Timeline.Tracked.TOPIC, Device.Tracked.TOPIC, "ledger.domain:" + Device.Tracked.TOPIC)
 
 #: SQLite allows 32766 bound parameters per statement; stay far below.
 IN_CHUNK = 900
@@ -37,10 +45,36 @@ class EventLog:
         self._last_of = sa.text(
             f"SELECT {columns} FROM {table} WHERE originator_id = :id ORDER BY originator_version DESC LIMIT 1"
         )
-        self._page = sa.text(
-            f"SELECT {position}, {columns} FROM {table} "
-            f"WHERE {position} > :start AND {position} <= :stop ORDER BY {position} LIMIT :limit"
+        self._facts = sa.text(
+            f"SELECT {position}, topic, state FROM {table} WHERE {position} > :start AND {position} <= :stop "
+            f"AND topic NOT IN ('{_TIMELINE_TOPICS[0]}', '{_TIMELINE_TOPICS[1]}') ORDER BY {position} LIMIT :limit"
         )
+        self._heads = sa.text(
+            f"SELECT originator_id, MAX(originator_version) FROM {table} WHERE originator_id IN :ids "
+            "GROUP BY originator_id").bindparams(sa.bindparam("ids", expanding=True))
+        self._receipts = sa.text(f"SELECT key, server_time FROM {RECEIPTS} WHERE key IN :keys").bindparams(
+            sa.bindparam("keys", expanding=True))
+        order = "originator_version"
+        self._stream = {
+            newest: sa.text(f"SELECT {position}, state FROM {table} WHERE originator_id = :id "
+                            f"AND {position} > :after AND {position} <= :stop "
+                            f"ORDER BY {order}{' DESC' if newest else ''} LIMIT :limit")
+            for newest in (False, True)
+        }
+        self._stream_count = sa.text(
+            f"SELECT COUNT(*) FROM {table} WHERE originator_id = :id AND {position} <= :stop")
+        self._at = sa.text(f"SELECT {position}, topic, state FROM {table} WHERE {position} IN :positions"
+                           ).bindparams(sa.bindparam("positions", expanding=True))
+        self._tracked = sa.text(
+            f"SELECT {position}, originator_id, topic, state FROM {table} WHERE {position} > :after "
+            f"AND {position} <= :stop AND topic IN ({', '.join(repr(topic) for topic in _TRACKED_TOPICS)}) "
+            f"ORDER BY {position} LIMIT :limit")
+        tracked_streams = (self._param(Timeline.stream(Timeline.Tracked, 0)),
+                           self._param(Timeline.stream(Timeline.Tracked, 2**64 - 1)))
+        self._tracked_counts = sa.text(
+            f"SELECT originator_id, COUNT(*) FROM {table} WHERE originator_id BETWEEN :low AND :high "
+            f"AND {position} <= :stop GROUP BY originator_id").bindparams(low=tracked_streams[0],
+                                                                         high=tracked_streams[1])
         self._page_ids = sa.text(
             f"SELECT {position}, originator_id FROM {table} "
             f"WHERE {position} > :start AND {position} <= :stop ORDER BY {position} LIMIT :limit"
@@ -89,19 +123,87 @@ class EventLog:
             row = connection.execute(self._last_of, {"id": self._param(originator_id)}).first()
         return None if row is None else decode_event(row[2], row[3], originator_id, row[1])
 
-    def read(self, start: int, stop: int, limit: int) -> list[tuple[int, Any]]:
-        """Up to `limit` (position, event) pairs with start < position <= stop, in log order.
+    def read(self, start: int, stop: int, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """Up to `limit` identity facts (position, topic, fields) with start < position <= stop, in log order.
 
-        For projections only: their events keep `originator_id` as the column holds it
-        (a hex string on SQLite), since parsing a UUID per event costs a fifth of a replay
-        and no projection reads it.
+        Timeline streams are left out by the query, so a replay never decodes a tracked event.
         """
         with self.engine.connect() as connection:
-            rows = connection.execute(self._page, {"start": start, "stop": stop, "limit": limit}).all()
-        return [(row[0], decode_event(row[3], row[4], row[1], row[2])) for row in rows]
+            rows = connection.execute(self._facts, {"start": start, "stop": stop, "limit": limit}).all()
+        return [(row[0], canonical_topic(row[1]), decode_state(row[1], row[2])) for row in rows]
 
     def originators(self, start: int, stop: int, limit: int) -> list[tuple[int, UUID]]:
         """Which aggregates the events after `start` belong to, without decoding their state."""
         with self.engine.connect() as connection:
             rows = connection.execute(self._page_ids, {"start": start, "stop": stop, "limit": limit}).all()
         return [(row[0], self._uuid(row[1])) for row in rows]
+
+    def heads(self, streams: Iterable[UUID]) -> dict[UUID, int]:
+        """The last version of each stream that has one."""
+        ids = [self._param(stream) for stream in streams]
+        found: dict[UUID, int] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), IN_CHUNK):
+                for row in connection.execute(self._heads, {"ids": ids[start:start + IN_CHUNK]}):
+                    found[self._uuid(row[0])] = row[1]
+        return found
+
+    def receipts(self, keys: Iterable[bytes]) -> dict[bytes, int]:
+        """The server time of the last stored call of each duplicate key that has one."""
+        keys = list(keys)
+        found: dict[bytes, int] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(keys), IN_CHUNK):
+                for key, server_time in connection.execute(self._receipts, {"keys": keys[start:start + IN_CHUNK]}):
+                    found[bytes(key)] = server_time
+        return found
+
+    def applied(self) -> dict[str, int]:
+        """The last message applied from each stream (see `IdentityLedger.ingest(applied=...)`)."""
+        with self.engine.connect() as connection:
+            return dict(connection.execute(sa.text(f"SELECT stream, sequence FROM {APPLIED}")).all())
+
+    # -- the timelines (what `projections.timeline.TimelineLog` asks for) -------------
+
+    def stream_page(self, amplitude_id: int, *, after: int, stop: int, limit: int,
+                    newest_first: bool) -> list[TrackedRow]:
+        """An amplitude ID's own tracked events (not those of IDs merged into it), in log order or reversed."""
+        stream = self._param(Timeline.stream(Timeline.Tracked, amplitude_id))
+        with self.engine.connect() as connection:
+            rows = connection.execute(self._stream[newest_first],
+                                      {"id": stream, "after": after, "stop": stop, "limit": limit}).all()
+        return [(row[0], amplitude_id, decode_state(Timeline.Tracked.TOPIC, row[1])) for row in rows]
+
+    def stream_count(self, amplitude_id: int, stop: int) -> int:
+        stream = self._param(Timeline.stream(Timeline.Tracked, amplitude_id))
+        with self.engine.connect() as connection:
+            return int(connection.execute(self._stream_count, {"id": stream, "stop": stop}).scalar() or 0)
+
+    def tracked_at(self, positions: list[int]) -> list[TrackedRow]:
+        """0.1.0's tracked events (`Device.Tracked`) at these positions, in log order."""
+        found: list[TrackedRow] = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(positions), IN_CHUNK):
+                for position, topic, state in connection.execute(
+                        self._at, {"positions": positions[start:start + IN_CHUNK]}):
+                    fields = decode_state(topic, state)
+                    found.append((position, fields["amplitude_id"], fields))
+        return sorted(found, key=lambda row: row[0])
+
+    def tracked(self, *, after: int, stop: int, limit: int) -> list[TrackedRow]:
+        """Every tracked event in log order (both shapes), a page at a time."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(self._tracked, {"after": after, "stop": stop, "limit": limit}).all()
+        found: list[TrackedRow] = []
+        for position, originator_id, topic, state in rows:
+            fields = decode_state(topic, state)
+            original = (Timeline.amplitude_id(self._uuid(originator_id)) if topic == Timeline.Tracked.TOPIC
+                        else fields["amplitude_id"])
+            found.append((position, original, fields))
+        return found
+
+    def tracked_counts(self, stop: int) -> dict[int, int]:
+        """How many tracked events (new shape) each original amplitude ID has, up to `stop`."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(self._tracked_counts, {"stop": stop}).all()
+        return {Timeline.amplitude_id(self._uuid(row[0])): row[1] for row in rows}

@@ -1,11 +1,15 @@
 """One request's view of the aggregates: a bounded cache in front of the event store.
 
 The hot path never reads the database per call: before a request is resolved, every
-aggregate it can touch is fetched in a couple of bulk queries (`prefetch`), and the
-cache is trusted inside the process. The store's unique (originator_id, version)
-key catches any staleness at commit time (`eventsourcing.persistence.IntegrityError`).
-A failed or abandoned unit of work evicts everything it touched, so the cache only
-ever holds committed state.
+aggregate it can touch, the last versions of the timelines it appends to and the
+receipts of its insert_ids are fetched in a few bulk queries (`prefetch`), and the
+cache is trusted inside the process. The store's unique keys catch any staleness at
+commit time (`Conflict`). A failed or abandoned unit of work evicts everything it
+touched, so the cache only ever holds committed state.
+
+Tracked events never become event objects: `append` keeps their state, and `commit`
+encodes it straight into a log row (the per-event object machinery was most of the
+ingest time; see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,21 +18,25 @@ from collections import OrderedDict
 from typing import Any, Iterable
 from uuid import UUID
 
+import msgspec
+
 from ledger.domain.calls import Call
 from ledger.domain.model import (
     ALLOCATOR_KEY,
     AmplitudeIds,
+    AmplitudeIdentity,
     Cause,
     Device,
-    Identity,
     JournaledAggregate,
+    Timeline,
     User,
     device_key,
     identity_key,
     user_key,
 )
+from ledger.store.database import MsgspecMapper
 from ledger.store.event_log import EventLog
-from ledger.store.database import EventStoreApp
+from ledger.store.writer import Conflict, Row, Transaction, receipt_key
 
 DEFAULT_CACHE_SIZE = 250_000
 
@@ -52,6 +60,8 @@ class AggregateCache:
         self._items: OrderedDict[Key, JournaledAggregate] = OrderedDict()
         self._keys: dict[UUID, Key] = {}
         self._absent: set[Key] = set()
+        #: The last stored version of recently used timeline streams.
+        self.heads: OrderedDict[UUID, int] = OrderedDict()
 
     def get(self, key: Key) -> Any:
         """The aggregate under this key, loading it if needed; None if it does not exist."""
@@ -106,31 +116,67 @@ class AggregateCache:
             del self._keys[evicted.id]
 
     def evict(self, originator_ids: Iterable[UUID]) -> None:
-        """Forget these aggregates (changed elsewhere, or by a failed request)."""
+        """Forget these aggregates and streams (changed elsewhere, or by a failed request)."""
         for originator_id in originator_ids:
             key = self._keys.pop(originator_id, None)
             if key is not None:
                 del self._items[key]
+            self.heads.pop(originator_id, None)
+
+    def put_head(self, stream: UUID, version: int) -> None:
+        heads = self.heads
+        heads[stream] = version
+        heads.move_to_end(stream)
+        while len(heads) > self.maxsize:
+            heads.popitem(last=False)
+
+    def load_heads(self, streams: Iterable[UUID]) -> None:
+        """Fetch the last versions of the streams not in the cache (0 for a stream not started)."""
+        missing = [stream for stream in streams if stream not in self.heads]
+        if missing:
+            found = self.log.heads(missing)
+            for stream in missing:
+                self.put_head(stream, found.get(stream, 0))
 
     def forget_absent(self) -> None:
         """What did not exist a moment ago may exist now (another writer): ask again next time."""
         self._absent.clear()
 
 
+class _Appended:
+    """A timeline event in waiting: its log row but for the encoding."""
+
+    __slots__ = ("stream", "version", "topic", "state")
+
+    def __init__(self, stream: UUID, version: int, topic: str, state: dict[str, Any]) -> None:
+        self.stream = stream
+        self.version = version
+        self.topic = topic
+        self.state = state
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_mapper = MsgspecMapper(transcoder=None)  # type: ignore[arg-type]  # it encodes with msgspec itself
+
+
 class UnitOfWork:
     """Collects one request's changes, in the order they happened, for one atomic save."""
 
-    def __init__(self, cache: AggregateCache, app: EventStoreApp, server_time: int) -> None:
+    def __init__(self, cache: AggregateCache, server_time: int) -> None:
         self.cache = cache
-        self.app = app
         self.server_time = server_time
         self.touched: dict[Key, JournaledAggregate] = {}
         self.created: list[tuple[Key, JournaledAggregate]] = []
         self.events: list[Any] = []
         self._issued = 0
+        self._heads: dict[UUID, int] = {}
+        self._receipts: dict[bytes, int] = {}
+        self._received: dict[bytes, int] = {}
+        #: The first and last log positions stored by `commit` ((0, 0): none).
+        self.span = (0, 0)
 
     def prefetch(self, calls: list[Call]) -> None:
-        """Load, in bulk, every aggregate resolving these calls can read."""
+        """Load, in bulk, every aggregate, stream head and receipt resolving these calls can read."""
         cache = self.cache
         first = {("device", call.device_id) for call in calls} | {("user", call.user_id) for call in calls
                                                                    if call.user_id is not None}
@@ -141,6 +187,10 @@ class UnitOfWork:
             if aggregate is not None:
                 identities.add(("identity", aggregate.pointer if key[0] == "device" else aggregate.amplitude_id))
         cache.prefetch(identities)
+        cache.load_heads(Timeline.stream(kind, key[1]) for key in identities if key[0] == "identity"
+                         for kind in (Timeline.Tracked, Timeline.Identified))
+        self._receipts = cache.log.receipts({receipt_key(call.device_id, call.insert_id) for call in calls
+                                             if call.insert_id is not None})
 
     def _get(self, key: Key) -> Any:
         aggregate = self.touched.get(key)
@@ -163,19 +213,40 @@ class UnitOfWork:
     def user(self, user_id: str) -> User | None:
         return self._get(("user", user_id))
 
-    def identity(self, amplitude_id: int) -> Identity:
+    def identity(self, amplitude_id: int) -> AmplitudeIdentity:
         identity = self._get(("identity", amplitude_id))
         if identity is None:
             raise LookupError(f"amplitude ID {amplitude_id} is referenced but was never created")
         return identity
 
-    def new_identity(self, cause: Cause) -> Identity:
+    def new_identity(self, cause: Cause) -> AmplitudeIdentity:
         allocator = self._allocator()
         amplitude_id = allocator.next_amplitude_id + self._issued
         self._issued += 1
-        identity = Identity.create(amplitude_id, cause)
+        identity = AmplitudeIdentity.create(amplitude_id, cause)
         self._create(("identity", amplitude_id), identity)
+        for kind in (Timeline.Tracked, Timeline.Identified):
+            self._heads[Timeline.stream(kind, amplitude_id)] = 0
         return identity
+
+    def last_received(self, device_id: str, insert_id: str) -> int | None:
+        key = receipt_key(device_id, insert_id)
+        received = self._received.get(key)
+        return self._receipts.get(key) if received is None else received
+
+    def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
+        stream = Timeline.stream(kind, amplitude_id)
+        version = self._heads.get(stream)
+        if version is None:
+            version = self.cache.heads.get(stream)
+            if version is None:
+                self.cache.load_heads([stream])
+                version = self.cache.heads[stream]
+        self._heads[stream] = version = version + 1
+        self.events.append(_Appended(stream, version, kind.TOPIC, state))
+        insert_id = state["insert_id"]
+        if insert_id is not None:
+            self._received[receipt_key(state["device_id"], insert_id)] = state["server_time"]
 
     def add(self, aggregate: Device | User) -> None:
         key: Key = ("device", aggregate.device_id) if isinstance(aggregate, Device) else ("user", aggregate.user_id)
@@ -192,33 +263,57 @@ class UnitOfWork:
             self._create(ALLOCATOR, allocator)
         return allocator
 
-    def commit(self) -> list[tuple[int, Any]]:
-        """Store every event in one transaction; returns (position, event) pairs in log order.
+    def commit(self, tx: Transaction) -> list[tuple[int, str, dict[str, Any]]]:
+        """Store every event and receipt in the open transaction.
 
-        The cache then holds the new state.
+        Returns the identity facts as (position, topic, fields), in log order, for the read side.
+        Call `committed` once the transaction is committed.
         """
         if self._issued:
             self._allocator().reserve(self._issued, self.server_time)
             self._issued = 0
-        try:
-            to_stored = self.app.mapper.to_stored_event
-            stored = [to_stored(event) for event in self.events]
-            positions = self.app.recorder.insert_events(stored) if stored else []
-        except BaseException:
-            self.discard()
-            raise
+        rows: list[Row] = []
+        for event in self.events:
+            if type(event) is _Appended:
+                rows.append((event.stream, event.version, event.topic, _encode(event.state)))
+            else:
+                stored = _mapper.to_stored_event(event)
+                rows.append((stored.originator_id, stored.originator_version, stored.topic, stored.state))
+        positions = tx.insert_events(rows)
+        if positions:
+            self.span = (positions[0], positions[-1])
+        self._store_receipts(tx)
+        return [(position, row[2], event.__dict__) for position, row, event in zip(positions, rows, self.events)
+                if type(event) is not _Appended]
+
+    def _store_receipts(self, tx: Transaction) -> None:
+        """New keys are inserted (a concurrent writer's insert makes ours conflict); expired ones renewed."""
+        fresh = [(key, time) for key, time in self._received.items() if key not in self._receipts]
+        tx.executemany("INSERT INTO ledger_receipts (key, server_time) VALUES (?, ?)", fresh)
+        for key, time in self._received.items():
+            if key in self._receipts:
+                tx.execute("UPDATE ledger_receipts SET server_time = ? WHERE key = ? AND server_time = ?",
+                           (time, key, self._receipts[key]))
+                if tx.changed() != 1:
+                    raise Conflict("a receipt changed meanwhile")
+
+    def committed(self) -> None:
+        """The transaction is committed: the cache now holds the new state."""
         for aggregate in self.touched.values():
             aggregate.pending_events.clear()  # stored: no longer pending
             aggregate.journal = None
         for key, aggregate in self.created:  # the others came from the cache
             self.cache.put(key, aggregate)
-        return list(zip(positions or [], self.events))
+        for stream, version in self._heads.items():
+            self.cache.put_head(stream, version)
 
     def discard(self) -> None:
-        """Forget uncommitted changes: drop every touched aggregate from the cache."""
+        """Forget uncommitted changes: drop every touched aggregate and stream from the cache."""
         for aggregate in self.touched.values():
             aggregate.journal = None
-        self.cache.evict(aggregate.id for aggregate in self.touched.values())
+        self.cache.evict([*(aggregate.id for aggregate in self.touched.values()), *self._heads])
         self.touched.clear()
         self.created.clear()
         self.events.clear()
+        self._heads.clear()
+        self._received.clear()

@@ -1,0 +1,48 @@
+"""Following the log: what other writers stored since we last looked.
+
+Before each request and each read the ledger asks the log for its last position (a
+microsecond on SQLite); if it moved, the aggregates and stream heads those events
+touched are dropped from the cache, and the projections catch up.
+"""
+
+from __future__ import annotations
+
+from projections.runner import ProjectionRunner
+
+from ledger.store.event_log import EventLog
+from ledger.store.unit_of_work import AggregateCache
+
+LOG_PAGE = 5000
+
+
+class LogFollower:
+    """Keeps the cache and the projections in step with the log, up to `seen`."""
+
+    def __init__(self, log: EventLog, cache: AggregateCache, runner: ProjectionRunner) -> None:
+        self._log = log
+        self._cache = cache
+        self._runner = runner
+        self.seen = log.latest()
+
+    def sync(self) -> int:
+        """Follow other writers; returns the log's last position."""
+        latest = self._log.latest()
+        if self.seen < latest:
+            self._cache.forget_absent()
+        while self.seen < latest:
+            originators = self._log.originators(self.seen, latest, LOG_PAGE)
+            if not originators:
+                break
+            self._cache.evict(originator_id for _, originator_id in originators)
+            self.seen = originators[-1][0]
+        self.seen = max(self.seen, latest)
+        if self._runner.position < latest:
+            self._runner.catch_up(latest)
+        return latest
+
+    def stored(self, first: int, last: int) -> None:
+        """We stored positions first..last ourselves: nothing to evict if they follow what we saw."""
+        if first == self.seen + 1:
+            self.seen = last
+        else:
+            self.sync()

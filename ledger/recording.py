@@ -1,0 +1,110 @@
+"""Storing a batch of validated requests: resolve every call, then ONE transaction.
+
+The transaction holds the log rows, the insert-ID receipts, the projections' rows and
+their tracking position, and the stream markers of requests that carry one. Conflicts
+(another writer got there first) roll it all back; the batch is resolved again on
+fresh state, up to `MAX_ATTEMPTS` times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from ledger.domain.calls import Accepted, IngestWarning
+from ledger.domain.model import RuleViolation
+from ledger.domain.resolution import resolve_call
+from ledger.errors import ConflictRetriesExhausted
+from ledger.following import LogFollower
+from ledger.store.event_log import EventLog
+from ledger.store.unit_of_work import AggregateCache, UnitOfWork
+from ledger.store.writer import Conflict, Writer
+from projections.runner import ProjectionRunner
+
+MAX_ATTEMPTS = 20
+
+
+class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What one request did: calls stored, duplicates dropped, and the ledger position after it."""
+
+    ingested: int
+    duplicates: int
+    position: int
+    server_time: int
+    warnings: list[IngestWarning] = []
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated request; `applied` = (stream, sequence) of the message it came from, if any."""
+
+    accepted: Accepted
+    server_time: int
+    applied: tuple[str, int] | None = None
+
+
+class Recorder:
+    """Stores batches of requests for one ledger."""
+
+    def __init__(self, writer: Writer, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
+                 follower: LogFollower, dedup_window_ms: int) -> None:
+        self._writer = writer
+        self._log = log
+        self._cache = cache
+        self._runner = runner
+        self._follower = follower
+        self._dedup_window_ms = dedup_window_ms
+
+    def store(self, batch: list[Request]) -> list[IngestReport]:
+        for _ in range(MAX_ATTEMPTS):
+            self._follower.sync()
+            markers = self._log.applied() if any(request.applied for request in batch) else {}
+            unit = UnitOfWork(self._cache, batch[-1].server_time)
+            try:
+                duplicates, marks = self._resolve(batch, unit, markers)
+                with self._writer.transaction() as tx:
+                    facts = unit.commit(tx)
+                    for stream, sequence in marks.items():
+                        tx.mark_applied(stream, sequence, markers.get(stream))
+                    first, last = unit.span
+                    projected = bool(last) and self._runner.apply_in(tx, facts, first, last)
+                unit.committed()
+            except (Conflict, RuleViolation):
+                # Another writer won a race: the store refused a stale version or a taken key, or a
+                # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
+                unit.discard()
+                self._cache.forget_absent()
+                continue
+            except BaseException:
+                unit.discard()
+                raise
+            if last:
+                self._follower.stored(first, last)
+                if projected:
+                    self._runner.moved_to(last)
+                elif self._runner.position < last:
+                    self._follower.sync()
+            return [IngestReport(ingested=len(request.accepted.calls) - dropped, duplicates=dropped,
+                                 position=self._follower.seen, server_time=request.server_time,
+                                 warnings=request.accepted.warnings)
+                    for request, dropped in zip(batch, duplicates)]
+        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+
+    def _resolve(self, batch: list[Request], unit: UnitOfWork,
+                 markers: dict[str, int]) -> tuple[list[int], dict[str, int]]:
+        """Resolve every call of the batch; a request from a stream message already applied stores nothing."""
+        unit.prefetch([call for request in batch for call in request.accepted.calls])
+        duplicates: list[int] = []
+        marks: dict[str, int] = {}
+        for request in batch:
+            if request.applied is not None:
+                stream, sequence = request.applied
+                if sequence <= marks.get(stream, markers.get(stream, -1)):
+                    duplicates.append(len(request.accepted.calls))
+                    continue
+                marks[stream] = sequence
+            stored = [resolve_call(call, request.server_time, unit, self._dedup_window_ms)
+                      for call in request.accepted.calls]
+            duplicates.append(stored.count(False))
+        return duplicates, marks

@@ -1,0 +1,155 @@
+"""The write transaction: one request (or group of requests) in one commit, on one connection.
+
+eventsourcing's recorders commit the events in a transaction of their own, so the read
+side needed a second commit per request, and its PostgreSQL recorder also issues
+`NOTIFY` in every insert (an instance-wide lock held until the commit is flushed) for
+subscribers the ledger does not have: it follows other writers by polling the log's
+last position. This writer keeps eventsourcing's tables and its row format, and puts
+the events, the insert-ID receipts, the projections and the projections' tracking
+position into ONE transaction (see docs/architecture.md for the measurements).
+
+- SQLite: `BEGIN IMMEDIATE` takes the write lock first, so rowids (the log positions)
+  are consecutive and nobody else reads a half-applied state.
+- PostgreSQL: `LOCK TABLE ... IN EXCLUSIVE MODE`, as eventsourcing does, so positions
+  are committed in order and a follower never skips a position that commits later;
+  the rows go in one multi-row `INSERT ... SELECT FROM unnest(...)`; no `NOTIFY`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+from uuid import UUID
+
+import psycopg
+
+from ledger.store.database import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, Store
+
+#: One row of the log: (originator_id, originator_version, topic, msgpack state).
+Row = tuple[UUID, int, str, bytes]
+
+RECEIPTS = "ledger_receipts"
+APPLIED = "ledger_applied"
+
+
+class Conflict(Exception):
+    """Another writer got there first (a version or a receipt is taken): resolve again on fresh state."""
+
+
+def receipt_key(device_id: str, insert_id: str) -> bytes:
+    """The duplicate key (device ID, insert_id) as 16 bytes (length-prefixed, so no two keys meet)."""
+    text = f"{len(device_id)}:{device_id}{insert_id}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
+class Transaction:
+    """One open write transaction: statements use `?` placeholders on both backends."""
+
+    def __init__(self, cursor: Any, postgres: bool, events_table: str) -> None:
+        self._cursor = cursor
+        self.postgres = postgres
+        self._events = events_table
+        #: Appended to a SELECT that must lock the rows it reads (PostgreSQL; SQLite holds the database).
+        self.locking = " FOR UPDATE" if postgres else ""
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(self._sql(sql), params)
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def changed(self) -> int:
+        """Rows changed by the last statement."""
+        return int(self._cursor.rowcount)
+
+    def insert_events(self, rows: list[Row]) -> list[int]:
+        """Append rows to the log; returns their positions, in order."""
+        if not rows:
+            return []
+        columns = "originator_id, originator_version, topic, state"
+        if not self.postgres:
+            self._cursor.executemany(f"INSERT INTO {self._events} ({columns}) VALUES (?, ?, ?, ?)",
+                                     [(row[0].hex, row[1], row[2], row[3]) for row in rows])
+            last = self._cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return list(range(last - len(rows) + 1, last + 1))
+        ids, versions, topics, states = zip(*rows)
+        self._cursor.execute(
+            f"INSERT INTO {self._events} ({columns}) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id",
+            (list(ids), list(versions), list(topics), list(states)))
+        # IDs come from the sequence in row order, under the table lock: sorted, they are the rows' positions.
+        return sorted(row[0] for row in self._cursor.fetchall())
+
+    def mark_applied(self, stream: str, sequence: int, stored: int | None) -> None:
+        """Store `sequence` as the last message applied from `stream`; `stored` is the one read before."""
+        if stored is None:
+            self.execute(f"INSERT INTO {APPLIED} (stream, sequence) VALUES (?, ?)", (stream, sequence))
+            return
+        self.execute(f"UPDATE {APPLIED} SET sequence = ? WHERE stream = ? AND sequence = ?", (sequence, stream, stored))
+        if self.changed() != 1:
+            raise Conflict(f"another writer applied {stream!r} meanwhile")
+
+
+_WRITE_TABLES = (
+    # The last server time of each (device ID, insert_id) stored: the duplicate rule's memory.
+    f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL)",
+    # For callers that feed the ledger from a stream (e.g. NATS): the last message applied, per stream.
+    f"CREATE TABLE IF NOT EXISTS {APPLIED} (stream VARCHAR(255) PRIMARY KEY, sequence BIGINT NOT NULL)",
+)
+
+
+class Writer:
+    """The ledger's single write connection."""
+
+    def __init__(self, store: Store) -> None:
+        self._postgres = store.is_postgres
+        self._events = store.app.recorder.events_table_name  # type: ignore[attr-defined]
+        self._connection: Any
+        if store.is_postgres:
+            url = store.engine.url
+            self._connection = psycopg.connect(
+                host=url.host or "127.0.0.1", port=url.port or 5432, dbname=url.database or "postgres",
+                user=url.username or "postgres", password=url.password or "",
+                options=f"-csearch_path={store.schema}")
+            blob = "BYTEA"
+        else:
+            self._connection = sqlite3.connect(store.engine.url.database or "", isolation_level=None,
+                                               check_same_thread=False, timeout=30)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"cache_size = -{SQLITE_CACHE_KIB}",
+                           f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}"):
+                self._connection.execute(f"PRAGMA {pragma}")
+            blob = "BLOB"
+        with self.transaction() as tx:
+            for statement in _WRITE_TABLES:
+                tx.execute(statement.format(blob=blob))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Commit everything done in the block, or nothing; a taken key raises `Conflict`."""
+        connection = self._connection
+        cursor = connection.cursor()
+        try:
+            if self._postgres:
+                cursor.execute(f"LOCK TABLE {self._events} IN EXCLUSIVE MODE")
+            else:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield Transaction(cursor, self._postgres, self._events)
+            connection.commit() if self._postgres else cursor.execute("COMMIT")
+        except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as error:
+            connection.rollback()
+            raise Conflict(str(error)) from error
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._connection.close()
