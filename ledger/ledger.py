@@ -14,9 +14,12 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, Accepted, IngestWarning, accept
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
+from ledger import schema_version
 from ledger.errors import ConflictRetriesExhausted
+from ledger.schema_version import ReadSide
+from ledger.writer_lock import WriterLock, setup_lock
 from ledger.store.event_log import EventLog
-from ledger.domain.resolution import resolve_call
+from ledger.domain.requests import resolve_request
 from ledger.store.database import open_store
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache, UnitOfWork
 from projections.models import AuditEntry, Identity, Merge, TimelineEvent
@@ -132,7 +135,20 @@ class IdentityLedger:
     ) -> None:
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
-        self._store = open_store(url, create=create)
+        with setup_lock(url):  # [hostile #10] schema setup is serialized across processes
+            self._store = open_store(url, create=create)
+            try:
+                self._open(dedup_window_ms, cache_size, clock)
+            except BaseException:  # [hostile #10] a refused open (newer schema, ledger in use) leaks nothing
+                for opened in (getattr(self, "_log", None), getattr(self, "_writers", None), self._store):
+                    if opened is not None:
+                        opened.close()
+                raise
+        self._runner.catch_up(self._seen)
+
+    def _open(self, dedup_window_ms: int, cache_size: int, clock: Callable[[], int]) -> None:
+        self._writers = WriterLock(self._store)  # [hostile #10]
+        read_side = schema_version.read_side(self._store.engine)  # [hostile #10]
         self._app = self._store.app
         self._dedup_window_ms = dedup_window_ms
         self._clock = clock
@@ -144,7 +160,10 @@ class IdentityLedger:
         self._seen = self._log.latest()
         self._runner = ProjectionRunner(self._store.engine, self._log.read)
         self._live = LedgerView(ProjectionQueries(self._store.engine), self._seen)
-        self._runner.catch_up(self._seen)
+        if read_side is ReadSide.OLDER:  # [hostile #10] an older read side is rebuilt, never half-used
+            self.rebuild()
+        elif read_side is ReadSide.FRESH:
+            schema_version.record(self._store.engine)
 
     @property
     def url(self) -> str:
@@ -154,6 +173,7 @@ class IdentityLedger:
 
     def _sync(self) -> int:
         """Follow other writers: forget aggregates they changed, bring projections up to date."""
+        self._writers.check_file()  # [hostile #10] never write into a deleted or replaced SQLite file
         latest = self._log.latest()
         if self._seen < latest:
             self._cache.forget_absent()
@@ -207,6 +227,13 @@ class IdentityLedger:
                 calls += len(batch[-1].accepted.calls)
         try:
             reports = self._store_batch(batch)
+        except Exception as error:
+            if len(batch) > 1:  # [hostile #10] one request's failure must not fail the others queued with it
+                for waiting in batch:
+                    self._store_alone(waiting)
+                return
+            batch[0].outcome = error
+            return
         except BaseException as error:
             for waiting in batch:
                 waiting.outcome = error
@@ -214,7 +241,15 @@ class IdentityLedger:
         for waiting, report in zip(batch, reports):
             waiting.outcome = report
 
+    def _store_alone(self, waiting: _Pending) -> None:
+        try:
+            waiting.outcome = self._store_batch([waiting])[0]
+        except Exception as error:
+            waiting.outcome = error
+
     def _store_batch(self, batch: list[_Pending]) -> list[IngestReport]:
+        conflict: IntegrityError | None = None
+        violated_at: int | None = None
         for _ in range(MAX_ATTEMPTS):
             self._sync()
             unit = UnitOfWork(self._cache, self._app, batch[-1].server_time)
@@ -222,15 +257,23 @@ class IdentityLedger:
             try:
                 unit.prefetch([call for waiting in batch for call in waiting.accepted.calls])
                 for waiting in batch:
-                    stored = [resolve_call(call, waiting.server_time, unit, self._dedup_window_ms)
-                              for call in waiting.accepted.calls]
-                    duplicates.append(stored.count(False))
+                    duplicates.append(resolve_request(waiting.accepted.calls, waiting.server_time, unit,
+                                                      self._dedup_window_ms))
                 pairs = unit.commit()
-            except (IntegrityError, RuleViolation):
-                # Another writer won a race: the store refused a stale version, or a
-                # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
+            except IntegrityError as error:
+                # Another writer won a race: the store refused a stale version. Resolve again on fresh state.
                 unit.discard()
                 self._cache.forget_absent()
+                conflict = error
+                continue
+            except RuleViolation:
+                # [hostile #10] A cached aggregate may have met a fresher one mid-request: try once more on
+                # reloaded state. Broken again with no other write in between, it is a bug: raise it.
+                unit.discard()
+                self._cache.forget_absent()
+                if violated_at == self._seen:
+                    raise
+                violated_at = self._seen
                 continue
             except BaseException:
                 unit.discard()
@@ -246,7 +289,7 @@ class IdentityLedger:
                 )
                 for waiting, dropped in zip(batch, duplicates)
             ]
-        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
 
     def _project(self, pairs: list[tuple[int, Any]]) -> None:
         """Bring the projections up to date with a request just stored (read-your-writes)."""
@@ -343,13 +386,16 @@ class IdentityLedger:
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the whole log from position 0; returns the position reached."""
-        with self._lock:
-            return self._runner.rebuild(self._log.latest(), progress)
+        with self._lock, self._writers.exclusive("rebuild"):  # [hostile #10] never beside another writer
+            position = self._runner.rebuild(self._log.latest(), progress)
+            schema_version.record(self._store.engine)
+            return position
 
     # -- lifecycle -----------------------------------------------------------------
 
     def close(self) -> None:
         self._log.close()
+        self._writers.close()
         self._store.close()
 
     def __enter__(self) -> IdentityLedger:
