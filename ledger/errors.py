@@ -34,6 +34,11 @@ class InvalidRequest(LedgerError):
         return cls(400, {"code": 400, "error": error})
 
     @classmethod
+    def invalid_fields(cls, fields: dict[str, list[int]], error: str) -> InvalidRequest:
+        """Amplitude's per-event refusal: `fields` maps a field to the indices of the events at fault."""
+        return cls(400, {"code": 400, "error": error, "events_with_invalid_fields": fields})
+
+    @classmethod
     def invalid_api_key(cls, key: str) -> InvalidRequest:
         return cls(400, {"code": 400, "error": f"Invalid API key: {key}"})
 
@@ -48,3 +53,19 @@ class DatabaseUnavailable(LedgerError):
 
 class ConflictRetriesExhausted(LedgerError):
     """Other writers kept winning the race for the same aggregates; the request was not stored."""
+
+
+class LedgerInUse(LedgerError):
+    """An operation that needs the ledger to itself (rebuild) found another process writing to it."""
+
+
+class LedgerFileReplaced(LedgerError):
+    """The SQLite file this process opened was deleted or replaced: nothing more can be stored in it.
+
+    Permanent until an operator restarts the process on the right file, so the server answers
+    500 (not 503): clients keep the events unacknowledged and send them again later.
+    """
+
+
+class SchemaTooNew(LedgerError):
+    """The database was written by a newer release of the ledger; this one cannot use it safely."""

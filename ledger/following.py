@@ -7,6 +7,8 @@ touched are dropped from the cache, and the projections catch up.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from projections.runner import ProjectionRunner
 
 from ledger.store.event_log import EventLog
@@ -18,14 +20,21 @@ LOG_PAGE = 5000
 class LogFollower:
     """Keeps the cache and the projections in step with the log, up to `seen`."""
 
-    def __init__(self, log: EventLog, cache: AggregateCache, runner: ProjectionRunner) -> None:
+    def __init__(self, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
+                 check_file: Callable[[], None]) -> None:
         self._log = log
+        self._check_file = check_file
         self._cache = cache
         self._runner = runner
         self.seen = log.latest()
 
     def sync(self) -> int:
-        """Follow other writers; returns the log's last position."""
+        """Follow other writers; returns the log's last position.
+
+        First `check_file`: a SQLite file deleted or replaced under us raises, so nothing is
+        written into (or read from) a file nobody will open again.
+        """
+        self._check_file()
         latest = self._log.latest()
         if self.seen < latest:
             self._cache.forget_absent()

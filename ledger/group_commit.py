@@ -2,7 +2,8 @@
 
 Each request stays all-or-nothing and calls are resolved in queue order; the thread that
 gets the writer lock stores everything queued (up to `GROUP_COMMIT_CALLS` calls) in one
-transaction and hands every waiting request its own outcome.
+transaction and hands every waiting request its own outcome. If that transaction fails,
+each request is stored alone, so one bad request fails by itself.
 """
 
 from __future__ import annotations
@@ -58,9 +59,22 @@ class GroupCommit(Generic[R, T]):
                 calls += batch[-1].calls
         try:
             results = self._store([waiting.request for waiting in batch])
+        except Exception as error:
+            if len(batch) > 1:  # one request's failure must not fail the others queued with it
+                for waiting in batch:
+                    self._store_alone(waiting)
+                return
+            batch[0].outcome = error
+            return
         except BaseException as error:
             for waiting in batch:
                 waiting.outcome = error
             return
         for waiting, result in zip(batch, results):
             waiting.outcome = result
+
+    def _store_alone(self, waiting: Pending[R, T]) -> None:
+        try:
+            waiting.outcome = self._store([waiting.request])[0]
+        except Exception as error:
+            waiting.outcome = error

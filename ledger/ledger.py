@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
+from ledger.errors import SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
 from ledger.recording import IngestReport, Recorder, Request
@@ -24,9 +25,10 @@ from ledger.store.database import open_store
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import Writer
+from ledger.writer_lock import WriterLock, setup_lock
 from projections.models import Identity
 from projections.queries import ReadAPI, Reading
-from projections.runner import ProgressCallback, ProjectionRunner
+from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
 
 __all__ = ["IdentityLedger", "IngestReport", "LedgerView"]
 
@@ -80,18 +82,33 @@ class IdentityLedger(ReadAPI):
     ) -> None:
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
-        self._store = open_store(url, create=create)
+        with setup_lock(url):  # schema setup is serialized across processes
+            self._store = open_store(url, create=create)
+            try:
+                self._open(dedup_window_ms, cache_size, clock)
+            except BaseException:  # a refused open (newer schema, file replaced) leaks nothing
+                for opened in (getattr(self, "_writer", None), getattr(self, "_log", None),
+                               getattr(self, "_writers", None), self._store):
+                    if opened is not None:
+                        opened.close()
+                raise
+        self._runner.catch_up(self._follower.seen)
+
+    def _open(self, dedup_window_ms: int, cache_size: int, clock: Callable[[], int]) -> None:
+        self._writers = WriterLock(self._store)
         self._clock = clock
         self._lock = threading.RLock()
         self._log = EventLog(self._store)
         self._writer = Writer(self._store)
         self._cache = AggregateCache(self._log, cache_size)
-        self._runner = ProjectionRunner(self._store.engine, self._log.read)
-        self._follower = LogFollower(self._log, self._cache, self._runner)
+        try:
+            self._runner = ProjectionRunner(self._store.engine, self._log.read)
+        except ReadSideTooNew as error:
+            raise SchemaTooNew(f"{error}: upgrade identity-ledger to open it") from error
+        self._follower = LogFollower(self._log, self._cache, self._runner, self._writers.check_file)
         self._recorder = Recorder(self._writer, self._log, self._cache, self._runner, self._follower,
                                   dedup_window_ms)
         self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._recorder.store, self._lock)
-        self._runner.catch_up(self._follower.seen)
 
     @property
     def url(self) -> str:
@@ -182,7 +199,7 @@ class IdentityLedger(ReadAPI):
 
         Tracked events are not replayed: the timelines are the log's own index.
         """
-        with self._lock:
+        with self._lock, self._writers.exclusive("rebuild"):  # never beside another writer
             return self._runner.rebuild(self._log.latest(), progress)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -190,6 +207,7 @@ class IdentityLedger(ReadAPI):
     def close(self) -> None:
         self._writer.close()
         self._log.close()
+        self._writers.close()
         self._store.close()
 
     def __enter__(self) -> IdentityLedger:

@@ -14,7 +14,7 @@ import msgspec
 
 from ledger.domain.calls import Accepted, IngestWarning
 from ledger.domain.model import RuleViolation
-from ledger.domain.resolution import resolve_call
+from ledger.domain.requests import resolve_request
 from ledger.errors import ConflictRetriesExhausted
 from ledger.following import LogFollower
 from ledger.store.event_log import EventLog
@@ -57,6 +57,8 @@ class Recorder:
         self._dedup_window_ms = dedup_window_ms
 
     def store(self, batch: list[Request]) -> list[IngestReport]:
+        conflict: Conflict | None = None
+        violated_at: int | None = None
         for _ in range(MAX_ATTEMPTS):
             self._follower.sync()
             markers = self._log.applied() if any(request.applied for request in batch) else {}
@@ -70,11 +72,21 @@ class Recorder:
                     first, last = unit.span
                     projected = bool(last) and self._runner.apply_in(tx, facts, first, last)
                 unit.committed()
-            except (Conflict, RuleViolation):
-                # Another writer won a race: the store refused a stale version or a taken key, or a
-                # cached aggregate met a fresher one mid-request. Resolve again on fresh state.
+            except Conflict as error:
+                # Another writer won a race: the store refused a stale version or a taken key.
+                # Resolve again on fresh state.
                 unit.discard()
                 self._cache.forget_absent()
+                conflict = error
+                continue
+            except RuleViolation:
+                # A cached aggregate may have met a fresher one mid-request: try once more on
+                # reloaded state. Broken again with no other write in between, it is a bug: raise it.
+                unit.discard()
+                self._cache.forget_absent()
+                if violated_at == self._follower.seen:
+                    raise
+                violated_at = self._follower.seen
                 continue
             except BaseException:
                 unit.discard()
@@ -89,7 +101,7 @@ class Recorder:
                                  position=self._follower.seen, server_time=request.server_time,
                                  warnings=request.accepted.warnings)
                     for request, dropped in zip(batch, duplicates)]
-        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts")
+        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
 
     def _resolve(self, batch: list[Request], unit: UnitOfWork,
                  markers: dict[str, int]) -> tuple[list[int], dict[str, int]]:
@@ -104,7 +116,6 @@ class Recorder:
                     duplicates.append(len(request.accepted.calls))
                     continue
                 marks[stream] = sequence
-            stored = [resolve_call(call, request.server_time, unit, self._dedup_window_ms)
-                      for call in request.accepted.calls]
-            duplicates.append(stored.count(False))
+            duplicates.append(resolve_request(request.accepted.calls, request.server_time, unit,
+                                              self._dedup_window_ms))
         return duplicates, marks

@@ -56,6 +56,10 @@ class WriteTransaction(Protocol):
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
 
 
+class ReadSideTooNew(Exception):
+    """The projection tables were written by a newer release: never half-use them."""
+
+
 class ProjectionRunner:
     """Applies the log to the projection tables of one database."""
 
@@ -70,6 +74,9 @@ class ProjectionRunner:
         t.metadata.create_all(self.engine)
         with self.engine.begin() as connection:
             schema = connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == SCHEMA)).scalar()
+            if schema is not None and schema > t.SCHEMA_VERSION:
+                raise ReadSideTooNew(f"the read side has schema version {schema}; this release knows up to "
+                                     f"{t.SCHEMA_VERSION}")
             if schema != t.SCHEMA_VERSION:
                 _drop_tables(connection)
         t.metadata.create_all(self.engine)

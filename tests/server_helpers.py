@@ -23,7 +23,7 @@ from ledger import IdentityLedger
 from ledger.server.app import create_app
 
 API_KEY = "test-api-key"
-SECRET_KEY = "test-secret-key"
+SECRET_KEY = "test-secret-key-of-the-suite"
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Iterable
 import msgspec
 
 from ledger.errors import InvalidRequest
-from ledger.domain.properties import Operations, normalise_operations
+from ledger.domain.properties import MAX_INT, MIN_INT, Operations, normalise_operations, operations_problem
 
 MAX_EVENTS = 2000
 MAX_STRING = 1024
@@ -103,17 +103,21 @@ def device_id_for_user(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()[:32]
 
 
-_INT_RANGE = range(-(2**63), 2**64)  # what msgpack can store
+_INT_RANGE = range(MIN_INT, MAX_INT + 1)  # signed 64-bit: what every store and SQL column can hold
+#: PostgreSQL text cannot hold U+0000, so no string the ledger stores may contain it, on any backend.
+NUL = "\x00"
+_STRING_FIELDS = ("event_type", "user_id", "device_id", "insert_id")
 
 
 def _storable(value: Any, depth: int) -> bool:
-    """Whether a property value keeps the contract: strings up to 1024 characters, objects and
-    lists up to 40 deep, string keys, finite numbers msgpack can hold. Hot: every event's
-    properties go through it, so scalars are checked inline rather than by a call each.
+    """Whether a property value keeps the contract: strings up to 1024 characters without NUL,
+    objects and lists up to 40 deep, string keys, signed 64-bit integers and finite floats.
+    Hot: every event's properties go through it, so scalars are checked inline rather than
+    by a call each.
     """
     kind = type(value)
     if kind is str:
-        return len(value) <= MAX_STRING
+        return len(value) <= MAX_STRING and NUL not in value
     if kind is int:
         return value in _INT_RANGE
     if kind is float:
@@ -124,10 +128,10 @@ def _storable(value: Any, depth: int) -> bool:
         if depth > MAX_DEPTH:
             return False
         for key, item in value.items():
-            if type(key) is not str or len(key) > MAX_STRING:
+            if type(key) is not str or len(key) > MAX_STRING or NUL in key:
                 return False
             if type(item) is str:
-                if len(item) > MAX_STRING:
+                if len(item) > MAX_STRING or NUL in item:
                     return False
             elif not _storable(item, depth + 1):
                 return False
@@ -223,8 +227,9 @@ def _accept_one(
         return None
 
     bad = False
-    for field in ("user_id", "device_id"):
-        if getattr(event, field) in BLOCKED_IDS:
+    for field in _STRING_FIELDS:
+        value = getattr(event, field)
+        if value is not None and (NUL in value or field in ("user_id", "device_id") and value in BLOCKED_IDS):
             problems.invalid[field].append(index)
             bad = True
     for field in ("event_properties", "user_properties"):
@@ -233,10 +238,13 @@ def _accept_one(
             problems.invalid[field].append(index)
             bad = True
     operations: Operations = {}
-    if event.user_properties:
+    if event.user_properties and not (bad and index in problems.invalid.get("user_properties", ())):
         try:
             operations = normalise_operations(event.user_properties)
+            problem = operations_problem(operations)
         except ValueError:
+            problem = "malformed"
+        if problem is not None:
             problems.invalid["user_properties"].append(index)
             bad = True
     event_type = IDENTIFY if identify else event.event_type

@@ -7,6 +7,8 @@ refusals (`InvalidRequest`) get their own status and body, anything unexpected a
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ledger.server.credentials import Credentials, ServerConfigError
-from ledger.errors import ConflictRetriesExhausted, InvalidRequest
+from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
+from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
 from ledger.server.query_api import health_route, query_routes
@@ -22,17 +25,27 @@ from ledger.server.replies import HttpError, refusal, reply
 
 __all__ = ["ServerConfigError", "create_app", "serve"]
 
+#: Connections and requests served at once; past it uvicorn answers 503 at once rather than queueing.
+MAX_CONCURRENCY = 1000
+#: Seconds an idle keep-alive connection is kept open.
+KEEP_ALIVE_TIMEOUT = 5
 
-def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> Starlette:
+log = logging.getLogger("ledger.server")
+
+
+def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
+               body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
     credentials = Credentials.configured(api_keys, secret_key)
     return Starlette(
-        routes=[*ingest_routes(ledger, credentials), *query_routes(ledger, credentials), health_route(ledger)],
+        routes=[*ingest_routes(ledger, credentials, body_timeout), *query_routes(ledger, credentials),
+                health_route(ledger)],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
             RecursionError: _too_deep,
             ConflictRetriesExhausted: _busy,
+            LedgerFileReplaced: _replaced,
             Exception: _failed,
         },
     )
@@ -42,7 +55,8 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     """Run the server until interrupted; raises ServerConfigError before opening anything if misconfigured."""
     Credentials.configured(api_keys, secret_key)
     with IdentityLedger(db_url) as ledger:
-        uvicorn.run(create_app(ledger, api_keys, secret_key), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(ledger, api_keys, secret_key), host=host, port=port, log_level="info",
+                    limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_TIMEOUT)
 
 
 async def _refused(_: Request, error: Exception) -> Response:
@@ -68,6 +82,12 @@ async def _too_deep(_: Request, __: Exception) -> Response:
 async def _busy(_: Request, error: Exception) -> Response:
     """Other writers kept winning: nothing was stored, and SDKs retry a 503."""
     return reply({"code": 503, "error": str(error)}, 503, {"Retry-After": "1"})
+
+
+async def _replaced(_: Request, error: Exception) -> Response:
+    """The database file was deleted or replaced under the server: permanent until an operator acts."""
+    log.error("%s", error)
+    return reply({"code": 500, "error": str(error)}, 500)
 
 
 async def _failed(_: Request, __: Exception) -> Response:

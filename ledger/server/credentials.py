@@ -13,6 +13,10 @@ from typing import Iterable
 from ledger.errors import LedgerError
 
 
+#: The secret key guards every read of who each user is: short ones are guessed.
+MIN_SECRET_LENGTH = 16
+
+
 class ServerConfigError(LedgerError):
     """The server was asked to start open to everyone, or unusable; the message says what to set."""
 
@@ -34,6 +38,11 @@ class Credentials:
             raise ServerConfigError("no secret key configured: pass --secret-key SECRET or set LEDGER_SECRET_KEY")
         if secret_key in keys:
             raise ServerConfigError("the secret key must differ from every API key: API keys ship inside client apps")
+        if not secret_key.strip() or len(secret_key) < MIN_SECRET_LENGTH:
+            raise ServerConfigError(
+                f"the secret key must be at least {MIN_SECRET_LENGTH} characters and not blank: it guards the query API,"
+                " which answers who every user is, and a short one can be guessed"
+            )
         return cls(keys, secret_key)
 
     def knows(self, api_key: str) -> bool:

@@ -11,6 +11,7 @@ import binascii
 import zlib
 from typing import TypeVar
 
+import anyio
 import msgspec
 from starlette.requests import Request
 
@@ -20,15 +21,18 @@ from ledger.server.replies import HttpError
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_QUERY_INT = 2**63 - 1  # the database's integer range
+#: Seconds a client gets to send a whole request body: a slow sender must not hold a connection forever.
+BODY_TIMEOUT = 30.0
 
 T = TypeVar("T")
 
 
-async def read_body(request: Request, media_type: str, limit: int) -> bytes:
+async def read_body(request: Request, media_type: str, limit: int, timeout: float = BODY_TIMEOUT) -> bytes:
     """The request body as UTF-8 bytes of at most `limit` bytes (after gzip), or a refusal.
 
     Refuses on the declared Content-Length before reading, and stops reading as soon as the
-    body passes the limit, so an oversized upload never sits in memory.
+    body passes the limit, so an oversized upload never sits in memory; a body not complete
+    within `timeout` seconds is a 408 (SDKs send it again).
     """
     declared = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if declared != media_type:
@@ -40,10 +44,14 @@ async def read_body(request: Request, media_type: str, limit: int) -> bytes:
     if _digits(length, 18) and int(length) > limit:
         raise InvalidRequest.payload_too_large()
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise InvalidRequest.payload_too_large()
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise InvalidRequest.payload_too_large()
+    except TimeoutError:
+        raise HttpError.request_timeout(timeout) from None
     data = _gunzip(bytes(body), limit) if encoding == "gzip" else bytes(body)
     try:
         data.decode("utf-8")

@@ -21,7 +21,7 @@ from ledger.server import segment
 from ledger.domain.calls import check_min_id_length
 from ledger.server.credentials import Credentials
 from ledger.errors import InvalidRequest
-from ledger.server.http_input import FORM, JSON, basic_credentials, decode_json, read_body
+from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
 from ledger.server.replies import HttpError, ok
 
@@ -50,8 +50,8 @@ class SegmentBatch(msgspec.Struct):
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route]:
-    """The ingest routes, accepting uploads for any configured API key."""
+def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout: float = BODY_TIMEOUT) -> list[Route]:
+    """The ingest routes, accepting uploads for any configured API key; bodies must arrive within `body_timeout` s."""
 
     def check_key(key: str | None) -> None:
         if not key:
@@ -69,7 +69,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
 
     def endpoint(limit: int) -> Endpoint:
         async def upload(request: Request) -> Response:
-            body = await read_body(request, JSON, limit)
+            body = await read_body(request, JSON, limit, body_timeout)
             return await run_in_threadpool(store_upload, body)
 
         return upload
@@ -90,7 +90,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
         return _ingested(ledger.identify(identifications), len(body))
 
     async def identify(request: Request) -> Response:
-        body = await read_body(request, FORM, FORM_LIMIT)
+        body = await read_body(request, FORM, FORM_LIMIT, body_timeout)
         return await run_in_threadpool(store_identifications, body)
 
     def store_segment(body: bytes) -> Response:
@@ -108,7 +108,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
         write_key = (basic_credentials(request) or ("", ""))[0]
         if not credentials.knows(write_key):
             raise HttpError.unauthorized()
-        body = await read_body(request, JSON, SEGMENT_LIMIT)
+        body = await read_body(request, JSON, SEGMENT_LIMIT, body_timeout)
         return await run_in_threadpool(store_segment, body)
 
     return [

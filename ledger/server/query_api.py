@@ -80,6 +80,8 @@ def _one_of(request: Request, *names: str) -> tuple[str, str]:
     given = [(name, request.query_params[name]) for name in names if name in request.query_params]
     if len(given) != 1:
         raise HttpError.bad_parameter("give exactly one of " + ", ".join(names))
+    if "\x00" in given[0][1]:  # no ID holds NUL (PostgreSQL could not even compare one)
+        raise HttpError.bad_parameter(f"{given[0][0]} must not contain NUL")
     return given[0]
 
 

@@ -31,6 +31,8 @@ def ok(**fields: Any) -> Response:
 def refusal(error: InvalidRequest) -> Response:
     """The reply for a refused request: exactly the error's status and body."""
     headers = {"WWW-Authenticate": 'Basic realm="ledger"'} if error.status == 401 else None
+    if error.status == 408:  # the rest of the body may still be on its way: do not wait for it
+        headers = {"Connection": "close"}
     return reply(error.body, error.status, headers)
 
 
@@ -44,6 +46,10 @@ class HttpError(InvalidRequest):
     @classmethod
     def not_found(cls, what: str) -> HttpError:
         return cls(404, {"code": 404, "error": f"Not found: {what}"})
+
+    @classmethod
+    def request_timeout(cls, seconds: float) -> HttpError:
+        return cls(408, {"code": 408, "error": f"Request body not received within {seconds:g} seconds"})
 
     @classmethod
     def method_not_allowed(cls) -> HttpError:

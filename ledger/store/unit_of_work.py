@@ -89,6 +89,8 @@ class AggregateCache:
 
     def _put_or_absent(self, key: Key, aggregate: JournaledAggregate | None) -> None:
         if aggregate is None:
+            if len(self._absent) >= self.maxsize:  # look-ups of unknown IDs must not grow memory
+                self._absent.clear()
             self._absent.add(key)
         else:
             self.put(key, aggregate)
