@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ledger.server.credentials import Credentials, ServerConfigError
+from ledger.server.explorer import explorer
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
@@ -27,7 +28,8 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> 
     """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
     credentials = Credentials.configured(api_keys, secret_key)
     return Starlette(
-        routes=[*ingest_routes(ledger, credentials), *query_routes(ledger, credentials), health_route(ledger)],
+        routes=[*ingest_routes(ledger, credentials), *query_routes(ledger, credentials), health_route(ledger),
+                explorer(ledger, credentials)],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
