@@ -67,15 +67,15 @@ def build(path: Path, total: int, person_events: int) -> None:
     partial.rename(path)
 
 
-def median_ms(client: httpx.Client, paths: list[str], loads: int) -> float:
-    """The median wall time of fetching all of `paths`, in ms, after one warm-up."""
+def median_ms(client: httpx.Client, paths: list[str], loads: int, warm_up: int = 1) -> float:
+    """The median wall time of fetching all of `paths`, in ms, after `warm_up` untimed loads."""
     times = []
-    for load in range(loads + 1):
+    for load in range(warm_up + loads):
         started = time.perf_counter()
         for path in paths:
             reply = client.get(path)
             assert reply.status_code == 200, (path, reply.status_code)
-        if load:
+        if load >= warm_up:
             times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the ledger (default 1M)")
     parser.add_argument("--person-events", type=int, default=1000, help="events of the measured person")
     parser.add_argument("--loads", type=int, default=15, help="timed loads per figure")
+    parser.add_argument("--as-of-loads", type=int, default=1, help="timed loads of a page in the past (each a replay)")
     parser.add_argument("--db", type=Path, help="the ledger file (default benchmarks/results/explorer-N.db)")
     args = parser.parse_args()
     path = args.db or Path("benchmarks/results") / f"explorer-{args.events}.db"
@@ -108,10 +109,13 @@ def main() -> None:
                 "search by user ID, then the page": median_ms(client, [f"/ui/search?q={USER_ID}"], args.loads),
                 "home page (figures)": median_ms(client, ["/ui/"], args.loads),
             }
+            if args.as_of_loads:
+                half = f"/ui/people/{aid}?as_of={ledger.position // 2}"
+                figures["person page as_of half-way (a replay)"] = median_ms(client, [half], args.as_of_loads, 0)
     print(f"\nmedian of {args.loads} loads, ms (baseline: the same person as JSON from the query API, "
           f"3 requests: {json:.1f} ms)")
     for name, ms in figures.items():
-        print(f"  {name:<38} {ms:8.1f} ms   {ms / json:5.2f}x the JSON baseline")
+        print(f"  {name:<40} {ms:9.1f} ms   {ms / json:7.2f}x the JSON baseline")
 
 
 if __name__ == "__main__":
