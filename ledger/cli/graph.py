@@ -18,6 +18,7 @@ class Node:
     key: str
     label: str
     kind: str  # "user", "live", "merged" or "device"
+    value: str  # the ID itself, for links and short captions
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class Edge:
     source: str
     target: str
     label: str
+    kind: str  # the audit fact: "bound", "merged" or "linked"
+    position: int  # where in the ledger the fact was recorded
+    time: int  # the event time of the call behind it
 
 
 @dataclass(frozen=True)
@@ -36,23 +40,24 @@ class Graph:
 def person_graph(identity: Identity, audit: Sequence[AuditEntry]) -> Graph:
     """user ID -> live amplitude ID (bound), merged ID -> live ID (merged), device -> amplitude ID (linked)."""
     live = identity.amplitude_id
-    nodes = [Node(f"a{live}", f"amplitude ID {live}", "live")]
-    nodes += [Node(f"a{merged}", f"amplitude ID {merged} (merged)", "merged")
+    nodes = [Node(f"a{live}", f"amplitude ID {live}", "live", str(live))]
+    nodes += [Node(f"a{merged}", f"amplitude ID {merged} (merged)", "merged", str(merged))
               for merged in identity.merged_amplitude_ids]
     edges: list[Edge] = []
     devices: dict[str, str] = {}
     for entry in audit:
+        fact = (entry.kind, entry.position, entry.event_time)
         if entry.kind == "bound" and entry.user_id is not None:
-            nodes.insert(0, Node("u", f"user ID {entry.user_id}", "user"))
-            edges.append(Edge("u", f"a{entry.amplitude_id}", f"bound {when(entry.event_time)}"))
+            nodes.insert(0, Node("u", f"user ID {entry.user_id}", "user", entry.user_id))
+            edges.append(Edge("u", f"a{entry.amplitude_id}", f"bound {when(entry.event_time)}", *fact))
         elif entry.kind == "merged":
             label = f"merged {when(entry.event_time)}"
-            edges.append(Edge(f"a{entry.amplitude_id}", f"a{entry.merged_amplitude_id}", label))
+            edges.append(Edge(f"a{entry.amplitude_id}", f"a{entry.merged_amplitude_id}", label, *fact))
         elif entry.kind == "linked":
             if entry.device_id not in devices:
                 devices[entry.device_id] = f"d{len(devices) + 1}"
-                nodes.append(Node(devices[entry.device_id], f"device {entry.device_id}", "device"))
-            edges.append(Edge(devices[entry.device_id], f"a{entry.amplitude_id}", "linked"))
+                nodes.append(Node(devices[entry.device_id], f"device {entry.device_id}", "device", entry.device_id))
+            edges.append(Edge(devices[entry.device_id], f"a{entry.amplitude_id}", "linked", *fact))
     return Graph(nodes, edges)
 
 

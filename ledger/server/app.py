@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
+from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
@@ -39,7 +40,7 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
     credentials = Credentials.configured(api_keys, secret_key)
     return Starlette(
         routes=[*ingest_routes(ledger, credentials, body_timeout), *query_routes(ledger, credentials),
-                health_route(ledger)],
+                health_route(ledger), explorer(ledger, credentials)],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,

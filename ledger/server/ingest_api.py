@@ -24,6 +24,7 @@ from ledger.errors import InvalidRequest
 from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
 from ledger.server.replies import HttpError, ok
+from ledger.server.traffic import IngestMeter, meter
 
 HTTPAPI_LIMIT = 1024 * 1024  # bytes; Amplitude's HTTP V2 API limit
 BATCH_LIMIT = 20 * 1024 * 1024  # bytes; Amplitude's Batch API limit
@@ -52,6 +53,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout: float = BODY_TIMEOUT) -> list[Route]:
     """The ingest routes, accepting uploads for any configured API key; bodies must arrive within `body_timeout` s."""
+    traffic = meter(ledger)
 
     def check_key(key: str | None) -> None:
         if not key:
@@ -65,7 +67,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
         if not upload.events:
             raise InvalidRequest.missing_field("events")
         min_id_length = check_min_id_length((upload.options or {}).get("min_id_length"))
-        return _ingested(ledger.ingest(upload.events, min_id_length), len(body))
+        return _ingested(ledger.ingest(upload.events, min_id_length), len(body), traffic)
 
     def endpoint(limit: int) -> Endpoint:
         async def upload(request: Request) -> Response:
@@ -87,7 +89,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
         identifications = found if isinstance(found, list) else [found]
         if not identifications:
             raise InvalidRequest.missing_field("identification")
-        return _ingested(ledger.identify(identifications), len(body))
+        return _ingested(ledger.identify(identifications), len(body), traffic)
 
     async def identify(request: Request) -> Response:
         body = await read_body(request, FORM, FORM_LIMIT, body_timeout)
@@ -102,7 +104,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
             report = ledger.ingest(events)
         except InvalidRequest as error:
             raise segment.renumber(error, origins) from None
-        return _ingested(report, len(body))
+        return _ingested(report, len(body), traffic)
 
     async def segment_batch(request: Request) -> Response:
         write_key = (basic_credentials(request) or ("", ""))[0]
@@ -119,8 +121,9 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
     ]
 
 
-def _ingested(report: IngestReport, size: int) -> Response:
-    """Amplitude's success reply; duplicates are answered 200 but not counted as ingested."""
+def _ingested(report: IngestReport, size: int, traffic: IngestMeter) -> Response:
+    """Amplitude's success reply; duplicates are answered 200 but not counted as ingested (nor metered)."""
+    traffic.record(report.ingested)
     for warning in report.warnings:
         log.warning(str(warning))
     return ok(events_ingested=report.ingested, payload_size_bytes=size, server_upload_time=report.server_time)
