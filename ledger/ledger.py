@@ -45,12 +45,13 @@ class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
 class _Pending:
     """A validated request waiting for the writer, and then its report or its error."""
 
-    __slots__ = ("accepted", "server_time", "outcome")
+    __slots__ = ("accepted", "server_time", "outcome", "stored")
 
     def __init__(self, accepted: Accepted, server_time: int) -> None:
         self.accepted = accepted
         self.server_time = server_time
         self.outcome: IngestReport | BaseException | None = None
+        self.stored = False  # committed (whatever happens after)
 
 
 def _now_ms() -> int:
@@ -228,7 +229,7 @@ class IdentityLedger:
         try:
             reports = self._store_batch(batch)
         except Exception as error:
-            if len(batch) > 1:  # [hostile #10] one request's failure must not fail the others queued with it
+            if len(batch) > 1 and not batch[0].stored:  # [hostile #10] one request's failure is its own
                 for waiting in batch:
                     self._store_alone(waiting)
                 return
@@ -260,6 +261,8 @@ class IdentityLedger:
                     duplicates.append(resolve_request(waiting.accepted.calls, waiting.server_time, unit,
                                                       self._dedup_window_ms))
                 pairs = unit.commit()
+                for waiting in batch:
+                    waiting.stored = True
             except IntegrityError as error:
                 # Another writer won a race: the store refused a stale version. Resolve again on fresh state.
                 unit.discard()

@@ -72,7 +72,13 @@ def _postgres_setup_lock(parsed: sa.URL) -> Iterator[None]:
         return
     with connection:
         connection.execute("SELECT pg_advisory_lock(%s)", (_SETUP_KEY,))
-        yield
+        try:
+            yield
+        finally:
+            try:  # explicitly: the server ends a closed session's locks only a moment later
+                connection.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_KEY,))
+            except psycopg.Error:
+                pass  # the session is gone, and its locks with it
 
 
 @contextmanager
@@ -161,6 +167,10 @@ class WriterLock:
 
     def close(self) -> None:
         if self._connection is not None:
+            try:  # explicitly: the server ends a closed session's locks only a moment later
+                self._connection.execute("SELECT pg_advisory_unlock_shared(%s)", (self._key,))
+            except psycopg.Error:
+                pass  # the session is gone, and its locks with it
             self._connection.close()
             self._connection = None
         if self._fd is not None:
