@@ -72,7 +72,13 @@ def _postgres_setup_lock(parsed: sa.URL) -> Iterator[None]:
         return
     with connection:
         connection.execute("SELECT pg_advisory_lock(%s)", (_SETUP_KEY,))
-        yield
+        try:
+            yield
+        finally:
+            try:  # explicitly: the server ends a closed session's locks only a moment later
+                connection.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_KEY,))
+            except psycopg.Error:
+                pass  # the session is gone, and its locks with it
 
 
 @contextmanager

@@ -27,9 +27,10 @@ SECRET_KEY = "test-secret-key-of-the-suite"
 
 
 @contextmanager
-def running_app(app: Starlette) -> Iterator[str]:
-    """Serve `app` on a free port; yields the base URL and stops the server afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+def running_app(app: Starlette, **options: Any) -> Iterator[str]:
+    """Serve `app` on a free port (`options` go to uvicorn.Config); yields the base URL and stops the server afterwards."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+                                           **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -16,8 +16,12 @@ import pytest
 from ledger import IdentityLedger
 from ledger.domain.model import AmplitudeIdentity, RuleViolation
 from ledger.server.app import create_app
+from ledger.server.connections import HeaderDeadlineProtocol
 from tests.helpers import event
 from tests.server_helpers import API_KEY, SECRET_KEY, running_app
+
+
+JSON_TYPE = "application/json"
 
 
 def upload(*events: dict[str, Any]) -> bytes:
@@ -91,3 +95,35 @@ def test_nul_in_a_looked_up_id_is_a_400(query: str, lg: IdentityLedger) -> None:
         reply = httpx.get(f"{base_url}{query}", auth=(API_KEY, SECRET_KEY))
     assert reply.status_code == 400
     assert reply.json()["error"].endswith("must not contain NUL")
+
+
+def test_serve_bounds_connections_and_idle_keep_alive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.server.app as server
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **options: seen.update(options))
+    server.serve(db_url=f"sqlite:///{tmp_path / 'l.db'}", host="127.0.0.1", port=0, api_keys=[API_KEY],
+                 secret_key=SECRET_KEY)
+    assert seen["limit_concurrency"] == server.MAX_CONCURRENCY == 1000
+    assert seen["timeout_keep_alive"] == server.KEEP_ALIVE_TIMEOUT == 5
+
+
+class QuickHeaderDeadline(HeaderDeadlineProtocol):
+    header_timeout = 0.5
+
+
+def test_headers_that_never_end_get_the_connection_closed(lg: IdentityLedger) -> None:
+    app = create_app(lg, [API_KEY], SECRET_KEY)
+    with running_app(app, http=QuickHeaderDeadline) as base_url:
+        port = int(base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as slow, httpx.Client(base_url=base_url) as http:
+            slow.sendall(b"POST /2/httpapi HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            started = time.monotonic()
+            # Meanwhile another client is served, request after request on one kept-alive connection.
+            for device in ("device-A", "device-B"):
+                reply = http.post("/2/httpapi", content=upload(event(device)), headers={"Content-Type": JSON_TYPE})
+                assert reply.json()["code"] == 200
+                time.sleep(0.3)
+            assert read_reply(slow) == b""  # closed, not held
+            assert time.monotonic() - started < 5
+    assert lg.stats().events == 2

@@ -107,6 +107,7 @@ _INT_RANGE = range(MIN_INT, MAX_INT + 1)  # signed 64-bit: what every store and 
 #: PostgreSQL text cannot hold U+0000, so no string the ledger stores may contain it, on any backend.
 NUL = "\x00"
 _STRING_FIELDS = ("event_type", "user_id", "device_id", "insert_id")
+_ID_FIELDS = ("user_id", "device_id")
 
 
 def _storable(value: Any, depth: int) -> bool:
@@ -229,7 +230,7 @@ def _accept_one(
     bad = False
     for field in _STRING_FIELDS:
         value = getattr(event, field)
-        if value is not None and (NUL in value or field in ("user_id", "device_id") and value in BLOCKED_IDS):
+        if value is not None and (NUL in value or (field in _ID_FIELDS and value in BLOCKED_IDS)):
             problems.invalid[field].append(index)
             bad = True
     for field in ("event_properties", "user_properties"):

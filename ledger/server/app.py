@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
+from ledger.server.connections import HeaderDeadlineProtocol
 from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
@@ -57,7 +58,8 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     Credentials.configured(api_keys, secret_key)
     with IdentityLedger(db_url) as ledger:
         uvicorn.run(create_app(ledger, api_keys, secret_key), host=host, port=port, log_level="info",
-                    limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_TIMEOUT)
+                    limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+                    http=HeaderDeadlineProtocol)
 
 
 async def _refused(_: Request, error: Exception) -> Response:

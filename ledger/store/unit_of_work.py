@@ -39,6 +39,8 @@ from ledger.store.event_log import EventLog
 from ledger.store.writer import Conflict, Row, Transaction, receipt_key
 
 DEFAULT_CACHE_SIZE = 250_000
+#: IDs remembered as not existing (look-ups of unknown IDs must not grow memory).
+MAX_ABSENT = 10_000
 
 #: Aggregates are cached by natural key, e.g. ("device", "a1b2...") or ("identity", 42).
 Key = tuple[str, Any]
@@ -89,7 +91,7 @@ class AggregateCache:
 
     def _put_or_absent(self, key: Key, aggregate: JournaledAggregate | None) -> None:
         if aggregate is None:
-            if len(self._absent) >= self.maxsize:  # look-ups of unknown IDs must not grow memory
+            if len(self._absent) >= min(self.maxsize, MAX_ABSENT):  # look-ups of unknown IDs must not grow memory
                 self._absent.clear()
             self._absent.add(key)
         else:
