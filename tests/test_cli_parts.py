@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from ledger.cli.amplitude_export import event_from_export_row, format_time, parse_time
+from ledger.cli import synthetic
+from ledger.cli.amplitude_export import event_from_export_row, format_time
+from ledger.domain.times import from_iso as parse_time
 from ledger.domain.calls import BLOCKED_IDS
 from ledger.errors import InvalidRequest
 from ledger.ledger import IngestReport

@@ -201,9 +201,8 @@ def _print_problems(problems: list[Problem], printed: int, line_of: dict[str, in
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Only parsed here: the server refuses a missing or unusable key before opening anything.
     api_keys = args.api_key or [key.strip() for key in os.environ.get("LEDGER_API_KEY", "").split(",") if key.strip()]
-    if not api_keys:
-        raise CommandError("no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated)")
     try:
         from ledger.server.app import serve
     except ImportError as error:

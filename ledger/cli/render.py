@@ -6,14 +6,15 @@ Everything here turns answers into text; nothing here decides anything about ide
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 import msgspec
 
+from ledger.domain.times import format_ms
 from projections.models import AuditEntry, Identity, TimelineEvent
 
 _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
+_NARROWEST = 8  # a text column is never cut narrower than this
 
 
 def count(value: int) -> str:
@@ -23,7 +24,7 @@ def count(value: int) -> str:
 
 def when(ms: int) -> str:
     """Milliseconds since the epoch as a UTC time to the second."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return format_ms(ms, "%Y-%m-%d %H:%M:%S")
 
 
 def compact(value: Any) -> str:
