@@ -73,3 +73,7 @@ class DatabaseUnavailable(LedgerError):
 
 class ConflictRetriesExhausted(LedgerError):
     """Other writers kept winning the race for the same aggregates; the request was not stored."""
+
+
+class CannotListen(LedgerError):
+    """`ledger serve` could not bind its address (in use, not permitted, no such host); nothing was opened."""

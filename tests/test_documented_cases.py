@@ -1,4 +1,4 @@
-"""SPEC.md's five documented cases, row by row, checked through resolve, timeline, merges and audit."""
+"""The five documented cases of docs/rules.md, row by row, checked through resolve, timeline, merges and audit."""
 
 from __future__ import annotations
 

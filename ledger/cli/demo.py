@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 
 from ledger.ledger import IdentityLedger
@@ -9,6 +10,9 @@ from ledger.cli.progress import ProgressBar
 from ledger.cli.render import count, table
 from ledger.cli.sending import Sender, Tally
 from ledger.cli.synthetic import History
+
+#: The demo's output fits a 100-column terminal.
+WIDTH = 100
 
 
 def ingest_history(lg: IdentityLedger, history: History, bar: ProgressBar) -> Tally:
@@ -33,11 +37,19 @@ def summary(tally: Tally, stats: dict[str, int], calls: int, seconds: float) -> 
         ("duplicates dropped", count(tally.duplicates), "client retries that repeated an insert_id"),
         ("requests rejected", count(tally.rejected_requests),
          f"{count(len(tally.problems))} bad calls dropped, the rest of each request resent"),
-        *((f"  {reason}", count(times), "calls") for reason, times in sorted(why.items())),
         ("events", count(stats["events"]), "tracked events in the ledger"),
         ("users", count(stats["users"]), "amplitude IDs with events (merged ones count once)"),
         ("identified users", count(stats["identified_users"]), "amplitude IDs with a user ID"),
         ("devices", count(stats["devices"]), ""),
         ("merges", count(stats["merges"]), "anonymous amplitude IDs merged into a user's"),
     ]
-    return table(rows)
+    text = table(rows, width=WIDTH)
+    if why:
+        reasons = table(((count(times), reason) for reason, times in sorted(why.items())), width=WIDTH)
+        text += f"\n\nBad calls dropped, by reason:\n{reasons}"
+    return text
+
+
+def wrapped(text: str) -> str:
+    """Prose within the demo's width; long words (URLs, paths) are kept whole on their own line."""
+    return textwrap.fill(text, WIDTH, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)

@@ -7,9 +7,9 @@ refusals (`InvalidRequest`) get their own status and body, anything unexpected a
 
 from __future__ import annotations
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,6 +17,8 @@ from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
+from ledger.server import access_log, lifecycle, openapi
+from ledger.server.metrics import Metrics, Observed
 from ledger.server.query_api import health_route, query_routes
 from ledger.server.replies import HttpError, refusal, reply
 
@@ -26,8 +28,11 @@ __all__ = ["ServerConfigError", "create_app", "serve"]
 def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> Starlette:
     """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
     credentials = Credentials.configured(api_keys, secret_key)
+    metrics = Metrics(ledger)
     return Starlette(
-        routes=[*ingest_routes(ledger, credentials), *query_routes(ledger, credentials), health_route(ledger)],
+        routes=[*ingest_routes(metrics.metered(ledger), credentials), *query_routes(ledger, credentials),
+                health_route(ledger), metrics.route(), openapi.route()],
+        middleware=[Middleware(Observed, metrics=metrics)],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
@@ -39,10 +44,14 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> 
 
 
 def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str) -> None:
-    """Run the server until interrupted; raises ServerConfigError before opening anything if misconfigured."""
+    """Run the server until SIGTERM or SIGINT, then drain requests and close the ledger.
+
+    Raises ServerConfigError, or CannotListen for an address in use, before opening anything.
+    """
     Credentials.configured(api_keys, secret_key)
-    with IdentityLedger(db_url) as ledger:
-        uvicorn.run(create_app(ledger, api_keys, secret_key), host=host, port=port, log_level="info")
+    with lifecycle.listen(host, port) as sock, IdentityLedger(db_url) as ledger:
+        access_log.to_stderr()
+        lifecycle.run(create_app(ledger, api_keys, secret_key), sock)
 
 
 async def _refused(_: Request, error: Exception) -> Response:
