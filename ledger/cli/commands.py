@@ -77,9 +77,9 @@ def _sqlite_file(url: str) -> str | None:
 
 
 @contextmanager
-def _ledger(args: argparse.Namespace, *, create: bool = False) -> Iterator[IdentityLedger]:
+def _ledger(args: argparse.Namespace, *, create: bool = False, **options: Any) -> Iterator[IdentityLedger]:
     try:
-        lg = IdentityLedger(_db_url(args), create=create)
+        lg = IdentityLedger(_db_url(args), create=create, **options)
     except LedgerNotFound as error:
         # Reading must not create an empty ledger.db by accident in the wrong directory.
         raise CommandError(f"{error}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL") from None
@@ -119,7 +119,7 @@ def _print_json(value: Any) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     url = _db_url(args)
-    with _ledger(args, create=True) as lg:
+    with _ledger(args, create=True, cache_size=demo.CACHE_SIZE) as lg:
         if lg.position:
             raise CommandError(f"{url} already holds a ledger (position {lg.position:,}); "
                                "the demo needs an empty one: pass --db sqlite:///demo.db or remove the file")

@@ -13,6 +13,10 @@ from ledger.cli.synthetic import History
 
 #: The demo's output fits a 100-column terminal.
 WIDTH = 100
+#: Aggregates the demo's ledger keeps cached: far fewer than the ledger's default (250,000), so
+#: memory stays flat as `--calls` grows (1M calls: peak RSS 220 MB, 478 MB with the default), at
+#: no cost in speed (400k calls: 201 s with 20,000, 221 s with 250,000, one machine, one load).
+CACHE_SIZE = 20_000
 
 
 def ingest_history(lg: IdentityLedger, history: History, bar: ProgressBar) -> Tally:
