@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+#: A refusal of some events names them under these keys, each `{field: [event index, ...]}`.
+INVALID_FIELDS = "events_with_invalid_fields"
+MISSING_FIELDS = "events_with_missing_fields"
+INVALID_ID_LENGTHS = "events_with_invalid_id_lengths"
+BAD_EVENT_KEYS = (INVALID_FIELDS, MISSING_FIELDS, INVALID_ID_LENGTHS)
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
@@ -42,6 +48,25 @@ class InvalidRequest(LedgerError):
     def invalid_api_key(cls, key: str) -> InvalidRequest:
         return cls(400, {"code": 400, "error": f"Invalid API key: {key}"})
 
+    @classmethod
+    def bad_events(cls, found: dict[str, dict[str, list[int]]]) -> InvalidRequest:
+        """Amplitude's reply naming bad events: the non-empty groups of `found`, in BAD_EVENT_KEYS order."""
+        body: dict[str, Any] = {"code": 400, "error": "Invalid field values on some events"}
+        for key in BAD_EVENT_KEYS:
+            if found.get(key):
+                body[key] = dict(found[key])
+        return cls(400, body)
+
+    def bad_event_indices(self) -> dict[str, dict[str, list[int]]]:
+        """The bad events this refusal names, by reply key then field; empty when it names none."""
+        return {key: self.body[key] for key in BAD_EVENT_KEYS if isinstance(self.body.get(key), dict)}
+
+    def renumbered(self, origins: list[int]) -> InvalidRequest:
+        """The same refusal with every bad-event index `i` replaced by `origins[i]`."""
+        for key, fields in self.bad_event_indices().items():
+            self.body[key] = {field: [origins[i] for i in found] for field, found in fields.items()}
+        return self
+
 
 class LedgerNotFound(LedgerError):
     """Opened with `create=False` where no ledger was ever written."""
@@ -69,3 +94,7 @@ class LedgerFileReplaced(LedgerError):
 
 class SchemaTooNew(LedgerError):
     """The database was written by a newer release of the ledger; this one cannot use it safely."""
+
+
+class CannotListen(LedgerError):
+    """`ledger serve` could not bind its address (in use, not permitted, no such host); nothing was opened."""

@@ -1,4 +1,4 @@
-"""An independent, deliberately naive re-statement of SPEC.md's resolution rule, used as a test oracle."""
+"""An independent, deliberately naive re-statement of the resolution rule of docs/rules.md, used as a test oracle."""
 
 from __future__ import annotations
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from ledger.cli.amplitude_export import event_from_export_row, format_time, parse_time
+from ledger.cli import synthetic
+from ledger.cli.amplitude_export import event_from_export_row, format_time
+from ledger.domain.times import from_iso as parse_time
 from ledger.domain.calls import BLOCKED_IDS
 from ledger.errors import InvalidRequest
 from ledger.ledger import IngestReport
@@ -51,11 +53,12 @@ def test_table_aligns_numbers_right_and_text_left() -> None:
 
 def test_synthetic_history_is_seeded_exact_and_varied() -> None:
     history = generate(5000, seed=3)
-    assert history.calls == 5000
-    assert generate(5000, seed=3) == history and generate(5000, seed=4) != history
-    events = [call for request in history.requests if not request.identify for call in request.calls]
-    assert max(len(request.calls) for request in history.requests) <= 2000
-    assert any(request.identify for request in history.requests)  # the CRM's Identify API sync
+    requests = list(history.requests)
+    assert history.calls == 5000 == sum(len(request.calls) for request in requests)
+    assert list(generate(5000, seed=3).requests) == requests != list(generate(5000, seed=4).requests)
+    events = [call for request in requests if not request.identify for call in request.calls]
+    assert max(len(request.calls) for request in requests) <= 2000
+    assert any(request.identify for request in requests)  # the CRM's Identify API sync
     assert any(event["event_type"] == "$identify" and event.get("user_properties") for event in events)
     repeated = Counter((event["device_id"], event["insert_id"]) for event in events)
     assert max(repeated.values()) > 1  # client retries
@@ -65,6 +68,15 @@ def test_synthetic_history_is_seeded_exact_and_varied() -> None:
     assert sum(event.get("user_id") == EXAMPLE_USER_ID for event in events) >= 5
     times = [event["time"] for event in events]
     assert sum(a > b for a, b in zip(times, times[1:])) < len(times) // 50  # arrival order, retries aside
+
+
+def test_a_large_history_streamed_in_windows_is_the_one_pass_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows keep memory flat; they must not change a single call or its order."""
+    whole = list(generate(6000, seed=5).requests)
+    monkeypatch.setattr(synthetic, "WINDOW_ARRIVALS", 500)
+    windowed = generate(6000, seed=5)
+    assert windowed.calls == 6000 and list(windowed.requests) == whole
+    assert list(windowed.requests) == whole  # and again: each read streams afresh
 
 
 def test_export_times_round_trip() -> None:

@@ -1,4 +1,4 @@
-"""SPEC.md's five documented cases, row by row, checked through resolve, timeline, merges and audit."""
+"""The five documented cases of docs/rules.md, row by row, checked through resolve, timeline, merges and audit."""
 
 from __future__ import annotations
 
@@ -84,5 +84,6 @@ def test_all_five_cases_in_one_ledger(lg: IdentityLedger) -> None:
         + [("Y", "David"), ("Z", None), ("Z", "David"), ("Z", None)]
     )
     assert send(lg, rows) == [1, 2, 2, 3, 1, 3, 4, 4, 4, 5, 5, 6, 6, 7, 7, 7, 8, 9, 8, 8]
-    assert lg.merges() == [Merge(9, 8, lg.merges()[0].merge_event_time, lg.merges()[0].merge_server_time)]
+    [merging] = [e for e in lg.events() if (e.device_id, e.user_id) == ("device-Z", "user-David")]
+    assert lg.merges() == [Merge(9, 8, merging.time, merging.server_time)]  # stamped by the merging event
     assert lg.stats() == Stats(events=20, users=8, identified_users=5, devices=9, merges=1)

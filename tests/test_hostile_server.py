@@ -98,14 +98,19 @@ def test_nul_in_a_looked_up_id_is_a_400(query: str, lg: IdentityLedger) -> None:
 
 
 def test_serve_bounds_connections_and_idle_keep_alive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
     import ledger.server.app as server
+    from ledger.server import lifecycle
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(server.uvicorn, "run", lambda app, **options: seen.update(options))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: seen.update(config=self.config))
     server.serve(db_url=f"sqlite:///{tmp_path / 'l.db'}", host="127.0.0.1", port=0, api_keys=[API_KEY],
                  secret_key=SECRET_KEY)
-    assert seen["limit_concurrency"] == server.MAX_CONCURRENCY == 1000
-    assert seen["timeout_keep_alive"] == server.KEEP_ALIVE_TIMEOUT == 5
+    config = seen["config"]
+    assert config.limit_concurrency == lifecycle.MAX_CONCURRENCY == 1000
+    assert config.timeout_keep_alive == lifecycle.KEEP_ALIVE_TIMEOUT == 5
+    assert config.http is HeaderDeadlineProtocol
 
 
 class QuickHeaderDeadline(HeaderDeadlineProtocol):

@@ -1,4 +1,4 @@
-"""SPEC.md's consequences, checked over random sequences of requests (hypothesis).
+"""The consequences of docs/rules.md, checked over random sequences of requests (hypothesis).
 
 Small pools of devices and users make shared devices, sign-ins and merges common;
 duplicates and rejected requests are mixed in; batch sizes are random.
@@ -78,7 +78,7 @@ def run(lg: IdentityLedger, history: list[tuple[list[dict[str, Any]], bool]]) ->
                 expected.append(target)
         assert (report.ingested, report.duplicates) == (len(events) - duplicates, duplicates)
         got = [event.original_amplitude_id for event in lg.events(after=position)]
-        assert got == expected, "an event went to another amplitude ID than SPEC.md's rule gives"
+        assert got == expected, "an event went to another amplitude ID than the rule of docs/rules.md gives"
         check_invariants(lg, model, bound, carried, originals)
     return history
 

@@ -27,7 +27,7 @@ def bad_position(name: str) -> str:
 
 @pytest.fixture
 def merged(lg: IdentityLedger) -> IdentityLedger:
-    """SPEC case 5: Y/David, Z/-, Z/David, Z/- gives 1, 2, 1, 1 and merges 2 into 1."""
+    """Documented case 5 (docs/rules.md): Y/David, Z/-, Z/David, Z/- gives 1, 2, 1, 1 and merges 2 into 1."""
     for device_id, user_id in [("device-Y", "user-David"), ("device-Z", None), ("device-Z", "user-David"),
                                ("device-Z", None)]:
         lg.ingest([event(device_id, user_id)])

@@ -1,7 +1,7 @@
 """The official Amplitude and Segment SDKs, unmodified, against `ledger serve`, checked through the query API.
 
-Both replay SPEC.md's five documented cases in arrival order on one fresh ledger, so the
-amplitude IDs are exactly the SPEC's: 1,2,2,3,1,3 / 4,4,4 / 5,5 / 6,6,7,7,7 / 8,9,8,8.
+Both replay the five documented cases of docs/rules.md in arrival order on one fresh ledger, so the
+amplitude IDs are exactly the documented ones: 1,2,2,3,1,3 / 4,4,4 / 5,5 / 6,6,7,7,7 / 8,9,8,8.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def device(letter: str) -> str:
 
 
 def user(name: str | None) -> str | None:
-    """SDKs drop IDs shorter than 5 characters by default, so SPEC's names get a prefix."""
+    """SDKs drop IDs shorter than 5 characters by default, so the documented names get a prefix."""
     return name and f"user-{name}"
 
 

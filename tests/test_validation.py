@@ -1,4 +1,4 @@
-"""SPEC.md's validation contract: what is refused, the exact error body, and that nothing is stored."""
+"""The validation contract of docs/rules.md: what is refused, the exact error body, and that nothing is stored."""
 
 from __future__ import annotations
 

@@ -6,26 +6,17 @@ keeps integer milliseconds. Translating here keeps that detail out of everything
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ledger.domain.times import format_ms, from_iso
 from projections.models import Merge, TimelineEvent
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _COPIED = ("user_id", "device_id", "event_properties", "user_properties")
 
 
-def parse_time(text: str) -> int:
-    """An export time string (UTC unless it names a zone) as milliseconds since the epoch."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return (moment - EPOCH) // timedelta(milliseconds=1)
-
-
 def format_time(ms: int) -> str:
-    return (EPOCH + timedelta(milliseconds=ms)).strftime(TIME_FORMAT)
+    return format_ms(ms, TIME_FORMAT)
 
 
 def is_export_row(row: dict[str, Any]) -> bool:
@@ -43,7 +34,7 @@ def event_from_export_row(row: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(row["event_time"], str):
         raise ValueError(f"event_time is not a time string: {row['event_time']!r}")
     try:
-        event: dict[str, Any] = {"time": parse_time(row["event_time"])}
+        event: dict[str, Any] = {"time": from_iso(row["event_time"])}
     except ValueError:
         raise ValueError(f"event_time is not a time: {row['event_time']!r}") from None
     if row.get("event_type") is not None:

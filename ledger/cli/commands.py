@@ -1,8 +1,9 @@
 """The `ledger` command: one subcommand per everyday job.
 
 It only translates: arguments in, the ledger's answers out as aligned tables or JSON.
-Exit codes: 0 ok, 1 not found, 2 usage, input or database error. Every failure is one
-line on stderr, never a traceback (set LEDGER_DEBUG=1 to see one).
+Exit codes: 0 ok, 1 not found, 2 usage, input or database error, 3 the server cannot
+listen on its address. Every failure is one line on stderr, never a traceback (set
+LEDGER_DEBUG=1 to see one, for every failure, above that line).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sqlite3
 import sys
 import time
+import traceback
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Callable, Iterator, NoReturn
@@ -23,21 +25,29 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from ledger.cli import amplitude_export, demo, graph, render, synthetic
-from ledger.errors import LedgerError, LedgerNotFound
-from ledger.cli.importing import Row, read_rows, unreadable
+from ledger.errors import CannotListen, LedgerError, LedgerNotFound
+from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.cli.progress import ProgressBar
 from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.store.database import DEFAULT_URL, BadDatabaseURL
 from projections.models import Identity
 
-OK, NOT_FOUND, FAILED = 0, 1, 2
+OK, NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 0, 1, 2, 3, 130
 EXPORT_PAGE = 10_000
 _json = msgspec.json.Encoder()
 
 
 class CommandError(Exception):
     """Something the user can fix (bad input, wrong database): one line, exit 2."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a long write: say what is already stored, exit 130."""
+
+    def __init__(self, stored: int) -> None:
+        super().__init__(f"interrupted: {stored:,} calls were stored (a request in flight may have been too); "
+                         "running it again stores no call with an insert_id twice")
 
 
 class NotFound(Exception):
@@ -67,9 +77,9 @@ def _sqlite_file(url: str) -> str | None:
 
 
 @contextmanager
-def _ledger(args: argparse.Namespace, *, create: bool = False) -> Iterator[IdentityLedger]:
+def _ledger(args: argparse.Namespace, *, create: bool = False, **options: Any) -> Iterator[IdentityLedger]:
     try:
-        lg = IdentityLedger(_db_url(args), create=create)
+        lg = IdentityLedger(_db_url(args), create=create, **options)
     except LedgerNotFound as error:
         # Reading must not create an empty ledger.db by accident in the wrong directory.
         raise CommandError(f"{error}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL") from None
@@ -109,15 +119,15 @@ def _print_json(value: Any) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     url = _db_url(args)
-    with _ledger(args, create=True) as lg:
+    with _ledger(args, create=True, cache_size=demo.CACHE_SIZE) as lg:
         if lg.position:
             raise CommandError(f"{url} already holds a ledger (position {lg.position:,}); "
                                "the demo needs an empty one: pass --db sqlite:///demo.db or remove the file")
         history = synthetic.generate(args.calls, args.seed)
         path = _sqlite_file(url)
         where = f"{url} ({os.path.abspath(path)})" if path else url
-        print(f"Demo: {render.count(history.calls)} synthetic calls from {render.count(history.people)} people "
-              f"(seed {args.seed}) into {where}")
+        print(demo.wrapped(f"Demo: {render.count(history.calls)} synthetic calls from "
+                           f"{render.count(history.people)} people (seed {args.seed}) into {where}"))
         started = time.perf_counter()
         with ProgressBar("ingesting", "calls", history.calls) as bar:
             tally = demo.ingest_history(lg, history, bar)
@@ -125,8 +135,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(demo.summary(tally, lg.stats(), history.calls, seconds))
         example = lg.resolve(user_id=synthetic.EXAMPLE_USER_ID)
         if example is not None:
-            print(f"\nWorked example: {synthetic.EXAMPLE_STORY}\n")
-            print(_person_text(lg, example, events=10))
+            print(f"\n{demo.wrapped(f'Worked example: {synthetic.EXAMPLE_STORY}')}\n")
+            print(_person_text(lg, example, events=10, width=demo.WIDTH))
         db = "" if url == DEFAULT_URL else f" --db {url}"
         print(f"\nExplore it:\n  ledger show{db} --user-id {synthetic.EXAMPLE_USER_ID}\n"
               f"  ledger graph{db} --user-id {synthetic.EXAMPLE_USER_ID}\n  ledger merges{db}\n  ledger stats{db}")
@@ -137,10 +147,16 @@ def _ingest(args: argparse.Namespace) -> int:
     problem = unreadable(args.files)
     if problem:
         raise CommandError(problem)
-    with _ledger(args, create=True) as lg, ProgressBar("ingesting", "lines") as bar:
-        sender = Sender(strict=args.strict)
+    reading = Reading(args.files)
+    sender = Sender(strict=args.strict)
+    with _ledger(args, create=True) as lg, ProgressBar("ingesting", "bytes" if reading.total else "lines",
+                                                      reading.total) as bar:
         submit = partial(lg.ingest, min_id_length=args.min_id_length)
-        lines = _feed(sender, submit, read_rows(args.files, sys.stdin.buffer), args.batch_size, bar)
+        try:
+            lines = _feed(sender, submit, read_rows(args.files, sys.stdin.buffer, reading), args.batch_size,
+                          bar, reading)
+        except KeyboardInterrupt:
+            raise Interrupted(sender.tally.ingested) from None
         position = lg.position  # also when no request was sent
     tally = sender.tally
     for warning in tally.warnings:
@@ -163,7 +179,8 @@ def _ingest(args: argparse.Namespace) -> int:
     return FAILED if tally.problems else OK
 
 
-def _feed(sender: Sender, submit: Submit, rows: Iterator[Row], batch_size: int, bar: ProgressBar) -> int:
+def _feed(sender: Sender, submit: Submit, rows: Iterator[Row], batch_size: int, bar: ProgressBar,
+          reading: Reading) -> int:
     """Send the rows in batches; a strict sender stops at its first problem. Returns the lines read.
 
     A batch's problems are printed once it is sent, in line order, whether a line was
@@ -183,12 +200,12 @@ def _feed(sender: Sender, submit: Submit, rows: Iterator[Row], batch_size: int, 
             sender.send(submit, batch)
             printed = _print_problems(sender.tally.problems, printed, line_of, bar)
             batch, line_of = [], {}
-            bar.update(lines)
+            bar.update(reading.done if reading.total else lines)
         if sender.stopped:
             return lines
     sender.send(submit, batch)
     _print_problems(sender.tally.problems, printed, line_of, bar)
-    bar.update(lines)
+    bar.update(reading.done if reading.total else lines)
     return lines
 
 
@@ -201,9 +218,8 @@ def _print_problems(problems: list[Problem], printed: int, line_of: dict[str, in
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Only parsed here: the server refuses a missing or unusable key before opening anything.
     api_keys = args.api_key or [key.strip() for key in os.environ.get("LEDGER_API_KEY", "").split(",") if key.strip()]
-    if not api_keys:
-        raise CommandError("no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated)")
     try:
         from ledger.server.app import serve
     except ImportError as error:
@@ -298,9 +314,10 @@ def _stats(args: argparse.Namespace) -> int:
     return OK
 
 
-def _person_text(reader: IdentityLedger | LedgerView, identity: Identity, events: int) -> str:
+def _person_text(reader: IdentityLedger | LedgerView, identity: Identity, events: int,
+                 width: int | None = None) -> str:
     audit, latest, total = _person_facts(reader, identity, events)
-    return render.person(identity, audit, latest, total)
+    return render.person(identity, audit, latest, total, width)
 
 
 def _person_facts(reader: IdentityLedger | LedgerView, identity: Identity,
@@ -380,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str,
-                parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+                parents: list[_Parser]) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=parents, help=help, description=help)
         sub.set_defaults(run=run)
         return sub
@@ -432,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        code: int = args.run(args)
+        return code
     except SystemExit as exit:  # --help
         return exit.code if isinstance(exit.code, int) else OK
     except NotFound as error:
@@ -440,19 +458,24 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`ledger export | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK
+    except CannotListen as error:
+        return _fail(error, CANNOT_LISTEN)
+    except Interrupted as error:
+        return _fail(error, INTERRUPTED)
     except (CommandError, LedgerError, BadDatabaseURL, OSError) as error:
         return _fail(error, FAILED)
     except (sa.exc.SQLAlchemyError, PersistenceError, sqlite3.Error) as error:
         return _fail(f"database error: {error}", FAILED)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", INTERRUPTED)
     except Exception as error:
-        if os.environ.get("LEDGER_DEBUG"):
-            raise
         return _fail(f"{type(error).__name__}: {error}", FAILED)
 
 
 def _fail(error: object, code: int) -> int:
+    """One line on stderr; with LEDGER_DEBUG set, the traceback of the error being handled first."""
+    if os.environ.get("LEDGER_DEBUG"):
+        traceback.print_exc()
     lines = str(error).strip().splitlines() or [type(error).__name__]
     print(f"ledger: error: {lines[0]}", file=sys.stderr)
     return code

@@ -2,7 +2,9 @@
 
 Every row comes with where it was found ("file:line", or "archive:member:line"), so a bad
 line can be reported precisely and skipped without losing the good rest. The kind of
-file is read from its first bytes, not trusted from its name.
+file is read from its first bytes, not trusted from its name. A UTF-8 byte-order mark is
+skipped, and a file that is one JSON array of events (what many tools write) is read as
+its elements ("file:[index]"): read whole, so large inputs are better as JSON Lines.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 import msgspec
 
@@ -23,7 +25,9 @@ STDIN = "-"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _GZIP_MAGIC = b"\x1f\x8b"
 _decoder = msgspec.json.Decoder()
+_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _CORRUPT = (OSError, EOFError, zlib.error, zipfile.BadZipFile)
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -48,18 +52,37 @@ def unreadable(paths: list[str]) -> str | None:
     return None
 
 
-def read_rows(paths: list[str], stdin: IO[bytes]) -> Iterator[Row]:
-    """Every non-blank line of every source, in order."""
+class Reading:
+    """How far reading its files has got, in bytes of the files; `total` is None when stdin is one."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.total = None if STDIN in paths else sum(Path(path).stat().st_size for path in paths)
+        self._finished = 0
+        self._open: IO[bytes] | None = None
+
+    @property
+    def done(self) -> int:
+        current = self._open
+        return self._finished + (current.tell() if current is not None and not current.closed else 0)
+
+
+def read_rows(paths: list[str], stdin: IO[bytes], reading: Reading | None = None) -> Iterator[Row]:
+    """Every non-blank line of every source, in order; `reading` follows the bytes read."""
     for path in paths:
         if path == STDIN:
             yield from _rows_of("<stdin>", stdin)
-        else:
-            with open(path, "rb") as stream:
-                yield from _rows_of(path, stream)
+            continue
+        with open(path, "rb") as stream:
+            if reading is not None:
+                reading._open = stream
+            yield from _rows_of(path, stream)
+        if reading is not None:
+            reading._open = None
+            reading._finished += Path(path).stat().st_size
 
 
 def _rows_of(name: str, stream: IO[bytes]) -> Iterator[Row]:
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[type-var]
     magic = buffered.peek(4)[:4]
     if magic.startswith(_ZIP_MAGIC):
         yield from _archive_rows(name, buffered)
@@ -96,17 +119,36 @@ def _archive_rows(name: str, stream: IO[bytes]) -> Iterator[Row]:
                     yield from _lines(where, raw, "corrupt zip member")
 
 
-def _lines(where: str, stream: IO[bytes], corrupt: str) -> Iterator[Row]:
+def _lines(where: str, stream: Iterable[bytes], corrupt: str) -> Iterator[Row]:
     number = 0
+    lines = iter(stream)
     try:
-        for number, line in enumerate(stream, start=1):
+        for number, line in enumerate(lines, start=1):
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):]
+            if number == 1 and line.lstrip().startswith(b"["):
+                yield from _array_or_lines(where, line + b"".join(lines))
+                return
             if line.strip():
                 yield _row(f"{where}:{number}", line)
     except _CORRUPT as error:
         yield Row(f"{where}:{number + 1}", problem=f"{corrupt}: {error}")
 
 
-def _row(where: str, line: bytes) -> Row:
+def _array_or_lines(where: str, text: bytes) -> Iterator[Row]:
+    """A source whose first line opens a JSON array: its elements if it is one array, else its lines."""
+    try:
+        elements = _array_decoder.decode(text)
+    except msgspec.DecodeError:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield _row(f"{where}:{number}", line)
+        return
+    for index, element in enumerate(elements):
+        yield _row(f"{where}:[{index}]", element)
+
+
+def _row(where: str, line: bytes | msgspec.Raw) -> Row:
     try:
         value = _decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError) as error:

@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr: count, rate and ETA.
+"""A one-line progress bar on stderr: count (or bytes of input), percent, rate and time left.
 
 It draws only when stderr is a terminal, so pipes, logs and tests see clean output.
 """
@@ -40,14 +40,20 @@ class ProgressBar:
     def line(self, elapsed: float) -> str:
         """The text of the bar after `elapsed` seconds (without terminal control codes)."""
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        speed = f"{rate:,.0f} {self.unit}/s"
+        speed = f"{self._amount(rate)}/s"
         if not self.total:
-            return f"{self.label} {self.done:,} {self.unit}  {speed}"
+            return f"{self.label} {self._amount(self.done)}  {speed}"
         share = min(self.done / self.total, 1.0)
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         filled = int(share * 24)
-        return (f"{self.label} [{'#' * filled}{'.' * (24 - filled)}] {self.done:,}/{self.total:,} {self.unit}"
+        done, total = (f"{self.done / 1e6:,.1f}", f"{self.total / 1e6:,.1f} MB") if self.unit == "bytes" else \
+            (f"{self.done:,}", f"{self.total:,} {self.unit}")
+        return (f"{self.label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}"
                 f"  {share:4.0%}  {speed}  ETA {_duration(eta)}")
+
+    def _amount(self, value: float) -> str:
+        """A count in the bar's unit; bytes are shown in MB."""
+        return f"{value / 1e6:,.1f} MB" if self.unit == "bytes" else f"{value:,.0f} {self.unit}"
 
     def _draw(self, elapsed: float) -> None:
         width = shutil.get_terminal_size((100, 20)).columns - 1

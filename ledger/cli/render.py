@@ -6,14 +6,15 @@ Everything here turns answers into text; nothing here decides anything about ide
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 import msgspec
 
+from ledger.domain.times import format_ms
 from projections.models import AuditEntry, Identity, TimelineEvent
 
 _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
+_NARROWEST = 8  # a text column is never cut narrower than this
 
 
 def count(value: int) -> str:
@@ -23,7 +24,7 @@ def count(value: int) -> str:
 
 def when(ms: int) -> str:
     """Milliseconds since the epoch as a UTC time to the second."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return format_ms(ms, "%Y-%m-%d %H:%M:%S")
 
 
 def compact(value: Any) -> str:
@@ -31,8 +32,13 @@ def compact(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None) -> str:
-    """Columns padded to their widest cell; numeric columns right-aligned so digits line up."""
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None, width: int | None = None,
+          cuttable: Sequence[str] = ()) -> str:
+    """Columns padded to their widest cell; numeric columns right-aligned so digits line up.
+
+    With `width`, the widest of the `cuttable` columns (named by header; every text column
+    of a table without headers) are narrowed until each line fits, long cells cut with "…".
+    """
     body = [["" if cell is None else str(cell) for cell in row] for row in rows]
     lines = ([list(headers)] if headers else []) + body
     if not lines:
@@ -40,6 +46,10 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None) -
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     numeric = [all(_NUMBER.match(row[i]) or not row[i] for row in body) and any(row[i] for row in body)
                for i in range(len(widths))]
+    if width is not None:
+        may_cut = [not right and (not headers or headers[i] in cuttable) for i, right in enumerate(numeric)]
+        widths = _narrowed(widths, may_cut, width)
+        lines = [[_cut(cell, size) for cell, size in zip(line, widths)] for line in lines]
 
     def fmt(line: list[str]) -> str:
         cells = [cell.rjust(width) if right else cell.ljust(width)
@@ -50,6 +60,22 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None) -
     if headers:
         out.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(out)
+
+
+def _narrowed(widths: list[int], may_cut: list[bool], width: int) -> list[int]:
+    """Column widths whose table fits `width`: the widest cuttable column loses a character at a time."""
+    widths = list(widths)
+    while sum(widths) + 2 * (len(widths) - 1) > width:
+        text = [i for i, cut in enumerate(may_cut) if cut and widths[i] > _NARROWEST]
+        if not text:
+            break
+        widest = max(text, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
+def _cut(cell: str, size: int) -> str:
+    return cell if len(cell) <= size else cell[: size - 1] + "…"
 
 
 def identity_table(identity: Identity) -> str:
@@ -79,27 +105,29 @@ _FACTS = {
 
 
 def fact(entry: AuditEntry) -> str:
-    """An audit entry's kind in SPEC words."""
+    """An audit entry's kind in the words of docs/rules.md."""
     if entry.kind == "merged":
         return f"merged into {entry.merged_amplitude_id}"
     return _FACTS.get(entry.kind, entry.kind)
 
 
-def audit_table(entries: Sequence[AuditEntry]) -> str:
+def audit_table(entries: Sequence[AuditEntry], width: int | None = None) -> str:
     return table(
         ((e.position, when(e.event_time), fact(e), e.amplitude_id, e.device_id, e.user_id or "", e.insert_id or "")
          for e in entries),
         ("position", "event time (UTC)", "fact", "amplitude ID", "device ID", "user ID", "insert ID"),
+        width, ("device ID", "insert ID"),
     )
 
 
-def timeline_table(events: Sequence[TimelineEvent]) -> str:
+def timeline_table(events: Sequence[TimelineEvent], width: int | None = None) -> str:
     """Events with the amplitude ID they arrived with, and the live one if a merge moved them."""
     return table(
         ((e.position, when(e.time), e.event_type, _amplitude_ids(e), e.device_id, e.user_id or "",
           compact(e.event_properties) if e.event_properties else "")
          for e in events),
         ("position", "event time (UTC)", "event type", "amplitude ID", "device ID", "user ID", "event properties"),
+        width, ("device ID", "event properties"),
     )
 
 
@@ -109,11 +137,12 @@ def _amplitude_ids(event: TimelineEvent) -> str:
     return f"{event.original_amplitude_id} -> {event.amplitude_id}"
 
 
-def person(identity: Identity, audit: Sequence[AuditEntry], latest: Sequence[TimelineEvent], total_events: int) -> str:
-    """`ledger show`: identity, audit trail and latest events as three titled sections."""
+def person(identity: Identity, audit: Sequence[AuditEntry], latest: Sequence[TimelineEvent], total_events: int,
+           width: int | None = None) -> str:
+    """`ledger show`: identity, audit trail and latest events as three titled sections (within `width`)."""
     sections = [
         identity_table(identity),
-        f"Audit trail ({len(audit)} facts)\n{audit_table(audit) or '(none)'}",
-        f"Latest events ({len(latest)} of {count(total_events)})\n{timeline_table(latest) or '(none)'}",
+        f"Audit trail ({len(audit)} facts)\n{audit_table(audit, width) or '(none)'}",
+        f"Latest events ({len(latest)} of {count(total_events)})\n{timeline_table(latest, width) or '(none)'}",
     ]
     return "\n\n".join(sections)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ledger.errors import InvalidRequest
+from ledger.errors import INVALID_FIELDS, INVALID_ID_LENGTHS, MISSING_FIELDS, InvalidRequest
 from ledger.ledger import IngestReport
 
 #: Sends one request of calls to the ledger (`IdentityLedger.ingest` or `.identify`).
@@ -20,11 +20,12 @@ Submit = Callable[[list[dict[str, Any]]], IngestReport]
 #: A call to send, with where it came from ("events.jsonl:12").
 Located = tuple[str, dict[str, Any]]
 
-_REPLY_KEYS = (
-    ("events_with_invalid_fields", "invalid {field}{value}"),
-    ("events_with_missing_fields", "missing {field}"),
-    ("events_with_invalid_id_lengths", "{field}{value} shorter than min_id_length"),
-)
+#: How each kind of bad event in a refusal reads to a person.
+_REASONS = {
+    INVALID_FIELDS: "invalid {field}{value}",
+    MISSING_FIELDS: "missing {field}",
+    INVALID_ID_LENGTHS: "{field}{value} shorter than min_id_length",
+}
 _SHOWN_VALUE = 40
 
 
@@ -83,7 +84,7 @@ class Sender:
 
     def _drop_rejected(self, error: InvalidRequest, calls: list[Located]) -> list[Located]:
         """The calls still worth sending after a refusal, each dropped one reported."""
-        reasons = rejected_calls(error.body, [call for _, call in calls])
+        reasons = rejected_calls(error, [call for _, call in calls])
         if not reasons:  # refused as a whole, no call named: nothing can be resent
             for where, _ in calls:
                 self.problem(where, str(error))
@@ -103,11 +104,12 @@ class Sender:
             self.tally.warnings.append(Problem(calls[warning.index][0], warning.message))
 
 
-def rejected_calls(body: dict[str, Any], calls: list[dict[str, Any]]) -> dict[int, str]:
-    """The reply's bad indices, each with a readable reason naming the offending values."""
+def rejected_calls(error: InvalidRequest, calls: list[dict[str, Any]]) -> dict[int, str]:
+    """The refusal's bad indices, each with a readable reason naming the offending values."""
     reasons: dict[int, list[str]] = defaultdict(list)
-    for key, template in _REPLY_KEYS:
-        for name, indices in (body.get(key) or {}).items():
+    for key, fields in error.bad_event_indices().items():
+        template = _REASONS[key]
+        for name, indices in fields.items():
             for index in indices:
                 if 0 <= index < len(calls):
                     reasons[index].append(_reason(template, name, calls[index]))

@@ -8,7 +8,10 @@ integrations send blocked or too-short IDs. One scripted person, the worked exam
 through the interesting cases on purpose.
 
 Everything comes from one `random.Random(seed)` and plain dicts, so a seed always yields
-the same calls and generating 100k of them costs well under a second.
+the same calls. Calls are produced person by person but sent in arrival order; to keep
+memory flat for any `--calls`, a large history is generated again for each window of days
+and only that window's calls are kept and sorted (the same seed gives the same calls in
+every pass, so the result is exactly what one pass holding everything would give).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import bisect
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -24,6 +27,8 @@ MINUTE = 60_000
 START_MS = 1_709_510_400_000  # 2024-03-04 00:00 UTC
 SPAN_DAYS = 28
 REQUEST_SIZE = 1000
+#: Arrivals held in memory at once; a history larger than this is generated in windows of days.
+WINDOW_ARRIVALS = 100_000
 DEFAULT_CALLS = 100_000
 DEFAULT_SEED = 20240304
 
@@ -64,26 +69,40 @@ class Request:
     calls: list[dict[str, Any]]
 
 
-@dataclass(frozen=True)
+Arrival = tuple[int, Any]  # (arrival ms, an event dict or a list of Identify API objects)
+
+
 class History:
-    requests: list[Request]
-    people: int
+    """`calls` calls from `people` people; `requests` streams them in arrival order, afresh each time."""
+
+    def __init__(self, calls: int, people: int, arrivals: Callable[[], Iterator[Arrival]]) -> None:
+        self.calls = calls
+        self.people = people
+        self._arrivals = arrivals
 
     @property
-    def calls(self) -> int:
-        return sum(len(request.calls) for request in self.requests)
+    def requests(self) -> Iterator[Request]:
+        return _requests(self._arrivals(), self.calls)
 
 
 class _Builder:
-    """Accumulates calls stamped with their arrival time, person by person."""
+    """Collects calls stamped with their arrival time, person by person; keeps those `keep` accepts."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, keep: Any) -> None:
         self.rng = rng
-        self.arrivals: list[tuple[int, Any]] = []  # (arrival ms, event dict or list of identify objects)
+        self.keep = keep
+        self.arrivals: list[Arrival] = []
+        self.per_day: dict[int, int] = {}  # arrivals per day since START_MS, kept or not
         self.signups: list[tuple[int, str]] = []
         self.people = 0
         self.events = 0
         self._users = 0
+
+    def arrive(self, time: int, item: Any) -> None:
+        day = (time - START_MS) // DAY
+        self.per_day[day] = self.per_day.get(day, 0) + 1
+        if self.keep(time):
+            self.arrivals.append((time, item))
 
     def uuid(self) -> str:
         h = f"{self.rng.getrandbits(128):032x}"
@@ -100,7 +119,7 @@ class _Builder:
             event["user_id"] = user
         if properties:
             event["event_properties"] = properties
-        self.arrivals.append((time, event))
+        self.arrive(time, event)
         self.events += 1
         return event
 
@@ -108,7 +127,7 @@ class _Builder:
         """The SDK's identify: a `$identify` event carrying user property operations."""
         event = {"event_type": "$identify", "device_id": device, "user_id": user, "time": time,
                  "insert_id": self.uuid(), "user_properties": user_properties}
-        self.arrivals.append((time, event))
+        self.arrive(time, event)
         self.events += 1
 
     def sign_up(self, device: str, user: str, time: int) -> None:
@@ -131,7 +150,8 @@ class _Builder:
 
     def retry(self, events: list[dict[str, Any]], time: int) -> None:
         """The client got no acknowledgement and sends the same events (same insert_ids) again."""
-        self.arrivals.extend((time, event) for event in events)
+        for event in events:
+            self.arrive(time, event)
         self.events += len(events)
 
     def later(self, time: int) -> int:
@@ -240,16 +260,46 @@ def _crm_syncs(b: _Builder) -> None:
         if known < 20:
             continue
         picked = b.rng.sample(b.signups[:known], min(known // 20, 150))
-        b.arrivals.append((time, [
+        b.arrive(time, [
             {"user_id": user, "time": time,
              "user_properties": {"$set": {"plan": b.rng.choice(_PLANS)}, "$add": {"crm_syncs": 1}}}
             for _, user in picked
-        ]))
+        ])
 
 
 def generate(calls: int = DEFAULT_CALLS, seed: int = DEFAULT_SEED) -> History:
     """Exactly `calls` calls in arrival order (the latest arrivals beyond that are cut off)."""
-    b = _Builder(random.Random(seed))
+    first = _build(calls, seed, _UpTo(WINDOW_ARRIVALS))
+    if first.keep.overflowed is False:  # small enough: one pass held it all
+        kept = _sorted(first.arrivals)
+        return History(calls, first.people, lambda: iter(kept))
+    windows = _windows(first.per_day)
+
+    def arrivals() -> Iterator[Arrival]:
+        for low, high in windows:
+            window = _build(calls, seed, lambda time: low <= (time - START_MS) // DAY < high)
+            yield from _sorted(window.arrivals)
+
+    return History(calls, first.people, arrivals)
+
+
+class _UpTo:
+    """Keeps the first `limit` arrivals; past that, keeps none (the pass then only counts)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+        self.overflowed = False
+
+    def __call__(self, _: int) -> bool:
+        self.seen += 1
+        self.overflowed = self.overflowed or self.seen > self.limit
+        return not self.overflowed
+
+
+def _build(calls: int, seed: int, keep: Callable[[int], bool]) -> _Builder:
+    """One generation pass over the whole history, keeping the arrivals `keep` accepts."""
+    b = _Builder(random.Random(seed), keep)
     _worked_example(b)
     for kind in range(4):  # every kind of broken integration shows up, whatever the size
         _broken_client(b, START_MS + DAY + kind * HOUR, kind)
@@ -259,13 +309,30 @@ def generate(calls: int = DEFAULT_CALLS, seed: int = DEFAULT_SEED) -> History:
         persona = next(make for share, make in _PERSONAS if pick < share)
         persona(b, START_MS + b.rng.randrange(SPAN_DAYS * DAY))
     _crm_syncs(b)
-    b.arrivals.sort(key=lambda arrival: arrival[0])
-    return History(_requests(b.arrivals, calls), b.people)
+    return b
 
 
-def _requests(arrivals: list[tuple[int, Any]], limit: int) -> list[Request]:
+def _sorted(arrivals: list[Arrival]) -> list[Arrival]:
+    arrivals.sort(key=lambda arrival: arrival[0])  # stable: equal times keep generation order
+    return arrivals
+
+
+def _windows(per_day: dict[int, int]) -> list[tuple[int, int]]:
+    """Consecutive days grouped into [low, high) windows of at most WINDOW_ARRIVALS arrivals (or one day)."""
+    windows: list[tuple[int, int]] = []
+    start, held = min(per_day), 0
+    for day in range(min(per_day), max(per_day) + 1):
+        count = per_day.get(day, 0)
+        if held and held + count > WINDOW_ARRIVALS:
+            windows.append((start, day))
+            start, held = day, 0
+        held += count
+    windows.append((start, max(per_day) + 1))
+    return windows
+
+
+def _requests(arrivals: Iterator[Arrival], limit: int) -> Iterator[Request]:
     """Group calls into requests in arrival order; an Identify API batch is a request of its own."""
-    requests: list[Request] = []
     pending: list[dict[str, Any]] = []
     total = 0
     for _, item in arrivals:
@@ -273,17 +340,16 @@ def _requests(arrivals: list[tuple[int, Any]], limit: int) -> list[Request]:
             break
         if isinstance(item, list):
             if pending:
-                requests.append(Request(False, pending))
+                yield Request(False, pending)
                 pending = []
             item = item[: limit - total]
-            requests.append(Request(True, item))
+            yield Request(True, item)
             total += len(item)
             continue
         pending.append(item)
         total += 1
         if len(pending) == REQUEST_SIZE:
-            requests.append(Request(False, pending))
+            yield Request(False, pending)
             pending = []
     if pending:
-        requests.append(Request(False, pending))
-    return requests
+        yield Request(False, pending)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Iterable
 
 import msgspec
 
-from ledger.errors import InvalidRequest
+from ledger.errors import INVALID_FIELDS, INVALID_ID_LENGTHS, MISSING_FIELDS, InvalidRequest
 from ledger.domain.properties import MAX_INT, MIN_INT, Operations, normalise_operations, operations_problem
 
 MAX_EVENTS = 2000
@@ -159,15 +159,9 @@ class _Problems:
     def raise_if_any(self) -> None:
         if not (self.invalid or self.missing or self.id_lengths):
             return
-        body: dict[str, Any] = {"code": 400, "error": "Invalid field values on some events"}
-        for key, found in (
-            ("events_with_invalid_fields", self.invalid),
-            ("events_with_missing_fields", self.missing),
-            ("events_with_invalid_id_lengths", self.id_lengths),
-        ):
-            if found:
-                body[key] = dict(found)
-        raise InvalidRequest(400, body)
+        raise InvalidRequest.bad_events(
+            {INVALID_FIELDS: self.invalid, MISSING_FIELDS: self.missing, INVALID_ID_LENGTHS: self.id_lengths}
+        )
 
 
 def check_min_id_length(value: Any) -> int:

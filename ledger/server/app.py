@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
-from ledger.server.connections import HeaderDeadlineProtocol
 from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
+from ledger.server import access_log, lifecycle, openapi
+from ledger.server.metrics import Metrics, Observed
 from ledger.server.query_api import health_route, query_routes
 from ledger.server.replies import HttpError, refusal, reply
 
 __all__ = ["ServerConfigError", "create_app", "serve"]
-
-#: Connections and requests served at once; past it uvicorn answers 503 at once rather than queueing.
-MAX_CONCURRENCY = 1000
-#: Seconds an idle keep-alive connection is kept open.
-KEEP_ALIVE_TIMEOUT = 5
 
 log = logging.getLogger("ledger.server")
 
@@ -39,9 +35,12 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
                body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
     credentials = Credentials.configured(api_keys, secret_key)
+    metrics = Metrics(ledger)
+    metered = metrics.metered(ledger)  # the explorer's ingest rate is fed through the same object
     return Starlette(
-        routes=[*ingest_routes(ledger, credentials, body_timeout), *query_routes(ledger, credentials),
-                health_route(ledger), explorer(ledger, credentials)],
+        routes=[*ingest_routes(metered, credentials, body_timeout), *query_routes(ledger, credentials),
+                health_route(ledger), explorer(metered, credentials), metrics.route(), openapi.route()],
+        middleware=[Middleware(Observed, metrics=metrics)],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
@@ -54,12 +53,14 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
 
 
 def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str) -> None:
-    """Run the server until interrupted; raises ServerConfigError before opening anything if misconfigured."""
+    """Run the server until SIGTERM or SIGINT, then drain requests and close the ledger.
+
+    Raises ServerConfigError, or CannotListen for an address in use, before opening anything.
+    """
     Credentials.configured(api_keys, secret_key)
-    with IdentityLedger(db_url) as ledger:
-        uvicorn.run(create_app(ledger, api_keys, secret_key), host=host, port=port, log_level="info",
-                    limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-                    http=HeaderDeadlineProtocol)
+    with lifecycle.listen(host, port) as sock, IdentityLedger(db_url) as ledger:
+        access_log.to_stderr()
+        lifecycle.run(create_app(ledger, api_keys, secret_key), sock)
 
 
 async def _refused(_: Request, error: Exception) -> Response:

@@ -1,7 +1,8 @@
 """Who may talk to the server: API keys upload, an API key plus the secret key reads.
 
 API keys ship inside client apps (as Amplitude's do), so they are not secrets; the
-secret key guards the query API, which answers who every user is.
+secret key guards the query API, which answers who every user is. Every key check of
+the server is here, each with the refusal its API documents.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Iterable
 
-from ledger.errors import LedgerError
+from ledger.errors import InvalidRequest, LedgerError
+from ledger.server.replies import HttpError
 
 
 #: The secret key guards every read of who each user is: short ones are guessed.
@@ -32,7 +34,7 @@ class Credentials:
         keys = frozenset(key.strip() for key in api_keys if key.strip())
         if not keys:
             raise ServerConfigError(
-                "no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated for several)"
+                "no API key configured: pass --api-key KEY or set LEDGER_API_KEY (comma-separated)"
             )
         if not secret_key:
             raise ServerConfigError("no secret key configured: pass --secret-key SECRET or set LEDGER_SECRET_KEY")
@@ -51,3 +53,17 @@ class Credentials:
     def admits(self, api_key: str, secret_key: str) -> bool:
         """Query API access: a known API key and the secret key (compared in constant time)."""
         return self.knows(api_key) and hmac.compare_digest(secret_key.encode(), self.secret_key.encode())
+
+    def check_upload_key(self, api_key: str | None) -> None:
+        """An Amplitude upload's `api_key` field: missing or unknown is Amplitude's 400."""
+        if not api_key:
+            raise InvalidRequest.missing_field("api_key")
+        if not self.knows(api_key):
+            raise InvalidRequest.invalid_api_key(api_key)
+
+    def check_basic(self, given: tuple[str, str] | None, *, reading: bool) -> None:
+        """HTTP Basic credentials, or a 401: an API key as the user name uploads (Segment's
+        write key); reading also needs the secret key as the password."""
+        user, password = given or ("", "")
+        if not (self.admits(user, password) if reading else self.knows(user)):
+            raise HttpError.unauthorized()

@@ -23,7 +23,7 @@ from ledger.server.credentials import Credentials
 from ledger.errors import InvalidRequest
 from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
-from ledger.server.replies import HttpError, ok
+from ledger.server.replies import ok
 from ledger.server.traffic import IngestMeter, meter
 
 HTTPAPI_LIMIT = 1024 * 1024  # bytes; Amplitude's HTTP V2 API limit
@@ -55,15 +55,9 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
     """The ingest routes, accepting uploads for any configured API key; bodies must arrive within `body_timeout` s."""
     traffic = meter(ledger)
 
-    def check_key(key: str | None) -> None:
-        if not key:
-            raise InvalidRequest.missing_field("api_key")
-        if not credentials.knows(key):
-            raise InvalidRequest.invalid_api_key(key)
-
     def store_upload(body: bytes) -> Response:
         upload = decode_json(body, Upload)
-        check_key(upload.api_key)
+        credentials.check_upload_key(upload.api_key)
         if not upload.events:
             raise InvalidRequest.missing_field("events")
         min_id_length = check_min_id_length((upload.options or {}).get("min_id_length"))
@@ -81,7 +75,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
             form = parse_qs(body.decode(), keep_blank_values=True, errors="strict", max_num_fields=16)
         except ValueError:
             raise InvalidRequest.bad_body("Invalid form body") from None
-        check_key(form.get("api_key", [""])[-1])
+        credentials.check_upload_key(form.get("api_key", [""])[-1])
         text = form.get("identification", [""])[-1]
         if not text:
             raise InvalidRequest.missing_field("identification")
@@ -107,9 +101,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
         return _ingested(report, len(body), traffic)
 
     async def segment_batch(request: Request) -> Response:
-        write_key = (basic_credentials(request) or ("", ""))[0]
-        if not credentials.knows(write_key):
-            raise HttpError.unauthorized()
+        credentials.check_basic(basic_credentials(request), reading=False)
         body = await read_body(request, JSON, SEGMENT_LIMIT, body_timeout)
         return await run_in_threadpool(store_segment, body)
 

@@ -41,9 +41,7 @@ def query_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route
         """A GET route: authenticate, read the parameters, then ask the ledger in a worker thread."""
 
         async def endpoint(request: Request) -> Response:
-            user, password = basic_credentials(request) or ("", "")
-            if not credentials.admits(user, password):
-                raise HttpError.unauthorized()
+            credentials.check_basic(basic_credentials(request), reading=True)
             question = make_question(request)
             return await run_in_threadpool(ask, question, _as_of(request))
 

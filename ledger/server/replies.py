@@ -8,7 +8,7 @@ server maps every refusal to a reply in one place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import msgspec
 from starlette.responses import Response
@@ -18,7 +18,7 @@ from ledger.errors import InvalidRequest
 _encoder = msgspec.json.Encoder()
 
 
-def reply(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def reply(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON reply; `body` already holds `code` (the Amplitude SDK reads the status from it)."""
     return Response(_encoder.encode(body), status, headers, media_type="application/json")
 

@@ -17,15 +17,13 @@ Decisions where Segment has no Amplitude equivalent:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ledger.domain.calls import IDENTIFY
+from ledger.domain.times import from_iso
 from ledger.errors import InvalidRequest
 
 _IGNORED = object()
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MILLISECOND = timedelta(milliseconds=1)
 
 
 def to_amplitude(batch: list[Any]) -> tuple[list[Any], list[int]]:
@@ -42,10 +40,7 @@ def to_amplitude(batch: list[Any]) -> tuple[list[Any], list[int]]:
 
 def renumber(error: InvalidRequest, origins: list[int]) -> InvalidRequest:
     """Point the bad-event indices of a refusal at the Segment batch instead of the events."""
-    for key, fields in error.body.items():
-        if key.startswith("events_with_") and isinstance(fields, dict):
-            error.body[key] = {field: [origins[i] for i in found] for field, found in fields.items()}
-    return error
+    return error.renumbered(origins)
 
 
 def _event(message: Any) -> Any:
@@ -97,9 +92,6 @@ def _millis(timestamp: Any) -> Any:
     if not isinstance(timestamp, str):
         return timestamp
     try:
-        moment = datetime.fromisoformat(timestamp)
+        return from_iso(timestamp)
     except ValueError:
         return timestamp
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return (moment - _EPOCH) // _MILLISECOND

@@ -12,7 +12,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -140,6 +140,8 @@ class Store:
     is_postgres: bool
     scratch_dir: str | None = None
     schema: str | None = None
+    #: How eventsourcing was configured for this database (its application's `env`).
+    env: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
         self.app.close()
@@ -204,7 +206,7 @@ def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
     }
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
     sa.event.listen(engine, "connect", _sqlite_pragmas)
-    return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir)
+    return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir, env=env)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -236,7 +238,7 @@ def _open_postgres(url: str, parsed: sa.URL, create: bool) -> Store:
         "POSTGRES_PASSWORD": parsed.password or "",
         "POSTGRES_SCHEMA": schema,
     }
-    return Store(url, _application(env, create), engine, is_postgres=True, schema=schema)
+    return Store(url, _application(env, create), engine, is_postgres=True, schema=schema, env=env)
 
 
 def _application(env: dict[str, str], create: bool) -> EventStoreApp:

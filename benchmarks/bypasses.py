@@ -1,0 +1,173 @@
+"""`python -m benchmarks.bypasses`: each place the ledger steps around eventsourcing, against the library's path.
+
+Every pair runs in this one invocation on a scratch SQLite database; the figure is the median
+of repeated rounds and the ratio is library / ledger (above 1: the bypass is faster). See
+docs/eventsourcing.md for what each bypass assumes about the library.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+from uuid import UUID, uuid4
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic
+
+from ledger.domain.model import Device, device_key
+from ledger.store.database import BulkSQLiteRecorder, MsgspecMapper, decode_event, open_store
+from ledger.store.event_log import EventLog
+
+ROUNDS = 7
+EVENTS = 1000
+NOW = datetime(2024, 3, 4, tzinfo=timezone.utc)
+
+
+def _median(work: Callable[[], None]) -> float:
+    """Median seconds of ROUNDS runs of `work` (after one warm-up)."""
+    work()
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _fields(n: int) -> dict[str, Any]:
+    return dict(originator_id=uuid4(), originator_version=2, timestamp=NOW, device_id=f"device-{n}", user_id=None,
+                event_time=n, server_time=n, insert_id=f"i-{n}", amplitude_id=n,
+                previous_amplitude_id=n - 1)
+
+
+def construction() -> tuple[float, float]:
+    """Building EVENTS events: dataclass __init__ (library) vs setting __dict__ (ledger)."""
+    rows = [_fields(n) for n in range(EVENTS)]
+
+    def library() -> None:
+        for row in rows:
+            Device.PointerMoved(**row)
+
+    def ledger() -> None:
+        for row in rows:
+            built = object.__new__(Device.PointerMoved)
+            object.__setattr__(built, "__dict__", dict(row))
+
+    return _median(library), _median(ledger)
+
+
+def mapping(app: Application[Any]) -> tuple[float, float]:
+    """Encoding and decoding EVENTS events: eventsourcing's JSON mapper vs the msgspec mapper."""
+    events = [Device.PointerMoved(**_fields(n)) for n in range(EVENTS)]
+    library_mapper = Mapper(transcoder=app.construct_transcoder())
+    ledger_mapper = MsgspecMapper(transcoder=app.construct_transcoder())
+
+    def library() -> None:
+        for event in events:
+            library_mapper.to_domain_event(library_mapper.to_stored_event(event))
+
+    def ledger() -> None:
+        for event in events:
+            stored = ledger_mapper.to_stored_event(event)
+            decode_event(stored.topic, stored.state, stored.originator_id, stored.originator_version)
+
+    return _median(library), _median(ledger)
+
+
+def inserting(directory: str) -> tuple[float, float]:
+    """Storing a request of EVENTS events: the core recorder (one execute each) vs one executemany."""
+    results = []
+    for recorder in (None, BulkSQLiteRecorder):
+        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"{directory}/{uuid4().hex}.db"}
+        if recorder is not None:
+            env["APPLICATION_RECORDER_TOPIC"] = get_topic(recorder)
+        app = Application[Any](env=env)
+
+        def insert() -> None:
+            app.recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"x") for _ in range(EVENTS)])
+
+        results.append(_median(insert))
+        app.close()
+    return results[0], results[1]
+
+
+def loading(directory: str) -> tuple[float, float]:
+    """Loading EVENTS aggregates before a request: the repository one by one vs one bulk read."""
+    store = open_store(f"sqlite:///{directory}/load.db")
+    events = []
+    for n in range(EVENTS):
+        key = device_key(f"device-{n}")
+        events.append(Device.Seen(originator_topic="Device", originator_id=key, originator_version=1, timestamp=NOW,
+                                  device_id=f"device-{n}", user_id=None, event_time=n, server_time=n,
+                                  insert_id=None, amplitude_id=n))
+    store.app.recorder.insert_events([store.app.mapper.to_stored_event(event) for event in events])
+    ids: list[UUID] = [event.originator_id for event in events]
+    log = EventLog(store)
+
+    def library() -> None:
+        for originator_id in ids:
+            store.app.repository.get(originator_id)
+
+    def ledger() -> None:
+        for originator_id, found in log.events_by_aggregate(ids).items():
+            aggregate = None
+            for event in found:
+                aggregate = event.mutate(aggregate)
+
+    figures = _median(library), _median(ledger)
+    log.close()
+    store.close()
+    return figures
+
+
+def reading_the_log(directory: str) -> tuple[float, float]:
+    """Reading 20 x EVENTS log events for the projections: notification pages vs one bulk page."""
+    store = open_store(f"sqlite:///{directory}/log.db")
+    total = 20 * EVENTS
+    for start in range(0, total, EVENTS):
+        store.app.recorder.insert_events([store.app.mapper.to_stored_event(Device.Seen(
+            originator_topic="Device", originator_id=uuid4(), originator_version=1, timestamp=NOW,
+            device_id=f"device-{n}", user_id=None, event_time=n, server_time=n, insert_id=None, amplitude_id=n))
+            for n in range(start, start + EVENTS)])
+    log = EventLog(store)
+    mapper = store.app.mapper
+
+    def library() -> None:
+        start = 1
+        while start <= total:
+            page = store.app.recorder.select_notifications(start=start, limit=EVENTS)
+            for notification in page:
+                mapper.to_domain_event(notification)
+            start += len(page)
+
+    def ledger() -> None:
+        log.read(0, total, total)
+
+    figures = _median(library), _median(ledger)
+    log.close()
+    store.close()
+    return figures
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bypasses-") as directory:
+        app = Application[Any](env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        rows = [
+            ("event construction (1000 events)", *construction()),
+            ("mapper: encode + decode (1000 events)", *mapping(app)),
+            ("recorder: insert one request (1000 events)", *inserting(directory)),
+            ("load 1000 aggregates before a request", *loading(directory)),
+            ("read 20,000 log events for projections", *reading_the_log(directory)),
+        ]
+    print(f"median of {ROUNDS} rounds, one invocation; ratio = library / ledger")
+    print(f"{'what':44}  {'library ms':>10}  {'ledger ms':>9}  {'ratio':>5}")
+    for name, library, ledger in rows:
+        print(f"{name:44}  {library * 1000:10.2f}  {ledger * 1000:9.2f}  {library / ledger:5.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The access log: one JSON object per request on the `ledger.access` logger.
+
+One line per request, machine-readable, with no request body and no credentials: the path
+is logged without its query string, because query parameters carry user and device IDs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import msgspec
+from starlette.types import Scope
+
+log = logging.getLogger("ledger.access")
+_encoder = msgspec.json.Encoder()
+
+
+def write(scope: Scope, endpoint: str, status: int, sent: int, seconds: float) -> None:
+    """Log one answered request."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    client = scope.get("client")
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "endpoint": endpoint,
+        "status": status,
+        "bytes": sent,
+        "ms": round(seconds * 1000, 3),
+        "client": client[0] if client else None,
+    }
+    log.info(_encoder.encode(line).decode())
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to the `sys.stderr` of the moment (it may be replaced after start-up)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+def to_stderr() -> None:
+    """Send access-log lines to stderr as they are (the server does this; embedders choose their own)."""
+    if log.handlers:
+        return
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False

@@ -1,0 +1,147 @@
+"""The HTTP API described as an OpenAPI 3.1 document, served at `GET /openapi.json`.
+
+The schemas of what the server reads and answers are generated from the msgspec Structs the
+code uses, so they cannot drift from it; the paths, parameters and statuses are written here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ledger.domain.calls import EventIn
+from ledger.errors import BAD_EVENT_KEYS
+from projections.models import AuditEntry, Identity, Merge, TimelineEvent
+
+_REF = "#/components/schemas/{name}"
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _reply(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _answer(**fields: Any) -> dict[str, Any]:
+    """A 200 reply: `code` and the named fields."""
+    return {"type": "object", "required": ["code", *fields],
+            "properties": {"code": {"const": 200}, **fields}}
+
+
+_ERROR = _ref("Error")
+_REFUSALS = {
+    "400": _reply("Refused: nothing was stored; the body says why (bad events are named by index)", _ERROR),
+    "413": _reply("Payload too large (bytes, or more than 2000 events)", _ERROR),
+    "415": _reply("Wrong Content-Type or Content-Encoding", _ERROR),
+    "503": _reply("Other writers kept winning the race for the same IDs; retry (Retry-After: 1)", _ERROR),
+}
+_QUERY_REFUSALS = {
+    "400": _reply("A bad query parameter", _ERROR),
+    "401": _reply("Missing or wrong credentials (HTTP Basic api_key:secret_key)", _ERROR),
+    "404": _reply("No such identity, or no audit entries", _ERROR),
+}
+_INGESTED = _reply("Stored (duplicates are answered 200 and not counted)", _answer(
+    events_ingested={"type": "integer"}, payload_size_bytes={"type": "integer"},
+    server_upload_time={"type": "integer", "description": "milliseconds since the epoch"}))
+_STATS = _answer(**{name: {"type": "integer"} for name in
+                    ("position", "events", "users", "identified_users", "devices", "merges")})
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
+            "description": description}
+
+
+_AS_OF = _param("as_of", "query", {"type": "integer", "minimum": 0}, "answer as the ledger stood at this position")
+_AMPLITUDE_ID = _param("amplitude_id", "path", {"type": "integer", "minimum": 1}, "a live or merged amplitude ID")
+_ID_PARAMS = [_param(name, "query", {"type": "string"}, f"exactly one of user_id, device_id: the {name}")
+              for name in ("user_id", "device_id")]
+
+
+def _upload(summary: str, body: dict[str, Any], media_type: str = JSON) -> dict[str, Any]:
+    return {"post": {"summary": summary, "requestBody": {"required": True, "content": {media_type: {"schema": body}}},
+                     "responses": {"200": _INGESTED, **_REFUSALS}}}
+
+
+def _query(summary: str, answer: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "security": [{"basic": []}], "parameters": [*parameters, _AS_OF],
+                    "responses": {"200": _reply("The answer", answer), **_QUERY_REFUSALS}}}
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry],
+                                                ref_template=_REF)
+    schemas["Error"] = {
+        "type": "object", "required": ["code", "error"],
+        "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
+                       "missing_field": {"type": "string"},
+                       **{key: {"type": "object", "description": "field name: indices of the bad events",
+                                "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
+                          for key in BAD_EVENT_KEYS}},
+    }
+    upload = {"type": "object", "required": ["api_key", "events"], "properties": {
+        "api_key": {"type": "string"}, "events": {"type": "array", "maxItems": 2000, "items": _ref("EventIn")},
+        "options": {"type": "object", "properties": {"min_id_length": {"type": "integer", "minimum": 0}}}}}
+    identity = _answer(**{name: spec for name, spec in schemas["Identity"]["properties"].items()})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "identity-ledger", "version": version("identity-ledger"),
+                 "description": "Amplitude- and Segment-compatible ingest, and a query API of who every user is."},
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"basic": {"type": "http", "scheme": "basic",
+                                                     "description": "api_key as user name, secret_key as password"}}},
+        "paths": {
+            "/2/httpapi": _upload("Amplitude HTTP V2 API (1 MiB)", upload),
+            "/batch": _upload("Amplitude Batch API (20 MiB)", upload),
+            "/identify": _upload("Amplitude Identify API", {
+                "type": "object", "required": ["api_key", "identification"], "properties": {
+                    "api_key": {"type": "string"},
+                    "identification": {"type": "string", "description": "one JSON object, or an array of them"}}},
+                "application/x-www-form-urlencoded"),
+            "/v1/batch": {"post": {**_upload("Segment batch API (write key as HTTP Basic user name)", {
+                "type": "object", "required": ["batch"],
+                "properties": {"batch": {"type": "array", "maxItems": 2000, "items": {"type": "object"}}}})["post"],
+                "security": [{"basic": []}]}},
+            "/v1/identities": _query("Who a user ID or device ID is", identity, _ID_PARAMS),
+            "/v1/identities/{amplitude_id}": _query("Who an amplitude ID is", identity, [_AMPLITUDE_ID]),
+            "/v1/identities/{amplitude_id}/timeline": _query(
+                "One page of a person's merged timeline",
+                _answer(amplitude_id={"type": "integer"}, events={"type": "array", "items": _ref("TimelineEvent")},
+                        next={"type": ["integer", "null"], "description": "the `after` of the next page"}),
+                [_AMPLITUDE_ID,
+                 _param("after", "query", {"type": "integer", "minimum": 0}, "only events after this position"),
+                 _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size")]),
+            "/v1/merges": _query("Amplitude's merged-users table",
+                                 _answer(merges={"type": "array", "items": _ref("Merge")}), []),
+            "/v1/audit": _query("When, where and by which call IDs were bound, linked, moved, merged",
+                                _answer(entries={"type": "array", "items": _ref("AuditEntry")}),
+                                [*_ID_PARAMS, _param("amplitude_id", "query", {"type": "integer", "minimum": 1},
+                                                     "or an amplitude ID")]),
+            "/v1/stats": _query("Counts", _STATS, []),
+            "/healthz": {"get": {"summary": "Liveness: answers once the database does", "responses": {
+                "200": _reply("Up", _answer(status={"const": "ok"}))}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "Prometheus text format", "content": {"text/plain": {}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": {JSON: {}}}}}},
+        },
+    }
+
+
+def route() -> Route:
+    """`GET /openapi.json`, built once."""
+    body = msgspec.json.encode(document())
+
+    async def openapi(_: Request) -> Response:
+        return Response(body, media_type=JSON)
+
+    return Route("/openapi.json", openapi, methods=["GET"])
