@@ -149,7 +149,8 @@ class WriterLock:
 
     def _try_exclusive(self) -> bool:
         if self._connection is not None:
-            return bool(self._connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0])
+            row = self._connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+            return row is not None and bool(row[0])
         assert self._fd is not None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

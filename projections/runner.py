@@ -132,7 +132,10 @@ class ProjectionRunner:
         projector = Projector()
         for fact in facts:
             projector.apply(*fact)
-        projector.flush(lambda sql, rows: connection.exec_driver_sql(_for_driver(sql, connection), rows))
+        def write(sql: str, rows: list[tuple[Any, ...]]) -> None:
+            connection.exec_driver_sql(_for_driver(sql, connection), rows)
+
+        projector.flush(write)
         _set_position(connection, reached)
 
     def rebuild(self, stop: int, progress: ProgressCallback | None = None) -> int:

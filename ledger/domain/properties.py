@@ -139,7 +139,7 @@ def _applied(properties: Properties, operations: Operations) -> Properties:
                 result.setdefault(key, value)
             elif operation == "$add":
                 if _is_number(value):
-                    result[key] = _sum(current if _is_number(current) else 0, value)
+                    result[key] = _sum(current if isinstance(current, (int, float)) and _is_number(current) else 0, value)
             elif operation == "$unset":
                 result.pop(key, None)
             else:

@@ -59,7 +59,7 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
 
     if call.operations:
         target.update_user_properties(call.operations, cause)
-    state = {"device_id": call.device_id, "user_id": call.user_id, "event_time": call.time,
+    state: dict[str, Any] = {"device_id": call.device_id, "user_id": call.user_id, "event_time": call.time,
              "server_time": server_time, "insert_id": call.insert_id}
     if call.is_identify:
         aggregates.append(Timeline.Identified, target.amplitude_id, state)

@@ -95,7 +95,7 @@ def decode_event(topic: str, state: bytes, originator_id: Any, originator_versio
     event_class = _event_class(topic)[0]
     fields["originator_id"] = originator_id
     fields["originator_version"] = originator_version
-    event = object.__new__(event_class)
+    event: Any = object.__new__(event_class)
     object.__setattr__(event, "__dict__", fields)
     return event
 

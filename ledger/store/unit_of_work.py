@@ -15,7 +15,7 @@ ingest time; see docs/architecture.md).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 from uuid import UUID
 
 import msgspec
@@ -282,7 +282,7 @@ class UnitOfWork:
                 rows.append((event.stream, event.version, event.topic, _encode(event.state)))
             else:
                 stored = _mapper.to_stored_event(event)
-                rows.append((stored.originator_id, stored.originator_version, stored.topic, stored.state))
+                rows.append((cast(UUID, stored.originator_id), stored.originator_version, stored.topic, stored.state))
         positions = tx.insert_events(rows)
         if positions:
             self.span = (positions[0], positions[-1])

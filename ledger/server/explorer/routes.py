@@ -152,7 +152,8 @@ def _path_int(text: str) -> int:
 def _link(request: Request, path: str, **params: Any) -> str:
     """A path inside the explorer (wherever it is mounted), with the query parameters that are set."""
     query = urlencode({name: value for name, value in params.items() if value is not None})
-    return request.scope.get("root_path", "") + path + ("?" + query if query else "")
+    root: str = request.scope.get("root_path", "")
+    return root + path + ("?" + query if query else "")
 
 
 def _page(request: Request, template: str, as_of: int | None, status: int = 200, **context: Any) -> Response:
