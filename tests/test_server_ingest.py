@@ -150,9 +150,9 @@ def test_bad_min_id_length_option(http: httpx.Client, lg: IdentityLedger) -> Non
 
 
 @pytest.mark.parametrize(("headers", "error"), [
-    ({"Content-Type": "text/plain"}, "Content-Type must be application/json"),
-    ({}, "Content-Type must be application/json"),
-    ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json"),
+    ({}, "Content-Type must be application/json or text/plain"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json or text/plain"),
+    ({"Content-Type": "text/html"}, "Content-Type must be application/json or text/plain"),
     ({**JSON_TYPE, "Content-Encoding": "br"}, "Content-Encoding must be gzip or identity"),
 ])
 def test_wrong_content_type_or_encoding(http: httpx.Client, lg: IdentityLedger, headers: dict[str, str],

@@ -10,9 +10,11 @@ from __future__ import annotations
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ledger.server.cors import UploadCors, checked_origins
 from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest
 from ledger.server.ingest_api import ingest_routes
@@ -23,11 +25,18 @@ from ledger.server.replies import HttpError, refusal, reply
 __all__ = ["ServerConfigError", "create_app", "serve"]
 
 
-def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> Starlette:
-    """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
+def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
+               cors_origins: list[str] | None = None) -> Starlette:
+    """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key.
+
+    `cors_origins` are the web origins whose pages may upload (none: any origin).
+    """
     credentials = Credentials.configured(api_keys, secret_key)
+    uploads = ingest_routes(ledger, credentials)
+    cors = Middleware(UploadCors, paths=[route.path for route in uploads], origins=checked_origins(cors_origins))
     return Starlette(
-        routes=[*ingest_routes(ledger, credentials), *query_routes(ledger, credentials), health_route(ledger)],
+        routes=[*uploads, *query_routes(ledger, credentials), health_route(ledger)],
+        middleware=[cors],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
@@ -38,11 +47,13 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str) -> 
     )
 
 
-def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str) -> None:
+def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str,
+          cors_origins: list[str] | None = None) -> None:
     """Run the server until interrupted; raises ServerConfigError before opening anything if misconfigured."""
     Credentials.configured(api_keys, secret_key)
+    checked_origins(cors_origins)
     with IdentityLedger(db_url) as ledger:
-        uvicorn.run(create_app(ledger, api_keys, secret_key), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(ledger, api_keys, secret_key, cors_origins), host=host, port=port, log_level="info")
 
 
 async def _refused(_: Request, error: Exception) -> Response:

@@ -18,21 +18,24 @@ from ledger.errors import InvalidRequest
 from ledger.server.replies import HttpError
 
 JSON = "application/json"
+TEXT = "text/plain"  # how navigator.sendBeacon and Segment's analytics.js label the JSON they post
 FORM = "application/x-www-form-urlencoded"
 MAX_QUERY_INT = 2**63 - 1  # the database's integer range
 
 T = TypeVar("T")
 
 
-async def read_body(request: Request, media_type: str, limit: int) -> bytes:
+async def read_body(request: Request, media_types: tuple[str, ...], limit: int) -> bytes:
     """The request body as UTF-8 bytes of at most `limit` bytes (after gzip), or a refusal.
+
+    The Content-Type (parameters such as `charset` aside) must be one of `media_types`.
 
     Refuses on the declared Content-Length before reading, and stops reading as soon as the
     body passes the limit, so an oversized upload never sits in memory.
     """
     declared = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if declared != media_type:
-        raise HttpError.unsupported_media_type(media_type)
+    if declared not in media_types:
+        raise HttpError.unsupported_media_type(" or ".join(media_types))
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise HttpError.unsupported_encoding()
