@@ -27,6 +27,8 @@ from tests.sdk_browser import LOOPBACK, SDKS, chromium, node, running_site  # no
 from tests.server_helpers import API_KEY, SECRET_KEY, query, query_client, running_app, shared_server, url  # noqa: F401
 from tests.test_server_sdks import CASES, EXPECTED, device, identity, original_amplitude_ids, user
 
+pytestmark = pytest.mark.main_python_only
+
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
 
