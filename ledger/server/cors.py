@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.server.credentials import ServerConfigError
-from ledger.server.replies import reply
+from ledger.server.replies import HttpError, refusal
 
 ANY_ORIGIN = "*"
 ALLOWED_HEADERS = "Content-Type, Content-Encoding, Authorization, Accept, X-Retry-Count"
@@ -56,15 +56,13 @@ class UploadCors:
         self.origins = checked_origins(origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope) if scope["type"] == "http" else None
-        origin = headers.get("origin") if headers is not None else None
-        if origin is None or scope["path"] not in self.paths:
+        headers = Headers(scope=scope) if scope["type"] == "http" and scope["path"] in self.paths else Headers()
+        origin = headers.get("origin")
+        if origin is None:
             await self.app(scope, receive, send)
             return
-        assert headers is not None
         if not self._allows(origin):
-            refused = reply({"code": 403, "error": f"Origin not allowed: {origin}"}, 403)
-            await refused(scope, receive, send)
+            await refusal(HttpError.origin_not_allowed(origin))(scope, receive, send)
             return
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             await self._preflight(origin)(scope, receive, send)
