@@ -30,7 +30,7 @@ _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 T = TypeVar("T")
 
 
-async def read_body(request: Request, media_types: tuple[str, ...], limit: int) -> bytes:
+async def read_body(request: Request, media_types: str | tuple[str, ...], limit: int) -> bytes:
     """The request body as UTF-8 bytes of at most `limit` bytes (after gzip), or a refusal.
 
     The Content-Type (parameters such as `charset` aside) must be one of `media_types`.
@@ -38,9 +38,10 @@ async def read_body(request: Request, media_types: tuple[str, ...], limit: int) 
     Refuses on the declared Content-Length before reading, and stops reading as soon as the
     body passes the limit, so an oversized upload never sits in memory.
     """
+    accepted = (media_types,) if isinstance(media_types, str) else media_types
     declared = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if declared not in media_types:
-        raise HttpError.unsupported_media_type(" or ".join(media_types))
+    if declared not in accepted:
+        raise HttpError.unsupported_media_type(" or ".join(accepted))
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise HttpError.unsupported_encoding()

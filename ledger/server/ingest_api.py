@@ -92,7 +92,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
         return _ingested(ledger.identify(identifications), len(body))
 
     async def identify(request: Request) -> Response:
-        body = await read_body(request, (FORM,), FORM_LIMIT)
+        body = await read_body(request, FORM, FORM_LIMIT)
         return await run_in_threadpool(store_identifications, body)
 
     def store_segment(body: bytes, kind: str | None, authenticated: bool) -> Response:
