@@ -159,7 +159,7 @@ def markdown(results: dict[str, Any]) -> str:
     target_rows = [[t.what, t.target, t.measured, status[t.met]] for t in targets(results)]
     notes = "\n".join(f"- {note}" for note in results["notes"])
     return "\n\n".join([
-        f"# Benchmark results ({results['mode']} mode)",
+        f"# Benchmark results ({results['mode']} mode, {results['machine']['python']})",
         f"Produced by `{results['command']}` on {results['started']} in {results['duration_s']:.0f} s.",
         f"Machine: {_machine(results['machine'])}",
         "## Targets", _table(["target", "wanted", "measured", "status"], target_rows),

@@ -272,9 +272,19 @@ def test_serve_passes_its_configuration(capsys: pytest.CaptureFixture[str], monk
     monkeypatch.setenv("LEDGER_SECRET_KEY", "s3cret")
     assert ledger(capsys, "serve", "--db", "sqlite:///x.db", "--port", "9001").code == 0
     assert seen == {"db_url": "sqlite:///x.db", "host": "127.0.0.1", "port": 9001,
-                    "api_keys": ["key-one", "key-two"], "secret_key": "s3cret"}
-    assert ledger(capsys, "serve", "--api-key", "flag-key", "--secret-key", "flag-secret").code == 0
+                    "api_keys": ["key-one", "key-two"], "secret_key": "s3cret", "cors_origins": None}
+    assert ledger(capsys, "serve", "--api-key", "flag-key", "--secret-key", "flag-secret",
+                  "--cors-origin", "https://a.example", "--cors-origin", "http://b.example:8080").code == 0
     assert seen["api_keys"] == ["flag-key"] and seen["secret_key"] == "flag-secret"
+    assert seen["cors_origins"] == ["https://a.example", "http://b.example:8080"]
+
+
+def test_serve_refuses_a_cors_origin_that_is_not_an_origin(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = ledger(capsys, "serve", "--db", url, "--api-key", "k1", "--secret-key", "a-secret-of-20-chars",
+                    "--cors-origin", "https://shop.example.com/")
+    assert_one_line_error(result, 2, "not a CORS origin: 'https://shop.example.com/'")
+    assert not (tmp_path / "s.db").exists()
 
 
 # -- the installed script ---------------------------------------------------------------------------

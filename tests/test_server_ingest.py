@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from ledger import IdentityLedger
+from ledger.server.http_input import MAX_JSON_DEPTH
 from ledger.server.ingest_api import HTTPAPI_LIMIT
 from ledger.errors import ConflictRetriesExhausted
 from ledger.server.app import create_app
@@ -102,19 +103,40 @@ def test_gzip_bodies_are_accepted(http: httpx.Client, lg: IdentityLedger) -> Non
     b"{",
     b"not json",
     b'{"api_key": "' + "caf\u00e9".encode("latin-1") + b'", "events": []}',  # not UTF-8
-    b'{"api_key": "k", "events": [' + b"[" * 5000 + b"]" * 5000 + b"]}",  # deeper than the decoder goes
+    b'{"api_key": "k", "events": [' + b"[" * 5000 + b"]" * 5000 + b"]}",  # deeper than the ledger's limit
 ])
 def test_undecodable_bodies(http: httpx.Client, lg: IdentityLedger, body: bytes) -> None:
     refused(lg, post(http, "/2/httpapi", body), 400, BAD_BODY)
 
 
-@pytest.mark.parametrize("depth", range(960, 1000, 4))
-def test_events_nested_near_the_decoders_limit_are_refused_not_crashed(http: httpx.Client, lg: IdentityLedger,
-                                                                       depth: int) -> None:
-    nested = b'{"event_type":"x","device_id":"device-A","event_properties":{"a":' + b"[" * depth + b"]" * depth + b"}}"
-    reply = post(http, "/2/httpapi", b'{"api_key":"%s","events":[%s]}' % (API_KEY.encode(), nested))
-    assert reply.status_code == 400 and reply.json()["code"] == 400
-    assert lg.position == 0
+def nested_body(arrays: int, api_key: str = API_KEY) -> bytes:
+    """A body nested 4 + `arrays` deep: the body, `events`, the event, `event_properties`, then arrays."""
+    nested = b'{"event_type":"x","device_id":"device-A","event_properties":{"a":' + b"[" * arrays + b"]" * arrays + b"}}"
+    return b'{"api_key":"%s","events":[%s]}' % (api_key.encode(), nested)
+
+
+def test_the_ledger_decodes_bodies_100_deep_but_not_101(http: httpx.Client, lg: IdentityLedger) -> None:
+    """The ledger's own limit, before any other check: every Python gives the same replies."""
+    assert MAX_JSON_DEPTH == 100
+    too_deep_property = {"code": 400, "error": "Invalid field values on some events",
+                         "events_with_invalid_fields": {"event_properties": [0]}}
+    refused(lg, post(http, "/2/httpapi", nested_body(96)), 400, too_deep_property)
+    refused(lg, post(http, "/2/httpapi", nested_body(97)), 400, BAD_BODY)
+    refused(lg, post(http, "/2/httpapi", nested_body(97, api_key="not-a-key")), 400, BAD_BODY)
+
+
+@pytest.mark.parametrize("arrays", [500, 960, 996, 5000, 100_000])
+def test_bodies_nested_past_any_decoders_limit_get_the_same_reply(http: httpx.Client, lg: IdentityLedger,
+                                                                  arrays: int) -> None:
+    refused(lg, post(http, "/2/httpapi", nested_body(arrays)), 400, BAD_BODY)
+
+
+def test_brackets_inside_strings_do_not_count(http: httpx.Client, lg: IdentityLedger) -> None:
+    text = '\\"' + "[{" * 500  # a backslash and a quote first, escaped in JSON: the string goes on
+    reply = post(http, "/2/httpapi", upload(event("device-A", event_properties={"text": text})))
+    assert reply.status_code == 200, reply.text
+    [stored] = lg.timeline(1)
+    assert stored.event_properties == {"text": text}
 
 
 @pytest.mark.parametrize(("body", "error"), [
@@ -150,9 +172,9 @@ def test_bad_min_id_length_option(http: httpx.Client, lg: IdentityLedger) -> Non
 
 
 @pytest.mark.parametrize(("headers", "error"), [
-    ({"Content-Type": "text/plain"}, "Content-Type must be application/json"),
-    ({}, "Content-Type must be application/json"),
-    ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json"),
+    ({}, "Content-Type must be application/json or text/plain"),
+    ({"Content-Type": "application/x-www-form-urlencoded"}, "Content-Type must be application/json or text/plain"),
+    ({"Content-Type": "text/html"}, "Content-Type must be application/json or text/plain"),
     ({**JSON_TYPE, "Content-Encoding": "br"}, "Content-Encoding must be gzip or identity"),
 ])
 def test_wrong_content_type_or_encoding(http: httpx.Client, lg: IdentityLedger, headers: dict[str, str],

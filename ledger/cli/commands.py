@@ -225,7 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise CommandError(f"the server cannot start: {error}") from error
     serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,
-          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""))
+          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin)
     return OK
 
 
@@ -423,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--api-key", action="append", metavar="KEY",
                      help="an accepted API key (repeatable; env LEDGER_API_KEY, comma-separated)")
     sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query API (env LEDGER_SECRET_KEY)")
+    sub.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                     help="a web origin whose pages may upload, e.g. https://a.example (repeatable; default any)")
 
     command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
     command("resolve", _resolve, "who a device ID, user ID or amplitude ID is", reading + [person])

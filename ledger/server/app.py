@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ledger.server.cors import UploadCors, checked_origins
 from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
 from ledger.server.explorer import explorer
@@ -31,16 +32,21 @@ __all__ = ["ServerConfigError", "create_app", "serve"]
 log = logging.getLogger("ledger.server")
 
 
-def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
-               body_timeout: float = BODY_TIMEOUT) -> Starlette:
-    """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key."""
+def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str, *,
+               cors_origins: list[str] | None = None, body_timeout: float = BODY_TIMEOUT) -> Starlette:
+    """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key.
+
+    `cors_origins` are the web origins whose pages may upload (none: any origin).
+    """
     credentials = Credentials.configured(api_keys, secret_key)
     metrics = Metrics(ledger)
     metered = metrics.metered(ledger)  # the explorer's ingest rate is fed through the same object
+    uploads = ingest_routes(metered, credentials, body_timeout)
+    cors = Middleware(UploadCors, paths=[route.path for route in uploads], origins=checked_origins(cors_origins))
     return Starlette(
-        routes=[*ingest_routes(metered, credentials, body_timeout), *query_routes(ledger, credentials),
-                health_route(ledger), explorer(metered, credentials), metrics.route(), openapi.route()],
-        middleware=[Middleware(Observed, metrics=metrics)],
+        routes=[*uploads, *query_routes(ledger, credentials), health_route(ledger), explorer(metered, credentials),
+                metrics.route(), openapi.route()],
+        middleware=[Middleware(Observed, metrics=metrics), cors],
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
@@ -52,15 +58,17 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str,
     )
 
 
-def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str) -> None:
+def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str,
+          cors_origins: list[str] | None = None) -> None:
     """Run the server until SIGTERM or SIGINT, then drain requests and close the ledger.
 
     Raises ServerConfigError, or CannotListen for an address in use, before opening anything.
     """
     Credentials.configured(api_keys, secret_key)
+    checked_origins(cors_origins)
     with lifecycle.listen(host, port) as sock, IdentityLedger(db_url) as ledger:
         access_log.to_stderr()
-        lifecycle.run(create_app(ledger, api_keys, secret_key), sock)
+        lifecycle.run(create_app(ledger, api_keys, secret_key, cors_origins=cors_origins), sock)
 
 
 async def _refused(_: Request, error: Exception) -> Response:

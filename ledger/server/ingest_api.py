@@ -21,15 +21,16 @@ from ledger.server import segment
 from ledger.domain.calls import check_min_id_length
 from ledger.server.credentials import Credentials
 from ledger.errors import InvalidRequest
-from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, basic_credentials, decode_json, read_body
+from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, TEXT, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
-from ledger.server.replies import ok
+from ledger.server.replies import HttpError, ok
 from ledger.server.traffic import IngestMeter, meter
 
 HTTPAPI_LIMIT = 1024 * 1024  # bytes; Amplitude's HTTP V2 API limit
 BATCH_LIMIT = 20 * 1024 * 1024  # bytes; Amplitude's Batch API limit
 FORM_LIMIT = 1024 * 1024
 SEGMENT_LIMIT = 1024 * 1024
+UPLOAD_JSON = (JSON, TEXT)  # browsers' beacons and Segment's analytics.js post JSON as text/plain
 
 log = logging.getLogger("ledger.server")
 
@@ -43,9 +44,10 @@ class Upload(msgspec.Struct):
 
 
 class SegmentBatch(msgspec.Struct):
-    """A Segment `/v1/batch` body (`sentAt`, `writeKey`, `context` are not needed)."""
+    """A Segment batch body (`sentAt` and `context` are not needed)."""
 
     batch: list[Any] | None = None
+    write_key: Any = msgspec.field(default=None, name="writeKey")
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -65,7 +67,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
 
     def endpoint(limit: int) -> Endpoint:
         async def upload(request: Request) -> Response:
-            body = await read_body(request, JSON, limit, body_timeout)
+            body = await read_body(request, UPLOAD_JSON, limit, body_timeout)
             return await run_in_threadpool(store_upload, body)
 
         return upload
@@ -89,8 +91,16 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
         body = await read_body(request, FORM, FORM_LIMIT, body_timeout)
         return await run_in_threadpool(store_identifications, body)
 
-    def store_segment(body: bytes) -> Response:
-        batch = decode_json(body, SegmentBatch).batch
+    def store_segment(body: bytes, kind: str | None, authenticated: bool) -> Response:
+        """A batch, or one message of type `kind`; without Basic credentials the body's `writeKey` must be known."""
+        if kind is None:
+            upload = decode_json(body, SegmentBatch)
+            batch, write_key = upload.batch, upload.write_key
+        else:
+            message = decode_json(body, dict[str, Any])
+            batch, write_key = [{**message, "type": kind}], message.get("writeKey")
+        if not authenticated and not (isinstance(write_key, str) and credentials.knows(write_key)):
+            raise HttpError.unauthorized()
         if not batch:
             raise InvalidRequest.missing_field("batch")
         events, origins = segment.to_amplitude(batch)
@@ -100,16 +110,22 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
             raise segment.renumber(error, origins) from None
         return _ingested(report, len(body), traffic)
 
-    async def segment_batch(request: Request) -> Response:
-        credentials.check_basic(basic_credentials(request), reading=False)
-        body = await read_body(request, JSON, SEGMENT_LIMIT, body_timeout)
-        return await run_in_threadpool(store_segment, body)
+    def segment_endpoint(kind: str | None) -> Endpoint:
+        async def segment_upload(request: Request) -> Response:
+            sent = basic_credentials(request)
+            if sent is not None and not credentials.knows(sent[0]):
+                raise HttpError.unauthorized()
+            body = await read_body(request, UPLOAD_JSON, SEGMENT_LIMIT, body_timeout)
+            return await run_in_threadpool(store_segment, body, kind, sent is not None)
+
+        return segment_upload
 
     return [
         Route("/2/httpapi", endpoint(HTTPAPI_LIMIT), methods=["POST"]),
         Route("/batch", endpoint(BATCH_LIMIT), methods=["POST"]),
         Route("/identify", identify, methods=["POST"]),
-        Route("/v1/batch", segment_batch, methods=["POST"]),
+        *(Route(path, segment_endpoint(None), methods=["POST"]) for path in segment.BATCH_PATHS),
+        *(Route(path, segment_endpoint(kind), methods=["POST"]) for path, kind in segment.MESSAGE_PATHS.items()),
     ]
 
 

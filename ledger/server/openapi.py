@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from ledger.domain.calls import EventIn
 from ledger.errors import BAD_EVENT_KEYS
+from ledger.server import segment
 from projections.models import AuditEntry, Identity, Merge, TimelineEvent
 
 _REF = "#/components/schemas/{name}"
@@ -107,10 +108,14 @@ def document() -> dict[str, Any]:
                     "api_key": {"type": "string"},
                     "identification": {"type": "string", "description": "one JSON object, or an array of them"}}},
                 "application/x-www-form-urlencoded"),
-            "/v1/batch": {"post": {**_upload("Segment batch API (write key as HTTP Basic user name)", {
+            **{path: {"post": {**_upload("Segment batch API (write key as HTTP Basic user name or `writeKey`)", {
                 "type": "object", "required": ["batch"],
-                "properties": {"batch": {"type": "array", "maxItems": 2000, "items": {"type": "object"}}}})["post"],
-                "security": [{"basic": []}]}},
+                "properties": {"batch": {"type": "array", "maxItems": 2000, "items": {"type": "object"}},
+                               "writeKey": {"type": "string"}}})["post"],
+                "security": [{"basic": []}, {}]}} for path in segment.BATCH_PATHS},
+            **{path: {"post": {**_upload(f"Segment {kind} message (write key as HTTP Basic user name or `writeKey`)", {
+                "type": "object", "properties": {"writeKey": {"type": "string"}}})["post"],
+                "security": [{"basic": []}, {}]}} for path, kind in segment.MESSAGE_PATHS.items()},
             "/v1/identities": _query("Who a user ID or device ID is", identity, _ID_PARAMS),
             "/v1/identities/{amplitude_id}": _query("Who an amplitude ID is", identity, [_AMPLITUDE_ID]),
             "/v1/identities/{amplitude_id}/timeline": _query(

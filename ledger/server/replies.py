@@ -44,6 +44,11 @@ class HttpError(InvalidRequest):
         return cls(401, {"code": 401, "error": "Unauthorized"})
 
     @classmethod
+    def origin_not_allowed(cls, origin: str) -> HttpError:
+        """A web page's origin the operator did not name (CORS); nothing is stored."""
+        return cls(403, {"code": 403, "error": f"Origin not allowed: {origin}"})
+
+    @classmethod
     def not_found(cls, what: str) -> HttpError:
         return cls(404, {"code": 404, "error": f"Not found: {what}"})
 

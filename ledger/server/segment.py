@@ -23,6 +23,16 @@ from ledger.domain.calls import IDENTIFY
 from ledger.domain.times import from_iso
 from ledger.errors import InvalidRequest
 
+# Where Segment's libraries post: server libraries and analytics.js's batching mode send
+# batches; analytics.js sends each message alone to the first letter of its type; the HTTP
+# Tracking API names the type in full.
+BATCH_PATHS = ("/v1/batch", "/v1/b")
+MESSAGE_PATHS = {
+    f"/v1/{name}": kind
+    for kind in ("track", "identify", "page", "screen", "group", "alias")
+    for name in (kind, kind[0])
+}
+
 _IGNORED = object()
 
 
