@@ -17,7 +17,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ledger.domain.model import Device, Timeline
+from ledger.domain.model import Device
+from ledger.domain.timeline import Timeline
 from ledger.store.database import Store, canonical_topic, decode_event, decode_state
 from ledger.store.writer import APPLIED, RECEIPTS
 

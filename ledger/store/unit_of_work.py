@@ -28,12 +28,12 @@ from ledger.domain.model import (
     Cause,
     Device,
     JournaledAggregate,
-    Timeline,
     User,
     device_key,
     identity_key,
     user_key,
 )
+from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
 from ledger.store.event_log import EventLog
 from ledger.store.writer import Conflict, Row, Transaction, receipt_key
