@@ -15,7 +15,10 @@ from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.http_api import measure_http
 from benchmarks.machine import code_fingerprint, describe
 from benchmarks.scaling import scale
+from benchmarks.versions import VersionPlan, compare_versions
 from benchmarks.workload import Workload
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,21 @@ class Mode:
     scaling_sizes: tuple[int, ...]
     resolve_samples: int
     http_events: int
+    versions: VersionPlan
 
 
 QUICK = Mode("quick", sqlite=Plan(10_000, 3_000, 2_000, repeats=3), postgres=Plan(5_000, 0, 0, repeats=3),
-             scaling_sizes=(10_000, 30_000), resolve_samples=2_000, http_events=3_000)
+             scaling_sizes=(10_000, 30_000), resolve_samples=2_000, http_events=3_000,
+             versions=VersionPlan(small_events=2_000, steady_events=10_000, timeline_samples=200, repeats=2))
+# Half the full sizes, the largest scaling size 300k: for a loaded machine with a deadline.
+MEDIUM = Mode("medium", sqlite=Plan(50_000, 10_000, 5_000, repeats=3), postgres=Plan(50_000, 0, 0, repeats=3),
+              scaling_sizes=(10_000, 100_000, 300_000), resolve_samples=10_000, http_events=10_000,
+              versions=VersionPlan(small_events=10_000, steady_events=50_000, timeline_samples=500, repeats=3))
 # The naive application's rate does not depend on the ledger's size (events per device stay
 # alike in every slice of the workload), so a slice of it is enough; likewise small requests.
 FULL = Mode("full", sqlite=Plan(100_000, 20_000, 10_000, repeats=3), postgres=Plan(100_000, 0, 0, repeats=3),
-            scaling_sizes=(10_000, 100_000, 1_000_000), resolve_samples=10_000, http_events=30_000)
+            scaling_sizes=(10_000, 100_000, 1_000_000), resolve_samples=10_000, http_events=30_000,
+            versions=VersionPlan(small_events=20_000, steady_events=100_000, timeline_samples=1_000, repeats=3))
 
 
 def _log(message: str) -> None:
@@ -56,7 +66,18 @@ def _comparison(databases: Databases, events: list[Any], plan: Plan) -> dict[str
         databases.close()
 
 
-def run(mode: Mode, seed: int, postgres_url: str | None, command: str) -> dict[str, Any]:
+def _versions(databases: Databases, previous: Path | None, plan: VersionPlan) -> dict[str, Any]:
+    if previous is None:
+        return {"skipped": "set LEDGER_BENCH_PREVIOUS to a checkout of the previous code"}
+    try:
+        return compare_versions(databases, {"now": REPO, "previous": previous}, plan)
+    except Exception as error:  # noqa: BLE001 - reported in the results, the rest of the suite goes on
+        _log(f"  versions failed: {error!r}")
+        return {"failed": f"versions failed: {error!r}"}
+
+
+def run(mode: Mode, seed: int, postgres_url: str | None, command: str,
+        previous: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
         "mode": mode.name,
@@ -72,6 +93,8 @@ def run(mode: Mode, seed: int, postgres_url: str | None, command: str) -> dict[s
         sqlite = SQLiteDatabases(scratch)
         _log("SQLite: ledger against raw and naive baselines")
         results["sqlite"] = _comparison(sqlite, events, mode.sqlite)
+        _log("SQLite: against the previous code")
+        results["versions"] = {"sqlite": _versions(sqlite, previous, mode.versions)}
         _log("HTTP end-to-end")
         results["http"] = _optional("HTTP", lambda: measure_http(
             sqlite.ledger_url("http"), events[: mode.http_events], scratch / "server.log"))
@@ -82,6 +105,12 @@ def run(mode: Mode, seed: int, postgres_url: str | None, command: str) -> dict[s
         _log("PostgreSQL: ledger against raw baseline")
         results["postgres"] = _optional("PostgreSQL", lambda: _comparison(
             PostgresDatabases(postgres_url), events, mode.postgres))
+        _log("PostgreSQL: against the previous code")
+        postgres = PostgresDatabases(postgres_url)
+        try:
+            results["versions"]["postgres"] = _versions(postgres, previous, mode.versions)
+        finally:
+            postgres.close()
     else:
         results["postgres"] = {"skipped": "set LEDGER_BENCH_POSTGRES_URL to measure PostgreSQL"}
     results["duration_s"] = time.perf_counter() - started

@@ -24,6 +24,18 @@ MIX = {
     "shared_device": 0.02,
     "duplicate": 0.01,
 }
+#: A mature product's traffic: at most ~8% of calls change identity state (new devices, sign-ins,
+#: merges, property updates); the rest are tracked events on known devices and users.
+STEADY_MIX = {
+    "new_device": 0.03,
+    "signed_in_track": 0.10,
+    "identify": 0.02,
+    "sign_in_new_user": 0.015,
+    "merge": 0.01,
+    "shared_device": 0.005,
+    "duplicate": 0.01,
+}
+MIXES = {"default": MIX, "steady": STEADY_MIX}
 EVENT_TYPES = ("page_view", "button_click", "search", "add_to_cart", "checkout", "video_play",
                "share", "scroll", "form_submit", "purchase")
 PLANS = ("free", "pro", "team", "enterprise")
@@ -36,7 +48,7 @@ Event = dict[str, Any]
 class Workload:
     """A deterministic event stream: the same seed always yields the same events."""
 
-    def __init__(self, seed: int = DEFAULT_SEED) -> None:
+    def __init__(self, seed: int = DEFAULT_SEED, mix: dict[str, float] = MIX) -> None:
         self._rng = random.Random(seed)
         self._devices: list[str] = []
         self._owner: dict[str, str | None] = {}  # device -> user last signed in on it
@@ -45,7 +57,7 @@ class Workload:
         self._recent: deque[Event] = deque(maxlen=1000)
         self._clock = START_MS
         thresholds, total = [], 0.0
-        for kind, share in MIX.items():
+        for kind, share in mix.items():
             total += share
             thresholds.append((total, kind))
         self._thresholds = thresholds

@@ -15,6 +15,7 @@ __all__ = [
     "AuditEntry",
     "ConflictRetriesExhausted",
     "DatabaseUnavailable",
+    "Identity",
     "IdentityLedger",
     "IngestReport",
     "IngestWarning",

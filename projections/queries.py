@@ -131,16 +131,18 @@ def _amplitude_id_for(connection: sa.Connection, *, device_id: str | None = None
         sa.select(t.identities.c.amplitude_id).where(t.identities.c.user_id == user_id)).scalar()
 
 
+_PERSON = sa.text(
+    f"SELECT COALESCE(i.merged_into, i.amplitude_id), m.amplitude_id FROM {t.identities.name} i "
+    f"LEFT JOIN {t.merges.name} m ON m.merged_amplitude_id = COALESCE(i.merged_into, i.amplitude_id) "
+    "WHERE i.amplitude_id = :id ORDER BY m.position")
+
+
 def _person_amplitude_ids(connection: sa.Connection, amplitude_id: int) -> list[int]:
     """The live amplitude ID first, then those merged into it, in merge order; [] if it never existed."""
-    row = connection.execute(
-        sa.select(t.identities.c.merged_into).where(t.identities.c.amplitude_id == amplitude_id)).first()
-    if row is None:
+    rows = connection.execute(_PERSON, {"id": amplitude_id}).all()
+    if not rows:
         return []
-    live = amplitude_id if row.merged_into is None else row.merged_into
-    merged = connection.execute(sa.select(t.merges.c.amplitude_id).where(t.merges.c.merged_amplitude_id == live)
-                                .order_by(t.merges.c.position))
-    return [live] + [merged_row.amplitude_id for merged_row in merged]
+    return [rows[0][0]] + [row[1] for row in rows if row[1] is not None]
 
 
 def _identity(connection: sa.Connection, amplitude_id: int) -> Identity | None:

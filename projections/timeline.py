@@ -25,10 +25,10 @@ ALL = 2**62
 class TimelineLog(Protocol):
     """What the timelines need from the log (implemented by `ledger.store.event_log.EventLog`)."""
 
-    def stream_page(self, amplitude_id: int, *, after: int, stop: int, limit: int,
+    def stream_page(self, amplitude_ids: list[int], *, after: int, stop: int, limit: int,
                     newest_first: bool) -> list[TrackedRow]: ...
 
-    def stream_count(self, amplitude_id: int, stop: int) -> int: ...
+    def stream_count(self, amplitude_ids: list[int], stop: int) -> int: ...
 
     def tracked_at(self, positions: list[int]) -> list[TrackedRow]: ...
 
@@ -41,10 +41,9 @@ def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int],
                     limit: int | None, newest_first: bool) -> list[TimelineEvent]:
     """The tracked events of every amplitude ID in `ids` (the live one first), as the live one's."""
     limit = ALL if limit is None else limit
-    pages: list[list[TrackedRow]] = []
-    for amplitude_id in ids:
-        pages.append(log.stream_page(amplitude_id, after=after, stop=stop, limit=limit, newest_first=newest_first))
-    legacy = _legacy_positions(connection, ids, after=after, limit=limit, newest_first=newest_first)
+    pages = [log.stream_page(ids, after=after, stop=stop, limit=limit, newest_first=newest_first)]
+    legacy = _legacy_positions(connection, ids, after=after, limit=limit,
+                               newest_first=newest_first) if has_legacy(connection) else []
     if legacy:
         pages.append(log.tracked_at(legacy)[::-1] if newest_first else log.tracked_at(legacy))
     rows = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
@@ -53,8 +52,17 @@ def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int],
 
 def person_event_count(connection: sa.Connection, log: TimelineLog, ids: list[int], stop: int) -> int:
     legacy = t.legacy_timeline
-    old = connection.execute(sa.select(sa.func.count()).where(legacy.c.amplitude_id.in_(ids))).scalar() or 0
-    return old + sum(log.stream_count(amplitude_id, stop) for amplitude_id in ids)
+    old = connection.execute(sa.select(sa.func.count()).where(legacy.c.amplitude_id.in_(ids))).scalar() or 0 \
+        if has_legacy(connection) else 0
+    return old + log.stream_count(ids, stop)
+
+
+_ANY_LEGACY = sa.text(f"SELECT 1 FROM {t.legacy_timeline.name} LIMIT 1")
+
+
+def has_legacy(connection: sa.Connection) -> bool:
+    """Whether the ledger holds any tracked event of 0.1.0's shape (one cheap look, usually: none)."""
+    return connection.execute(_ANY_LEGACY).first() is not None
 
 
 def counts_by_original(connection: sa.Connection, log: TimelineLog, stop: int) -> dict[int, int]:

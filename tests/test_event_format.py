@@ -13,7 +13,8 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import register_topic
 
 from ledger import IdentityLedger
-from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Device, Timeline, User
+from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Device, User
+from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper, decode_event
 from tests.helpers import event
 

@@ -74,11 +74,21 @@ def test_projection_lag_counts_what_another_writer_stored(open_ledger: Any, lg: 
     assert metrics.registry.get_sample_value("ledger_projection_lag_events") == 0
 
 
+def _access_lines(caplog: pytest.LogCaptureFixture, expected: int) -> list[dict[str, Any]]:
+    """The access log's lines; the server thread writes each just after its reply is sent, so wait for them."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "ledger.access"]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.01)
+
+
 def test_one_json_access_log_line_per_request(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="ledger.access"):
         http.post("/2/httpapi", json=upload(event("device-A")))
         http.get("/v1/identities", params={"user_id": "user-secret"})
-    lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "ledger.access"]
+        lines = _access_lines(caplog, 2)
     assert [(line["method"], line["endpoint"], line["status"]) for line in lines] == [
         ("POST", "/2/httpapi", 200), ("GET", "/v1/identities", 401)]
     assert set(lines[0]) == {"time", "method", "path", "endpoint", "status", "bytes", "ms", "client"}

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ledger.domain.calls import Call
-from ledger.domain.model import AmplitudeIdentity, Cause, Device, Timeline, User, is_duplicate
+from ledger.domain.model import AmplitudeIdentity, Cause, Device, User
+from ledger.domain.timeline import Timeline, is_duplicate
 
 
 class Aggregates(Protocol):

@@ -9,6 +9,7 @@ decoded), and the timelines straight from the store's (originator_id, version) i
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import threading
 from typing import Any, Iterable
@@ -16,7 +17,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from ledger.domain.model import Device, Timeline
+from ledger.domain.model import Device
+from ledger.domain.timeline import Timeline
 from ledger.store.database import Store, canonical_topic, decode_event, decode_state
 from ledger.store.writer import APPLIED, RECEIPTS
 
@@ -54,15 +56,16 @@ class EventLog:
             "GROUP BY originator_id").bindparams(sa.bindparam("ids", expanding=True))
         self._receipts = sa.text(f"SELECT key, server_time FROM {RECEIPTS} WHERE key IN :keys").bindparams(
             sa.bindparam("keys", expanding=True))
-        order = "originator_version"
+        # One stream's page walks its (originator_id, version) index in order, reading only what it returns.
         self._stream = {
             newest: sa.text(f"SELECT {position}, state FROM {table} WHERE originator_id = :id "
                             f"AND {position} > :after AND {position} <= :stop "
-                            f"ORDER BY {order}{' DESC' if newest else ''} LIMIT :limit")
+                            f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit")
             for newest in (False, True)
         }
-        self._stream_count = sa.text(
-            f"SELECT COUNT(*) FROM {table} WHERE originator_id = :id AND {position} <= :stop")
+        self._streams_count = sa.text(
+            f"SELECT COUNT(*) FROM {table} WHERE originator_id IN :ids AND {position} <= :stop"
+        ).bindparams(sa.bindparam("ids", expanding=True))
         self._at = sa.text(f"SELECT {position}, topic, state FROM {table} WHERE {position} IN :positions"
                            ).bindparams(sa.bindparam("positions", expanding=True))
         self._tracked = sa.text(
@@ -165,19 +168,27 @@ class EventLog:
 
     # -- the timelines (what `projections.timeline.TimelineLog` asks for) -------------
 
-    def stream_page(self, amplitude_id: int, *, after: int, stop: int, limit: int,
+    def stream_page(self, amplitude_ids: list[int], *, after: int, stop: int, limit: int,
                     newest_first: bool) -> list[TrackedRow]:
-        """An amplitude ID's own tracked events (not those of IDs merged into it), in log order or reversed."""
-        stream = self._param(Timeline.stream(Timeline.Tracked, amplitude_id))
-        with self.engine.connect() as connection:
-            rows = connection.execute(self._stream[newest_first],
-                                      {"id": stream, "after": after, "stop": stop, "limit": limit}).all()
-        return [(row[0], amplitude_id, decode_state(Timeline.Tracked.TOPIC, row[1])) for row in rows]
+        """The tracked events stored under these amplitude IDs, in log order or reversed: one index range each.
 
-    def stream_count(self, amplitude_id: int, stop: int) -> int:
-        stream = self._param(Timeline.stream(Timeline.Tracked, amplitude_id))
+        Each stream gives at most `limit` rows in order (its versions follow the log); merged in log order.
+        """
+        pages = []
         with self.engine.connect() as connection:
-            return int(connection.execute(self._stream_count, {"id": stream, "stop": stop}).scalar() or 0)
+            for amplitude_id in amplitude_ids:
+                stream = self._param(Timeline.stream(Timeline.Tracked, amplitude_id))
+                rows = connection.execute(self._stream[newest_first], {"id": stream, "after": after, "stop": stop,
+                                                                       "limit": limit}).all()
+                pages.append([(row[0], amplitude_id, row[1]) for row in rows])
+        merged = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
+        return [(position, amplitude_id, decode_state(Timeline.Tracked.TOPIC, state))
+                for _, (position, amplitude_id, state) in zip(range(limit), merged)]
+
+    def stream_count(self, amplitude_ids: list[int], stop: int) -> int:
+        streams = [self._param(Timeline.stream(Timeline.Tracked, amplitude_id)) for amplitude_id in amplitude_ids]
+        with self.engine.connect() as connection:
+            return int(connection.execute(self._streams_count, {"ids": streams, "stop": stop}).scalar() or 0)
 
     def tracked_at(self, positions: list[int]) -> list[TrackedRow]:
         """0.1.0's tracked events (`Device.Tracked`) at these positions, in log order."""

@@ -28,12 +28,12 @@ from ledger.domain.model import (
     Cause,
     Device,
     JournaledAggregate,
-    Timeline,
     User,
     device_key,
     identity_key,
     user_key,
 )
+from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
 from ledger.store.event_log import EventLog
 from ledger.store.writer import Conflict, Row, Transaction, receipt_key
@@ -178,6 +178,8 @@ class UnitOfWork:
         self._received: dict[bytes, int] = {}
         #: The first and last log positions stored by `commit` ((0, 0): none).
         self.span = (0, 0)
+        self._keys: dict[tuple[str, str], bytes] = {}
+        self._streams: dict[tuple[type[Any], int], UUID] = {}
 
     def prefetch(self, calls: list[Call]) -> None:
         """Load, in bulk, every aggregate, stream head and receipt resolving these calls can read."""
@@ -193,8 +195,21 @@ class UnitOfWork:
         cache.prefetch(identities)
         cache.load_heads(Timeline.stream(kind, key[1]) for key in identities if key[0] == "identity"
                          for kind in (Timeline.Tracked, Timeline.Identified))
-        self._receipts = cache.log.receipts({receipt_key(call.device_id, call.insert_id) for call in calls
-                                             if call.insert_id is not None})
+        keys = self._keys
+        for call in calls:
+            if call.insert_id is not None:
+                keys[call.device_id, call.insert_id] = receipt_key(call.device_id, call.insert_id)
+        self._receipts = cache.log.receipts(set(keys.values()))
+
+    def _key(self, device_id: str, insert_id: str) -> bytes:
+        key = self._keys.get((device_id, insert_id))
+        return receipt_key(device_id, insert_id) if key is None else key
+
+    def _stream(self, kind: type[Any], amplitude_id: int) -> UUID:
+        stream = self._streams.get((kind, amplitude_id))
+        if stream is None:
+            stream = self._streams[kind, amplitude_id] = Timeline.stream(kind, amplitude_id)
+        return stream
 
     def _get(self, key: Key) -> Any:
         aggregate = self.touched.get(key)
@@ -234,12 +249,12 @@ class UnitOfWork:
         return identity
 
     def last_received(self, device_id: str, insert_id: str) -> int | None:
-        key = receipt_key(device_id, insert_id)
+        key = self._key(device_id, insert_id)
         received = self._received.get(key)
         return self._receipts.get(key) if received is None else received
 
     def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
-        stream = Timeline.stream(kind, amplitude_id)
+        stream = self._stream(kind, amplitude_id)
         version = self._heads.get(stream)
         if version is None:
             version = self.cache.heads.get(stream)
@@ -250,7 +265,7 @@ class UnitOfWork:
         self.events.append(_Appended(stream, version, kind.TOPIC, state))
         insert_id = state["insert_id"]
         if insert_id is not None:
-            self._received[receipt_key(state["device_id"], insert_id)] = state["server_time"]
+            self._received[self._key(state["device_id"], insert_id)] = state["server_time"]
 
     def add(self, aggregate: Device | User) -> None:
         key: Key = ("device", aggregate.device_id) if isinstance(aggregate, Device) else ("user", aggregate.user_id)
