@@ -25,7 +25,7 @@ from ledger.store.database import open_store
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import Writer
-from ledger.writer_lock import WriterLock, setup_lock
+from ledger.store.writer_lock import WriterLock, setup_lock
 from projections.models import Identity
 from projections.queries import ReadAPI, Reading
 from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew

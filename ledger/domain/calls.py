@@ -2,7 +2,7 @@
 
 The wire shape is declared once as msgspec Structs and checked at decode time; the
 rules msgspec cannot express (blocked IDs, `min_id_length`, nesting depth) follow
-SPEC.md's order: blocked IDs first, then the length rule, then "an ID must remain".
+The order docs/rules.md gives: blocked IDs first, then the length rule, then "an ID must remain".
 One bad event fails the whole request with every bad index listed per field.
 """
 
