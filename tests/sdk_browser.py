@@ -1,4 +1,4 @@
-"""The real Amplitude and Segment SDKs in Debian's chromium, and in node, for tests/test_sdk_browser.py.
+"""The real Amplitude and Segment SDKs in Debian's chromium, and in node, for tests/browser/test_sdk_browser.py.
 
 The SDKs come from the npm registry at the versions pinned in tests/browser_sdks/package-lock.json
 (`npm ci --prefix tests/browser_sdks`, which .ci/run does). A missing install or browser fails the

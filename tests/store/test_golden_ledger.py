@@ -20,8 +20,8 @@ from ledger import IdentityLedger
 from tests.golden.write_golden import answers
 from tests.helpers import Clock, event
 
-GOLDEN_DB = Path(__file__).parent / "golden" / "v0.1.0.db"
-GOLDEN_ANSWERS = Path(__file__).parent / "golden" / "v0.1.0.answers.json"
+GOLDEN_DB = Path(__file__).parent.parent / "golden" / "v0.1.0.db"
+GOLDEN_ANSWERS = Path(__file__).parent.parent / "golden" / "v0.1.0.answers.json"
 
 
 def expected() -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ledger.server.ingest_api import HTTPAPI_LIMIT
 from ledger.errors import ConflictRetriesExhausted
 from ledger.server.app import create_app
 from tests.helpers import event
-from tests.server_helpers import API_KEY, SECRET_KEY, basic, http, query, shared_server, url  # noqa: F401 (fixtures)
+from tests.server_helpers import API_KEY, SECRET_KEY, basic
 
 JSON_TYPE = {"Content-Type": "application/json"}
 BAD_BODY = {"code": 400, "error": "Invalid JSON request body"}

@@ -23,7 +23,7 @@ from ledger import IdentityLedger
 from ledger.server.app import create_app
 from tests.cli_helpers import assert_one_line_error, ledger
 from tests.helpers import event
-from tests.server_helpers import API_KEY, SECRET_KEY, http, query, shared_server, url  # noqa: F401 (fixtures)
+from tests.server_helpers import API_KEY, SECRET_KEY
 
 
 def upload(*events: Any) -> dict[str, Any]:

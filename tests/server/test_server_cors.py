@@ -1,7 +1,7 @@
 """Web pages on other origins: CORS on the upload endpoints only, and the bodies browser SDKs really post.
 
 What a browser does is replayed here header for header (its preflight, its `Origin`, a
-beacon's `text/plain` JSON, Segment analytics.js's one-message posts); tests/test_sdk_browser.py
+beacon's `text/plain` JSON, Segment analytics.js's one-message posts); tests/browser/test_sdk_browser.py
 drives the real SDKs in a real browser.
 """
 
@@ -20,7 +20,7 @@ from ledger.server.credentials import ServerConfigError
 from ledger.server.ingest_api import ingest_routes
 from ledger.server.credentials import Credentials
 from tests.helpers import event
-from tests.server_helpers import API_KEY, SECRET_KEY, basic, http, query, running_app, shared_server, url  # noqa: F401
+from tests.server_helpers import API_KEY, SECRET_KEY, basic, running_app
 
 PAGE = "http://127.0.0.1:5173"
 SHOP = "https://shop.example.com"

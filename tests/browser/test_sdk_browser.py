@@ -23,11 +23,10 @@ from starlette.datastructures import Headers
 
 from ledger import IdentityLedger
 from ledger.server.app import create_app
-from tests.sdk_browser import LOOPBACK, SDKS, chromium, node, running_site  # noqa: F401 (fixture)
-from tests.server_helpers import API_KEY, SECRET_KEY, query, query_client, running_app, shared_server, url  # noqa: F401
-from tests.test_server_sdks import CASES, EXPECTED, device, identity, original_amplitude_ids, user
+from tests.sdk_browser import LOOPBACK, SDKS, node
+from tests.server_helpers import API_KEY, SECRET_KEY, query_client, running_app
+from tests.server.test_server_sdks import CASES, EXPECTED, device, identity, original_amplitude_ids, user
 
-pytestmark = pytest.mark.main_python_only
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 

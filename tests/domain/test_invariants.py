@@ -17,7 +17,7 @@ from ledger.domain.calls import device_id_for_user
 from projections.queries import ReadAPI
 from tests.helpers import Clock
 from tests.reference_model import ReferenceModel
-from tests.test_validation import snapshot
+from tests.domain.test_validation import snapshot
 
 DEVICES = [f"device-{n}" for n in range(5)]
 USERS = [f"user-{n}" for n in range(4)]

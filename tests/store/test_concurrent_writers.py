@@ -11,7 +11,7 @@ import threading
 from typing import Callable
 
 from ledger import IdentityLedger
-from tests.test_validation import snapshot
+from tests.domain.test_validation import snapshot
 
 USERS = [f"user-{n}" for n in range(6)]
 DEVICES = [f"device-{n}" for n in range(12)]

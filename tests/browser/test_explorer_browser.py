@@ -10,9 +10,8 @@ from playwright.sync_api import Browser, Page
 from playwright.sync_api import Error as PlaywrightError
 
 from ledger import IdentityLedger
-from tests.browser import browser  # noqa: F401 (fixture)
 from tests.helpers import event
-from tests.server_helpers import API_KEY, SECRET_KEY, query, shared_server, url  # noqa: F401 (fixtures)
+from tests.server_helpers import API_KEY, SECRET_KEY
 
 CASES = (
     [(d, None) for d in "ABBCAC"]

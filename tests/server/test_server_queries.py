@@ -11,9 +11,7 @@ from ledger import IdentityLedger
 from ledger.server.credentials import ServerConfigError
 from ledger.server.app import create_app, serve
 from tests.helpers import event
-from tests.server_helpers import (  # noqa: F401 (fixtures)
-    API_KEY, SECRET_KEY, http, query, query_client, running_app, shared_server, url,
-)
+from tests.server_helpers import API_KEY, SECRET_KEY, query_client, running_app
 
 UNAUTHORIZED = {"code": 401, "error": "Unauthorized"}
 BAD = "Invalid query parameters: "
@@ -25,13 +23,6 @@ def bad_position(name: str) -> str:
     return BAD + f"{name} must be an integer from 0 to 9223372036854775807"
 
 
-@pytest.fixture
-def merged(lg: IdentityLedger) -> IdentityLedger:
-    """Documented case 5 (docs/rules.md): Y/David, Z/-, Z/David, Z/- gives 1, 2, 1, 1 and merges 2 into 1."""
-    for device_id, user_id in [("device-Y", "user-David"), ("device-Z", None), ("device-Z", "user-David"),
-                               ("device-Z", None)]:
-        lg.ingest([event(device_id, user_id)])
-    return lg
 
 
 def answer(query: httpx.Client, path: str, status: int = 200, **params: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from amplitude import Amplitude, BaseEvent, Config, EventOptions, Identify
 from segment.analytics import Client
 
 from ledger import IdentityLedger
-from tests.server_helpers import API_KEY, basic, http, query, shared_server, url  # noqa: F401 (fixtures)
+from tests.server_helpers import API_KEY, basic
 
 Row = tuple[str, str | None]
 CASES: list[list[Row]] = [

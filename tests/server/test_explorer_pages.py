@@ -11,8 +11,7 @@ from ledger.server.explorer.drawing import BOX_HEIGHT, LABEL, draw
 from ledger.server.explorer.pages import PAGE, Steps
 from ledger.server.traffic import MINUTES, IngestMeter
 from tests.helpers import event
-from tests.server_helpers import API_KEY, SECRET_KEY, http, query, shared_server, url  # noqa: F401 (fixtures)
-from tests.test_server_queries import merged  # noqa: F401 (fixture: the merge case, 2 merged into 1)
+from tests.server_helpers import API_KEY, SECRET_KEY
 
 HOSTILE = '<script>alert(1)</script>"\'&'
 

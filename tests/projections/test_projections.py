@@ -11,7 +11,7 @@ from ledger import IdentityLedger
 from projections import projector as projector_module
 from projections.runner import Progress
 from tests.helpers import Clock, event
-from tests.test_validation import snapshot
+from tests.domain.test_validation import snapshot
 
 DEVICES = ["device-A", "device-B", "device-G", "device-R", "device-Y", "device-Z"]
 USERS = ["user-John", "user-Jane", "user-Mary", "user-David"]
