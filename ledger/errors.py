@@ -48,3 +48,7 @@ class DatabaseUnavailable(LedgerError):
 
 class ConflictRetriesExhausted(LedgerError):
     """Other writers kept winning the race for the same aggregates; the request was not stored."""
+
+
+class BufferUnavailable(LedgerError):
+    """The buffered deployment's log (NATS JetStream) did not take the request: nothing was stored."""

@@ -6,12 +6,14 @@ import tempfile
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
+from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError
 
+from ledger.buffer import position as _position  # noqa: F401 (registers the stored name of `Applied`)
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, Accepted, IngestWarning, accept
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, RuleViolation
 from ledger.errors import ConflictRetriesExhausted
@@ -42,11 +44,12 @@ class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
 class _Pending:
     """A validated request waiting for the writer, and then its report or its error."""
 
-    __slots__ = ("accepted", "server_time", "outcome")
+    __slots__ = ("accepted", "server_time", "facts", "outcome")
 
-    def __init__(self, accepted: Accepted, server_time: int) -> None:
+    def __init__(self, accepted: Accepted, server_time: int, facts: Sequence[Any] = ()) -> None:
         self.accepted = accepted
         self.server_time = server_time
+        self.facts = facts
         self.outcome: IngestReport | BaseException | None = None
 
 
@@ -181,14 +184,23 @@ class IdentityLedger:
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._record(accepted, server_time)
 
-    def _record(self, accepted: Accepted, server_time: int) -> IngestReport:
+    def record(self, accepted: Accepted, server_time: int, *, facts: Sequence[Any] = ()) -> IngestReport:
+        """Store a request validated elsewhere, plus `facts` (events of other aggregates, e.g. the
+        applied stream position) in the SAME transaction: the hook for exactly-once apply."""
+        return self._record(accepted, server_time, facts)
+
+    def last_fact(self, originator_id: UUID) -> Any | None:
+        """The last stored event of one aggregate (for facts stored by `record`)."""
+        return self._log.last_event(originator_id)
+
+    def _record(self, accepted: Accepted, server_time: int, facts: Sequence[Any] = ()) -> IngestReport:
         """Store one validated request; concurrent requests share one transaction (group commit).
 
         A commit waits for the disk (fsync); requests that queue up meanwhile are stored
         together by whichever thread gets the writer lock next. Each request is still
         all-or-nothing, and calls are resolved in queue order.
         """
-        pending = _Pending(accepted, server_time)
+        pending = _Pending(accepted, server_time, facts)
         with self._queue_lock:
             self._queue.append(pending)
         with self._lock:
@@ -225,6 +237,7 @@ class IdentityLedger:
                     stored = [resolve_call(call, waiting.server_time, unit, self._dedup_window_ms)
                               for call in waiting.accepted.calls]
                     duplicates.append(stored.count(False))
+                    unit.events.extend(waiting.facts)
                 pairs = unit.commit()
             except (IntegrityError, RuleViolation):
                 # Another writer won a race: the store refused a stale version, or a

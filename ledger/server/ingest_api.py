@@ -1,8 +1,8 @@
 """The ingest endpoints: Amplitude's HTTP V2, Batch and Identify APIs, and Segment's batch API.
 
-Each one only translates a request into `IdentityLedger.ingest` / `identify`; the identity
-rules and the event contract live in the ledger. The ledger is called in a worker thread so
-one slow save never stalls the event loop.
+Each one only translates a request into `ingest` / `identify` on the ledger of the project
+its API key selects; the identity rules and the event contract live in the ledger. The
+ledger is called in a worker thread so one slow save never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from starlette.routing import Route
 
 from ledger.server import segment
 from ledger.domain.calls import check_min_id_length
-from ledger.server.credentials import Credentials
 from ledger.errors import InvalidRequest
 from ledger.server.http_input import FORM, JSON, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
+from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
 
 HTTPAPI_LIMIT = 1024 * 1024  # bytes; Amplitude's HTTP V2 API limit
@@ -50,18 +50,20 @@ class SegmentBatch(msgspec.Struct):
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route]:
-    """The ingest routes, accepting uploads for any configured API key."""
+def ingest_routes(projects: Projects) -> list[Route]:
+    """The ingest routes, accepting uploads for any configured API key into that key's project."""
 
-    def check_key(key: str | None) -> None:
+    def check_key(key: str | None) -> IdentityLedger:
         if not key:
             raise InvalidRequest.missing_field("api_key")
-        if not credentials.knows(key):
+        ledger = projects.uploading(key)
+        if ledger is None:
             raise InvalidRequest.invalid_api_key(key)
+        return ledger
 
     def store_upload(body: bytes) -> Response:
         upload = decode_json(body, Upload)
-        check_key(upload.api_key)
+        ledger = check_key(upload.api_key)
         if not upload.events:
             raise InvalidRequest.missing_field("events")
         min_id_length = check_min_id_length((upload.options or {}).get("min_id_length"))
@@ -79,7 +81,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
             form = parse_qs(body.decode(), keep_blank_values=True, errors="strict", max_num_fields=16)
         except ValueError:
             raise InvalidRequest.bad_body("Invalid form body") from None
-        check_key(form.get("api_key", [""])[-1])
+        ledger = check_key(form.get("api_key", [""])[-1])
         text = form.get("identification", [""])[-1]
         if not text:
             raise InvalidRequest.missing_field("identification")
@@ -93,7 +95,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
         body = await read_body(request, FORM, FORM_LIMIT)
         return await run_in_threadpool(store_identifications, body)
 
-    def store_segment(body: bytes) -> Response:
+    def store_segment(ledger: IdentityLedger, body: bytes) -> Response:
         batch = decode_json(body, SegmentBatch).batch
         if not batch:
             raise InvalidRequest.missing_field("batch")
@@ -105,11 +107,11 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Rout
         return _ingested(report, len(body))
 
     async def segment_batch(request: Request) -> Response:
-        write_key = (basic_credentials(request) or ("", ""))[0]
-        if not credentials.knows(write_key):
+        ledger = projects.uploading((basic_credentials(request) or ("", ""))[0])
+        if ledger is None:
             raise HttpError.unauthorized()
         body = await read_body(request, JSON, SEGMENT_LIMIT)
-        return await run_in_threadpool(store_segment, body)
+        return await run_in_threadpool(store_segment, ledger, body)
 
     return [
         Route("/2/httpapi", endpoint(HTTPAPI_LIMIT), methods=["POST"]),
