@@ -292,7 +292,8 @@ def _merges(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     with _reader(args) as reader:
-        stats = {**reader.stats(), "position": reader.position, **buffered.lag(args, reader)}
+        lag = buffered.lag(args, reader)  # first: the counts then hold at least what it calls applied
+        stats = {**reader.stats(), "position": reader.position, **lag}
     if args.json:
         _print_json(stats)
     else:
