@@ -184,31 +184,35 @@ class IdentityLedger:
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._record(accepted, server_time)
 
-    def record(self, accepted: Accepted, server_time: int, *, facts: Sequence[Any] = ()) -> IngestReport:
-        """Store a request validated elsewhere, plus `facts` (events of other aggregates, e.g. the
-        applied stream position) in the SAME transaction: the hook for exactly-once apply."""
-        return self._record(accepted, server_time, facts)
+    def record(self, requests: Sequence[tuple[Accepted, int, Sequence[Any]]]) -> list[IngestReport]:
+        """Store requests validated elsewhere, in order: (accepted, server_time, facts) each, the
+        `facts` (events of other aggregates, e.g. the applied stream position) in the SAME
+        transaction as their request: the hook for exactly-once apply."""
+        return self._record_all([_Pending(*request) for request in requests])
 
     def last_fact(self, originator_id: UUID) -> Any | None:
         """The last stored event of one aggregate (for facts stored by `record`)."""
         return self._log.last_event(originator_id)
 
-    def _record(self, accepted: Accepted, server_time: int, facts: Sequence[Any] = ()) -> IngestReport:
-        """Store one validated request; concurrent requests share one transaction (group commit).
+    def _record(self, accepted: Accepted, server_time: int) -> IngestReport:
+        return self._record_all([_Pending(accepted, server_time)])[0]
+
+    def _record_all(self, pending: list[_Pending]) -> list[IngestReport]:
+        """Store validated requests; concurrent requests share one transaction (group commit).
 
         A commit waits for the disk (fsync); requests that queue up meanwhile are stored
         together by whichever thread gets the writer lock next. Each request is still
         all-or-nothing, and calls are resolved in queue order.
         """
-        pending = _Pending(accepted, server_time, facts)
         with self._queue_lock:
-            self._queue.append(pending)
+            self._queue.extend(pending)
         with self._lock:
-            while pending.outcome is None:
+            while pending and pending[-1].outcome is None:
                 self._store_queued()
-        if isinstance(pending.outcome, BaseException):
-            raise pending.outcome
-        return pending.outcome
+        for waiting in pending:
+            if isinstance(waiting.outcome, BaseException):
+                raise waiting.outcome
+        return [waiting.outcome for waiting in pending]  # type: ignore[misc]
 
     def _store_queued(self) -> None:
         with self._queue_lock:

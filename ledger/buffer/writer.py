@@ -49,8 +49,11 @@ class Writer:
         self.applied = applied_sequence(ledger, self.stream)
         self._subscription: Any = None
 
-    def run(self, stop: threading.Event, idle_s: float = 1.0) -> None:
-        """Apply until `stop` is set; survives NATS restarts by subscribing again."""
+    def run(self, stop: threading.Event, idle_s: float = 0.1) -> None:
+        """Apply until `stop` is set; survives NATS restarts by subscribing again.
+
+        A fetch returns early only when its batch is full, so `idle_s` bounds how long a
+        request can wait for the writer when traffic is light."""
         while not stop.is_set():
             try:
                 self.apply_next(idle_s)
@@ -74,26 +77,37 @@ class Writer:
         if self._subscription is None:
             self._subscribe()
         messages = self.link.call(self._subscription.fetch(self.fetch, timeout=timeout_s), timeout_s + 5)
-        done = 0
+        batch: list[tuple[int, Any]] = []
+        settled: list[Any] = []
+        gap = False
         for message in messages:
             sequence = message.metadata.sequence.stream
-            if sequence > self.applied + 1:
-                self._check_gap()
-                self._drop_subscription()  # an earlier message is being redelivered: start again after ours
-                return done
-            if sequence == self.applied + 1:
-                self._apply(sequence, message)
-                done += 1
+            if sequence > self.applied + len(batch) + 1:
+                gap = True  # an earlier message is being redelivered: start again after ours
+                break
+            if sequence == self.applied + len(batch) + 1:
+                batch.append((sequence, message))
+            settled.append(message)
+        if batch:
+            self._apply(batch)
+        for message in settled:
             self.link.call(message.ack(), 10)
-        return done
+        if gap:
+            self._check_gap()
+            self._drop_subscription()
+        return len(batch)
 
-    def _apply(self, sequence: int, message: Any) -> None:
-        if (message.headers or {}).get(FORMAT_HEADER) != FORMAT:
-            raise LedgerError(f"project {self.project}: message {sequence} has an unknown format; stopping")
-        request = decode_request(message.data)
-        self.ledger.record(Accepted(request.calls, []), request.server_time,
-                           facts=[applied(self.stream, sequence, request.server_time)])
-        self.applied = sequence
+    def _apply(self, batch: list[tuple[int, Any]]) -> None:
+        """Store the requests in order, each with its `Applied` fact (group commit may join them)."""
+        requests = []
+        for sequence, message in batch:
+            if (message.headers or {}).get(FORMAT_HEADER) != FORMAT:
+                raise LedgerError(f"project {self.project}: message {sequence} has an unknown format; stopping")
+            request = decode_request(message.data)
+            facts = [applied(self.stream, sequence, request.server_time)]
+            requests.append((Accepted(request.calls, []), request.server_time, facts))
+        self.ledger.record(requests)
+        self.applied = batch[-1][0]
 
     def _subscribe(self) -> None:
         """A fresh durable consumer starting right after the last request the ledger holds."""
