@@ -1,4 +1,4 @@
-"""Fixtures for the buffered deployment: a private stream prefix per test on the local NATS server."""
+"""Fixtures for projects and the buffered deployment: two projects, a private stream prefix per test."""
 
 from __future__ import annotations
 
@@ -10,9 +10,24 @@ import pytest
 
 from ledger.buffer.stream import BufferConfig, NatsLink
 from ledger.server.projects import ProjectConfig, parse_projects
-from tests.test_projects import projects_toml
 
 NATS_URL = "nats://127.0.0.1:4222"
+WEB_SECRET = "web-secret-of-32-characters-xyz"
+APP_SECRET = "app-secret-of-32-characters-xyz"
+
+
+def projects_toml(web_db: str, app_db: str) -> str:
+    return f"""
+[projects.web]
+api_keys = ["web-key-1"]
+secret_key = "{WEB_SECRET}"
+db = "{web_db}"
+
+[projects.app]
+api_keys = ["app-key-1", "app-key-2"]
+secret_key = "{APP_SECRET}"
+db = "{app_db}"
+"""
 
 
 @pytest.fixture
@@ -34,6 +49,11 @@ def link(buffer_url: str) -> Iterator[NatsLink]:
 
 
 @pytest.fixture
-def configs(new_url: Callable[[], str]) -> list[ProjectConfig]:
-    """The projects `web` and `app`, each on a fresh database of the test's backend."""
-    return parse_projects(tomllib.loads(projects_toml(new_url(), new_url())))
+def configs(new_url: Callable[[], str], tmp_path_factory: pytest.TempPathFactory) -> list[ProjectConfig]:
+    """The projects `web`, on a fresh database of the test's backend, and `app`, on SQLite.
+
+    These tests hold many ledgers open at once (servers, writers), and on PostgreSQL each
+    keeps a pool of connections: one project there keeps them within the server's limit.
+    """
+    app_db = tmp_path_factory.mktemp("app") / "app.db"
+    return parse_projects(tomllib.loads(projects_toml(new_url(), f"sqlite:///{app_db}")))

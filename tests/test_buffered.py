@@ -16,9 +16,8 @@ from ledger.buffer.writer import Writer
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import buffer_url, configs, link  # noqa: F401 (fixtures)
+from tests.buffer_helpers import APP_SECRET, WEB_SECRET, buffer_url, configs, link  # noqa: F401 (fixtures)
 from tests.server_helpers import running_app
-from tests.test_projects import APP_SECRET, WEB_SECRET
 
 WEB = ("web-key-1", WEB_SECRET)
 APP = ("app-key-1", APP_SECRET)
@@ -82,11 +81,12 @@ BAD_REQUESTS: list[dict[str, Any]] = [
 
 
 def test_refusals_are_byte_for_byte_those_of_direct_mode_and_nothing_is_logged(
-        servers: list[str], configs: list[ProjectConfig], link: NatsLink) -> None:
-    with open_projects(configs) as direct, running_app(create_app(direct)) as direct_url:
+        configs: list[ProjectConfig], buffer_url: str, link: NatsLink) -> None:
+    with open_projects(configs) as direct, running_app(create_app(direct)) as direct_url, \
+            open_projects(configs, buffer_url) as buffered, running_app(create_app(buffered)) as buffered_url:
         for request in BAD_REQUESTS:
             expected = httpx.post(f"{direct_url}/2/httpapi", **request)
-            got = httpx.post(f"{servers[0]}/2/httpapi", **request)
+            got = httpx.post(f"{buffered_url}/2/httpapi", **request)
             assert (got.status_code, got.content) == (expected.status_code, expected.content)
             assert got.status_code in (400, 413)
     assert link.last_sequence("web") == 0
@@ -165,8 +165,7 @@ def _take(config: ProjectConfig, taken: threading.Event) -> None:
         taken.set()
 
 
-def test_an_unreachable_log_is_a_retryable_503(servers: list[str], configs: list[ProjectConfig],
-                                                buffer_url: str) -> None:
+def test_an_unreachable_log_is_a_retryable_503(configs: list[ProjectConfig], buffer_url: str) -> None:
     with open_projects(configs, buffer_url) as projects, running_app(create_app(projects)) as url:
         link = projects.uploading("web-key-1")._link
         link.call(link.nc.close())

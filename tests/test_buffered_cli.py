@@ -14,9 +14,8 @@ import pytest
 
 from ledger.server.projects import ProjectConfig, parse_projects
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import buffer_url  # noqa: F401 (fixtures)
+from tests.buffer_helpers import buffer_url, projects_toml  # noqa: F401 (fixtures)
 from tests.cli_helpers import assert_one_line_error, ledger
-from tests.test_projects import projects_toml
 
 LEDGER = [sys.executable, "-c", "import sys; from ledger.cli import main; sys.exit(main())"]
 

@@ -18,7 +18,7 @@ from ledger import IdentityLedger
 from ledger.buffer.stream import NatsLink
 from ledger.buffer.writer import Writer
 from ledger.server.projects import ProjectConfig
-from tests.buffer_helpers import buffer_url, configs, link  # noqa: F401 (fixtures)
+from tests.buffer_helpers import APP_SECRET, WEB_SECRET, buffer_url, configs, link  # noqa: F401 (fixtures)
 from tests.test_buffered import APP, WEB, servers, stats  # noqa: F401 (fixtures)
 from tests.test_server_sdks import CASES, EXPECTED, device, flush, original_amplitude_ids, user
 

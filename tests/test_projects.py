@@ -11,27 +11,10 @@ import pytest
 
 from ledger.server.app import create_app
 from ledger.server.credentials import ServerConfigError
-from ledger.server.projects import load_projects, parse_projects
+from ledger.server.projects import ProjectConfig, load_projects, parse_projects
 from ledger.server.registry import Projects, open_projects
+from tests.buffer_helpers import APP_SECRET, WEB_SECRET, configs, projects_toml  # noqa: F401 (fixture)
 from tests.server_helpers import running_app
-
-WEB_SECRET = "web-secret-of-32-characters-xyz"
-APP_SECRET = "app-secret-of-32-characters-xyz"
-
-
-def projects_toml(web_db: str, app_db: str) -> str:
-    return f"""
-[projects.web]
-api_keys = ["web-key-1"]
-secret_key = "{WEB_SECRET}"
-db = "{web_db}"
-
-[projects.app]
-api_keys = ["app-key-1", "app-key-2"]
-secret_key = "{APP_SECRET}"
-db = "{app_db}"
-"""
-
 
 def test_a_projects_file_names_keys_secret_and_database(tmp_path: Path) -> None:
     path = tmp_path / "projects.toml"
@@ -69,9 +52,8 @@ def test_a_missing_projects_file_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def two_projects(new_url: Callable[[], str]) -> Iterator[str]:
+def two_projects(configs: list[ProjectConfig]) -> Iterator[str]:
     """A direct-mode server hosting the projects `web` and `app`, each on its own database."""
-    configs = parse_projects(tomllib.loads(projects_toml(new_url(), new_url())))
     with open_projects(configs) as projects, running_app(create_app(projects)) as url:
         yield url
 
