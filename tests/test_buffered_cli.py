@@ -59,3 +59,20 @@ def test_ledger_apply_refuses_an_unknown_project_or_no_buffer(capsys: pytest.Cap
                                  "--project", "nope"), 2, "no project 'nope'")
     assert_one_line_error(ledger(capsys, "apply", "--projects", str(path)), 2, "--buffer")
     assert_one_line_error(ledger(capsys, "apply", "--buffer", "nats://127.0.0.1:4222"), 2, "--projects")
+
+
+def test_serve_passes_the_projects_and_the_buffer(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path, configs: list[ProjectConfig]) -> None:
+    import ledger.server.app as server
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(server, "serve", lambda **options: seen.update(options))
+    monkeypatch.delenv("LEDGER_API_KEY", raising=False)
+    path = tmp_path / "projects.toml"
+    path.write_text(projects_toml(configs[0].db, configs[1].db))
+    assert ledger(capsys, "serve", "--projects", str(path), "--buffer", "nats://127.0.0.1:4222").code == 0
+    assert seen["projects"] == configs and seen["buffer"] == "nats://127.0.0.1:4222"
+    assert ledger(capsys, "serve", "--projects", str(path), "--project", "app").code == 0
+    assert seen["projects"] == configs[1:] and seen["buffer"] is None
+    path.write_text("[projects.web]\n")
+    assert_one_line_error(ledger(capsys, "serve", "--projects", str(path)), 2, "api_keys must be a list")

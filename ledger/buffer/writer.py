@@ -57,11 +57,12 @@ class Writer:
         while not stop.is_set():
             try:
                 self.apply_next(idle_s)
-            except (nats.errors.Error, asyncio.TimeoutError, TimeoutError) as error:
-                if not isinstance(error, (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError)):
-                    log.warning("project %s: NATS: %s; subscribing again", self.project, error)
-                    self._drop_subscription()
-                    stop.wait(0.5)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError):
+                continue  # nothing new
+            except nats.errors.Error as error:
+                log.warning("project %s: NATS: %s; subscribing again", self.project, error)
+                self._drop_subscription()
+                stop.wait(0.5)
 
     def apply_available(self, idle_s: float = 0.5) -> int:
         """Apply until the stream has nothing more for `idle_s`; returns how many requests were applied."""
