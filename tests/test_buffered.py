@@ -11,7 +11,8 @@ import pytest
 
 from ledger import IdentityLedger
 from ledger.buffer.lock import WriterBusy, writer_lock
-from ledger.buffer.stream import NatsLink
+from ledger.buffer.stream import BadBufferURL, BufferConfig, NatsLink
+from ledger.errors import BufferUnavailable
 from ledger.buffer.writer import Writer
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
@@ -172,3 +173,28 @@ def test_an_unreachable_log_is_a_retryable_503(configs: list[ProjectConfig], buf
         reply = upload(url, "web-key-1", track("device-1"))
     assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
     assert reply.json()["code"] == 503
+
+
+def test_a_buffer_url_names_servers_prefix_and_replicas() -> None:
+    buffer = BufferConfig.from_url("nats://n1:4222,nats://n2:4222?prefix=Prod&replicas=3")
+    assert (buffer.servers, buffer.prefix, buffer.replicas) == (("nats://n1:4222", "nats://n2:4222"), "Prod", 3)
+    assert (buffer.stream("web"), buffer.subject("web")) == ("Prod_web", "Prod.web")
+    config = buffer.stream_config("web")
+    assert (config.num_replicas, config.storage.value, config.discard.value) == (3, "file", "new")
+
+
+@pytest.mark.parametrize("url, complaint", [
+    ("http://127.0.0.1:4222", "not a NATS URL"),
+    ("", "not a NATS URL"),
+    ("nats://127.0.0.1:4222?prefix=a.b", "bad stream prefix"),
+    ("nats://127.0.0.1:4222?replicas=7", "replicas must be 1 to 5"),
+    ("nats://127.0.0.1:4222?stream=x", "unknown buffer option 'stream'"),
+])
+def test_a_bad_buffer_url_is_refused_saying_why(url: str, complaint: str) -> None:
+    with pytest.raises(BadBufferURL, match=complaint):
+        BufferConfig.from_url(url)
+
+
+def test_an_unreachable_nats_server_is_refused_at_start() -> None:
+    with pytest.raises(BufferUnavailable, match="cannot reach NATS"):
+        NatsLink(BufferConfig.from_url("nats://127.0.0.1:9"), connect_timeout=0.5)

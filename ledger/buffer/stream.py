@@ -22,7 +22,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from ledger.domain.calls import Call
-from ledger.errors import BufferUnavailable
+from ledger.errors import BufferUnavailable, LedgerError
 
 #: How long JetStream remembers a Nats-Msg-Id: a request retried within it is stored once.
 DUPLICATE_WINDOW_S = 15 * 60
@@ -44,6 +44,10 @@ encode_request = msgspec.msgpack.Encoder().encode
 decode_request = msgspec.msgpack.Decoder(BufferedRequest).decode
 
 
+class BadBufferURL(LedgerError, ValueError):
+    """`--buffer` names no usable NATS JetStream log; the message says what to pass."""
+
+
 @dataclass(frozen=True)
 class BufferConfig:
     """Where the log is and how its streams are named and replicated."""
@@ -58,17 +62,17 @@ class BufferConfig:
         base, _, query = url.partition("?")
         servers = tuple(server.strip() for server in base.split(",") if server.strip())
         if not servers or any(urlsplit(server).scheme not in ("nats", "tls") for server in servers):
-            raise ValueError(f"not a NATS URL: {url!r} (use nats://HOST:PORT)")
+            raise BadBufferURL(f"not a NATS URL: {url!r} (use nats://HOST:PORT)")
         options = {name: values[-1] for name, values in parse_qs(query).items()}
         unknown = set(options) - {"prefix", "replicas"}
         if unknown:
-            raise ValueError(f"unknown buffer option {sorted(unknown)[0]!r} (use prefix, replicas)")
+            raise BadBufferURL(f"unknown buffer option {sorted(unknown)[0]!r} (use prefix, replicas)")
         prefix = options.get("prefix", cls.prefix)
         if not _PREFIX.match(prefix):
-            raise ValueError(f"bad stream prefix {prefix!r}: use 1-32 letters, digits, - or _")
+            raise BadBufferURL(f"bad stream prefix {prefix!r}: use 1-32 letters, digits, - or _")
         replicas = options.get("replicas", "1")
         if replicas not in ("1", "2", "3", "4", "5"):
-            raise ValueError(f"replicas must be 1 to 5, not {replicas!r}")
+            raise BadBufferURL(f"replicas must be 1 to 5, not {replicas!r}")
         return cls(servers, prefix, int(replicas))
 
     def stream(self, project: str) -> str:
