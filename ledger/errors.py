@@ -98,3 +98,6 @@ class SchemaTooNew(LedgerError):
 
 class CannotListen(LedgerError):
     """`ledger serve` could not bind its address (in use, not permitted, no such host); nothing was opened."""
+
+class BufferUnavailable(LedgerError):
+    """The buffered deployment's log (NATS JetStream) did not take the request: nothing was stored."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
@@ -134,6 +134,12 @@ class IdentityLedger(ReadAPI):
         server_time = self._clock()
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
+
+    def store_accepted(self, requests: Sequence[Request]) -> list[IngestReport]:
+        """Store requests validated elsewhere, in order and in ONE transaction, each with its
+        `applied` marker: the buffered writer (`ledger apply`) commits a fetched batch at once."""
+        with self._lock:
+            return self._recorder.store(list(requests))
 
     def applied(self, stream: str) -> int | None:
         """The sequence of the last message from `stream` stored with `ingest(..., applied=...)`."""

@@ -24,7 +24,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import amplitude_export, demo, graph, render, synthetic
+from ledger.cli import amplitude_export, buffered, demo, graph, render, synthetic
 from ledger.errors import CannotListen, LedgerError, LedgerNotFound
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _db_url(args: argparse.Namespace) -> str:
-    return getattr(args, "db", None) or os.environ.get("LEDGER_DB") or DEFAULT_URL
+    return getattr(args, "db", None) or buffered.project_db(args) or os.environ.get("LEDGER_DB") or DEFAULT_URL
 
 
 def _sqlite_file(url: str) -> str | None:
@@ -220,12 +220,14 @@ def _print_problems(problems: list[Problem], printed: int, line_of: dict[str, in
 def _serve(args: argparse.Namespace) -> int:
     # Only parsed here: the server refuses a missing or unusable key before opening anything.
     api_keys = args.api_key or [key.strip() for key in os.environ.get("LEDGER_API_KEY", "").split(",") if key.strip()]
+    projects = buffered.selected_projects(args) if args.projects else None
     try:
         from ledger.server.app import serve
     except ImportError as error:
         raise CommandError(f"the server cannot start: {error}") from error
     serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,
-          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin)
+          secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin,
+          projects=projects, buffer=args.buffer)
     return OK
 
 
@@ -306,7 +308,8 @@ def _merges(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     with _reader(args) as reader:
-        stats = {**msgspec.structs.asdict(reader.stats()), "position": reader.position}
+        lag = buffered.lag(args, reader)  # first: the counts then hold at least what it calls applied
+        stats = {**msgspec.structs.asdict(reader.stats()), "position": reader.position, **lag}
     if args.json:
         _print_json(stats)
     else:
@@ -425,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query API (env LEDGER_SECRET_KEY)")
     sub.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                      help="a web origin whose pages may upload, e.g. https://a.example (repeatable; default any)")
+    buffered.add_project_options(sub, several=True)
+    sub = command("apply", buffered.apply, "the identity writer: apply projects' buffered requests (--buffer)", [])
+    buffered.add_project_options(sub, several=True)
+    sub.add_argument("--no-wait", dest="wait", action="store_false", help="refuse if another writer holds a project")
 
     command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
     command("resolve", _resolve, "who a device ID, user ID or amplitude ID is", reading + [person])
@@ -434,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("audit", _audit, "when, where and by which call IDs were bound, linked, moved, merged", reading + [person])
     sub = command("merges", _merges, "the merged-users table (Amplitude's export shape)", reading)
     sub.add_argument("--format", choices=["csv", "jsonl"], help="Amplitude's merged-users export as CSV or JSON Lines")
-    command("stats", _stats, "counts: events, users, identified users, devices, merges", reading)
+    sub = command("stats", _stats, "counts: events, users, identified users, devices, merges", reading)
+    buffered.add_project_options(sub)
     sub = command("show", _show, "one person at a glance: identity, audit trail, latest events", reading + [person])
     sub.add_argument("--events", type=_number(0), default=10, metavar="N", help="latest events to show (default 10)")
     sub = command("graph", _graph, "a person's devices, amplitude IDs, merges and binding as a graph",

@@ -8,23 +8,27 @@ refusals (`InvalidRequest`) get their own status and body, anything unexpected a
 from __future__ import annotations
 
 import logging
+from typing import Iterable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from ledger.server.cors import UploadCors, checked_origins
-from ledger.server.credentials import Credentials, ServerConfigError
-from ledger.errors import ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
+from ledger.server.credentials import ServerConfigError
+from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
 from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
 from ledger.server import access_log, lifecycle, openapi
 from ledger.server.metrics import Metrics, Observed
+from ledger.server.projects import ProjectConfig, one_project
 from ledger.server.query_api import health_route, query_routes
+from ledger.server.registry import Project, Projects, open_projects
 from ledger.server.replies import HttpError, refusal, reply
 
 __all__ = ["ServerConfigError", "create_app", "serve"]
@@ -32,26 +36,36 @@ __all__ = ["ServerConfigError", "create_app", "serve"]
 log = logging.getLogger("ledger.server")
 
 
-def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str, *,
+def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), secret_key: str = "", *,
                cors_origins: list[str] | None = None, body_timeout: float = BODY_TIMEOUT) -> Starlette:
-    """The ASGI app over an open ledger; raises ServerConfigError without API keys or secret key.
+    """The ASGI app over open projects, or over one open ledger with its API keys and secret key;
+    raises ServerConfigError without API keys or secret key.
 
-    `cors_origins` are the web origins whose pages may upload (none: any origin).
+    `cors_origins` are the web origins whose pages may upload (none: any origin). The explorer
+    (/ui) and /metrics describe one ledger, so they are served when the app holds one project.
     """
-    credentials = Credentials.configured(api_keys, secret_key)
-    metrics = Metrics(ledger)
-    metered = metrics.metered(ledger)  # the explorer's ingest rate is fed through the same object
-    uploads = ingest_routes(metered, credentials, body_timeout)
-    cors = Middleware(UploadCors, paths=[route.path for route in uploads], origins=checked_origins(cors_origins))
+    projects = ledger if isinstance(ledger, Projects) else Projects.single(ledger, api_keys, secret_key)
+    origins = checked_origins(cors_origins)
+    one_ledger: list[BaseRoute] = []
+    middleware: list[Middleware] = []
+    if len(projects.projects) == 1:
+        only = projects.projects[0]
+        metrics = Metrics(only.ledger)
+        metered = metrics.metered(only.ledger)  # the explorer's ingest rate is fed through the same object
+        projects = Projects([Project(only.name, only.credentials, metered)])
+        one_ledger = [explorer(metered, only.credentials), metrics.route()]
+        middleware.append(Middleware(Observed, metrics=metrics))
+    uploads = ingest_routes(projects, body_timeout)
+    middleware.append(Middleware(UploadCors, paths=[route.path for route in uploads], origins=origins))
     return Starlette(
-        routes=[*uploads, *query_routes(ledger, credentials), health_route(ledger), explorer(metered, credentials),
-                metrics.route(), openapi.route()],
-        middleware=[Middleware(Observed, metrics=metrics), cors],
+        routes=[*uploads, *query_routes(projects), health_route(projects), *one_ledger, openapi.route()],
+        middleware=middleware,
         exception_handlers={
             InvalidRequest: _refused,
             HTTPException: _no_route,
             RecursionError: _too_deep,
             ConflictRetriesExhausted: _busy,
+            BufferUnavailable: _busy,
             LedgerFileReplaced: _replaced,
             Exception: _failed,
         },
@@ -59,16 +73,19 @@ def create_app(ledger: IdentityLedger, api_keys: list[str], secret_key: str, *,
 
 
 def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str,
-          cors_origins: list[str] | None = None) -> None:
-    """Run the server until SIGTERM or SIGINT, then drain requests and close the ledger.
+          cors_origins: list[str] | None = None, *, projects: list[ProjectConfig] | None = None,
+          buffer: str | None = None) -> None:
+    """Run the server until SIGTERM or SIGINT, then drain requests and close every ledger.
 
+    `projects` (from `--projects FILE`) replaces the one-project shorthand; with `buffer`
+    (a NATS URL) uploads are published to JetStream for `ledger apply` instead of stored here.
     Raises ServerConfigError, or CannotListen for an address in use, before opening anything.
     """
-    Credentials.configured(api_keys, secret_key)
+    configs = projects or one_project(api_keys, secret_key, db_url)
     checked_origins(cors_origins)
-    with lifecycle.listen(host, port) as sock, IdentityLedger(db_url) as ledger:
+    with lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry:
         access_log.to_stderr()
-        lifecycle.run(create_app(ledger, api_keys, secret_key, cors_origins=cors_origins), sock)
+        lifecycle.run(create_app(registry, cors_origins=cors_origins), sock)
 
 
 async def _refused(_: Request, error: Exception) -> Response:
@@ -92,7 +109,7 @@ async def _too_deep(_: Request, __: Exception) -> Response:
 
 
 async def _busy(_: Request, error: Exception) -> Response:
-    """Other writers kept winning: nothing was stored, and SDKs retry a 503."""
+    """Nothing was stored (other writers kept winning, or the log did not take it): SDKs retry a 503."""
     return reply({"code": 503, "error": str(error)}, 503, {"Retry-After": "1"})
 
 

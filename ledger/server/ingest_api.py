@@ -1,8 +1,8 @@
 """The ingest endpoints: Amplitude's HTTP V2, Batch and Identify APIs, and Segment's batch API.
 
-Each one only translates a request into `IdentityLedger.ingest` / `identify`; the identity
-rules and the event contract live in the ledger. The ledger is called in a worker thread so
-one slow save never stalls the event loop.
+Each one only translates a request into `ingest` / `identify` on the ledger of the project
+its API key selects; the identity rules and the event contract live in the ledger. The
+ledger is called in a worker thread so one slow save never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from starlette.routing import Route
 
 from ledger.server import segment
 from ledger.domain.calls import check_min_id_length
-from ledger.server.credentials import Credentials
 from ledger.errors import InvalidRequest
 from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, TEXT, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
+from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
 from ledger.server.traffic import IngestMeter, meter
 
@@ -53,17 +53,25 @@ class SegmentBatch(msgspec.Struct):
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout: float = BODY_TIMEOUT) -> list[Route]:
-    """The ingest routes, accepting uploads for any configured API key; bodies must arrive within `body_timeout` s."""
-    traffic = meter(ledger)
+def ingest_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> list[Route]:
+    """The ingest routes, accepting uploads for any configured API key into that key's project;
+    bodies must arrive within `body_timeout` s."""
+
+    def check_key(key: str | None) -> Any:
+        if not key:
+            raise InvalidRequest.missing_field("api_key")
+        ledger = projects.uploading(key)
+        if ledger is None:
+            raise InvalidRequest.invalid_api_key(key)
+        return ledger
 
     def store_upload(body: bytes) -> Response:
         upload = decode_json(body, Upload)
-        credentials.check_upload_key(upload.api_key)
+        ledger = check_key(upload.api_key)
         if not upload.events:
             raise InvalidRequest.missing_field("events")
         min_id_length = check_min_id_length((upload.options or {}).get("min_id_length"))
-        return _ingested(ledger.ingest(upload.events, min_id_length), len(body), traffic)
+        return _ingested(ledger.ingest(upload.events, min_id_length), len(body), meter(ledger))
 
     def endpoint(limit: int) -> Endpoint:
         async def upload(request: Request) -> Response:
@@ -77,7 +85,7 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
             form = parse_qs(body.decode(), keep_blank_values=True, errors="strict", max_num_fields=16)
         except ValueError:
             raise InvalidRequest.bad_body("Invalid form body") from None
-        credentials.check_upload_key(form.get("api_key", [""])[-1])
+        ledger = check_key(form.get("api_key", [""])[-1])
         text = form.get("identification", [""])[-1]
         if not text:
             raise InvalidRequest.missing_field("identification")
@@ -85,13 +93,13 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
         identifications = found if isinstance(found, list) else [found]
         if not identifications:
             raise InvalidRequest.missing_field("identification")
-        return _ingested(ledger.identify(identifications), len(body), traffic)
+        return _ingested(ledger.identify(identifications), len(body), meter(ledger))
 
     async def identify(request: Request) -> Response:
         body = await read_body(request, FORM, FORM_LIMIT, body_timeout)
         return await run_in_threadpool(store_identifications, body)
 
-    def store_segment(body: bytes, kind: str | None, authenticated: bool) -> Response:
+    def store_segment(ledger: IdentityLedger | None, body: bytes, kind: str | None) -> Response:
         """A batch, or one message of type `kind`; without Basic credentials the body's `writeKey` must be known."""
         if kind is None:
             upload = decode_json(body, SegmentBatch)
@@ -99,8 +107,10 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
         else:
             message = decode_json(body, dict[str, Any])
             batch, write_key = [{**message, "type": kind}], message.get("writeKey")
-        if not authenticated and not (isinstance(write_key, str) and credentials.knows(write_key)):
-            raise HttpError.unauthorized()
+        if ledger is None:  # no Basic credentials: the body's `writeKey` must be known
+            ledger = projects.uploading(write_key) if isinstance(write_key, str) else None
+            if ledger is None:
+                raise HttpError.unauthorized()
         if not batch:
             raise InvalidRequest.missing_field("batch")
         events, origins = segment.to_amplitude(batch)
@@ -108,15 +118,16 @@ def ingest_routes(ledger: IdentityLedger, credentials: Credentials, body_timeout
             report = ledger.ingest(events)
         except InvalidRequest as error:
             raise segment.renumber(error, origins) from None
-        return _ingested(report, len(body), traffic)
+        return _ingested(report, len(body), meter(ledger))
 
     def segment_endpoint(kind: str | None) -> Endpoint:
         async def segment_upload(request: Request) -> Response:
             sent = basic_credentials(request)
-            if sent is not None and not credentials.knows(sent[0]):
+            ledger = None if sent is None else projects.uploading(sent[0])
+            if sent is not None and ledger is None:
                 raise HttpError.unauthorized()
             body = await read_body(request, UPLOAD_JSON, SEGMENT_LIMIT, body_timeout)
-            return await run_in_threadpool(store_segment, body, kind, sent is not None)
+            return await run_in_threadpool(store_segment, ledger, body, kind)
 
         return segment_upload
 

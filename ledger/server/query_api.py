@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.server.credentials import Credentials
 from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.ledger import IdentityLedger, LedgerView
+from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
 from projections.models import Identity
 
@@ -27,10 +27,10 @@ Reader = IdentityLedger | LedgerView
 Answer = Callable[[Reader], Response]
 
 
-def query_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route]:
-    """The read-only routes over `ledger`, for callers holding an API key and the secret key."""
+def query_routes(projects: Projects) -> list[Route]:
+    """The read-only routes, each answering from the project of the caller's API key and secret key."""
 
-    def ask(question: Answer, as_of: int | None) -> Response:
+    def ask(ledger: IdentityLedger, question: Answer, as_of: int | None) -> Response:
         """Ask the live ledger, or the ledger as it stood at `as_of`."""
         if as_of is None:
             return question(ledger)
@@ -41,9 +41,11 @@ def query_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route
         """A GET route: authenticate, read the parameters, then ask the ledger in a worker thread."""
 
         async def endpoint(request: Request) -> Response:
-            credentials.check_basic(basic_credentials(request), reading=True)
+            ledger = projects.reading(*(basic_credentials(request) or ("", "")))
+            if ledger is None:
+                raise HttpError.unauthorized()
             question = make_question(request)
-            return await run_in_threadpool(ask, question, _as_of(request))
+            return await run_in_threadpool(ask, ledger, question, _as_of(request))
 
         return Route(path, endpoint, methods=["GET"])
 
@@ -57,11 +59,11 @@ def query_routes(ledger: IdentityLedger, credentials: Credentials) -> list[Route
     ]
 
 
-def health_route(ledger: IdentityLedger) -> Route:
-    """Unauthenticated liveness for load balancers: answers once the database does."""
+def health_route(projects: Projects) -> Route:
+    """Unauthenticated liveness for load balancers: answers once every project's database does."""
 
     async def healthz(_: Request) -> Response:
-        await run_in_threadpool(lambda: ledger.position)
+        await run_in_threadpool(lambda: [project.ledger.position for project in projects.projects])
         return ok(status="ok")
 
     return Route("/healthz", healthz, methods=["GET"])

@@ -272,7 +272,8 @@ def test_serve_passes_its_configuration(capsys: pytest.CaptureFixture[str], monk
     monkeypatch.setenv("LEDGER_SECRET_KEY", "s3cret")
     assert ledger(capsys, "serve", "--db", "sqlite:///x.db", "--port", "9001").code == 0
     assert seen == {"db_url": "sqlite:///x.db", "host": "127.0.0.1", "port": 9001,
-                    "api_keys": ["key-one", "key-two"], "secret_key": "s3cret", "cors_origins": None}
+                    "api_keys": ["key-one", "key-two"], "secret_key": "s3cret", "cors_origins": None,
+                    "projects": None, "buffer": None}
     assert ledger(capsys, "serve", "--api-key", "flag-key", "--secret-key", "flag-secret",
                   "--cors-origin", "https://a.example", "--cors-origin", "http://b.example:8080").code == 0
     assert seen["api_keys"] == ["flag-key"] and seen["secret_key"] == "flag-secret"

@@ -1,0 +1,71 @@
+"""One identity writer per project: a lock held for as long as the writer runs.
+
+PostgreSQL: a session advisory lock keyed by database and schema. SQLite: an exclusive
+`flock` on a file beside the database. Both are released by the operating system or the
+database server when the process dies, so a standby writer takes over after a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+from sqlalchemy.engine import URL, make_url
+
+from ledger.errors import LedgerError
+
+POLL_S = 0.2
+
+
+class WriterBusy(LedgerError):
+    """Another writer holds the project; this one was told not to wait."""
+
+
+@contextmanager
+def writer_lock(project: str, db_url: str, *, wait: bool = True) -> Iterator[None]:
+    """Hold the project's writer lock; waits for it, or raises WriterBusy with `wait=False`."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "postgresql":
+        with _advisory_lock(project, url, wait):
+            yield
+    elif url.database and url.database != ":memory:":
+        with _file_lock(project, url.database + ".writer-lock", wait):
+            yield
+    else:
+        yield  # a private scratch database: nobody else can write it
+
+
+@contextmanager
+def _file_lock(project: str, path: str, wait: bool) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait:
+                    raise WriterBusy(f"another writer applies project {project!r} ({path} is locked)") from None
+                time.sleep(POLL_S)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextmanager
+def _advisory_lock(project: str, url: URL, wait: bool) -> Iterator[None]:
+    schema = url.query.get("schema", "public")
+    plain = url.difference_update_query(["schema"]).set(drivername="postgresql")
+    key = int.from_bytes(hashlib.sha256(f"ledger-writer:{plain.database}:{schema}".encode()).digest()[:8],
+                         "big", signed=True)
+    with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as connection:
+        while not (connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() or (False,))[0]:
+            if not wait:
+                raise WriterBusy(f"another writer applies project {project!r} (schema {schema} is locked)")
+            time.sleep(POLL_S)
+        yield

@@ -1,0 +1,112 @@
+"""The command line of the multi-project, buffered deployment.
+
+`ledger apply` runs the identity writers; `ledger serve` and `ledger stats` take
+`--projects FILE` (and `--buffer URL`) through the helpers here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from typing import Any, Callable
+
+from ledger.buffer.lock import writer_lock
+from ledger.buffer.publisher import applied_sequence
+from ledger.buffer.stream import BufferConfig, NatsLink
+from ledger.buffer.writer import Writer
+from ledger.errors import LedgerError
+from ledger.ledger import IdentityLedger
+from ledger.server.projects import ProjectConfig, load_projects
+
+log = logging.getLogger("ledger.apply")
+
+
+def add_project_options(sub: argparse.ArgumentParser, *, several: bool = False) -> None:
+    sub.add_argument("--projects", metavar="FILE", help="the projects, as TOML ([projects.NAME] api_keys, "
+                     "secret_key, db); replaces --api-key/--secret-key/--db")
+    sub.add_argument("--buffer", metavar="URL", help="NATS JetStream URL, e.g. nats://127.0.0.1:4222 "
+                     "(several comma-separated; ?prefix=P&replicas=N)")
+    if several:
+        sub.add_argument("--project", action="append", metavar="NAME",
+                         help="only this project of --projects (repeatable; default: every one)")
+    else:
+        sub.add_argument("--project", metavar="NAME", help="the project of --projects to read, and its stream")
+
+
+def selected_projects(args: argparse.Namespace) -> list[ProjectConfig]:
+    """The projects of --projects, narrowed to the --project names given."""
+    if not args.projects:
+        raise LedgerError("pass --projects FILE")
+    configs = load_projects(args.projects)
+    wanted = args.project if isinstance(args.project, list) else [args.project] if args.project else []
+    unknown = set(wanted) - {config.name for config in configs}
+    if unknown:
+        raise LedgerError(f"no project {sorted(unknown)[0]!r} in {args.projects}")
+    return [config for config in configs if not wanted or config.name in wanted]
+
+
+def project_db(args: argparse.Namespace) -> str | None:
+    """With --projects and --project, that project's database URL."""
+    if getattr(args, "projects", None) and getattr(args, "project", None):
+        return selected_projects(args)[0].db
+    return None
+
+
+def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int]:
+    """With --buffer and --project: the writer's applied sequence, the stream's last, and the lag."""
+    if not getattr(args, "buffer", None) or not getattr(args, "project", None):
+        return {}
+    buffer = BufferConfig.from_url(args.buffer)
+    with NatsLink(buffer) as link:
+        last = link.last_sequence(args.project)
+    applied = applied_sequence(ledger, buffer.stream(args.project))
+    return {"applied_sequence": applied, "stream_sequence": last, "lag": max(last - applied, 0)}
+
+
+def apply(args: argparse.Namespace) -> int:
+    """Run one writer per selected project until SIGINT or SIGTERM."""
+    configs = selected_projects(args)
+    if not args.buffer:
+        raise LedgerError("pass --buffer nats://HOST:PORT")
+    buffer = BufferConfig.from_url(args.buffer)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with NatsLink(buffer) as link:
+        threads = [threading.Thread(target=_guard(_apply_project, stop, failures), args=(config, link, stop, args.wait),
+                                    name=f"apply-{config.name}", daemon=True) for config in configs]
+        for thread in threads:
+            thread.start()
+        while not stop.wait(0.5) and any(thread.is_alive() for thread in threads):
+            pass
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    if failures:
+        raise failures[0]
+    return 0
+
+
+def _guard(work: Callable[..., None], stop: threading.Event, failures: list[BaseException]) -> Callable[..., None]:
+    """Run `work`; a failure stops every writer of the process (a supervisor restarts it)."""
+
+    def guarded(*arguments: Any) -> None:
+        try:
+            work(*arguments)
+        except BaseException as error:
+            log.error("%s", error)
+            failures.append(error)
+            stop.set()
+
+    return guarded
+
+
+def _apply_project(config: ProjectConfig, link: NatsLink, stop: threading.Event, wait: bool) -> None:
+    log.info("project %s: waiting for its writer lock", config.name)
+    with writer_lock(config.name, config.db, wait=wait), IdentityLedger(config.db) as ledger:
+        log.info("project %s: writer lock held", config.name)
+        Writer(ledger, link, config.name).run(stop)
