@@ -19,8 +19,8 @@ from ledger.buffer.stream import NatsLink
 from ledger.buffer.writer import Writer
 from ledger.server.projects import ProjectConfig
 from tests.buffer_helpers import APP_SECRET, WEB_SECRET, buffer_url, configs, link  # noqa: F401 (fixtures)
-from tests.test_buffered import APP, WEB, servers, stats  # noqa: F401 (fixtures)
-from tests.test_server_sdks import CASES, EXPECTED, device, flush, original_amplitude_ids, user
+from tests.buffer.test_buffered import APP, WEB, servers, stats  # noqa: F401 (fixtures)
+from tests.server.test_server_sdks import CASES, EXPECTED, device, flush, original_amplitude_ids, user
 
 
 def send(url: str, api_key: str, rows: list[tuple[str, str | None]]) -> list[str]:
