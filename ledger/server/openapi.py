@@ -49,6 +49,7 @@ _QUERY_REFUSALS = {
     "401": _reply("Missing or wrong credentials (HTTP Basic api_key:secret_key)", _ERROR),
     "404": _reply("No such identity, or no audit entries", _ERROR),
 }
+_NO_WRITE_KEY = {"401": _reply("No known write key (HTTP Basic user name or `writeKey`)", _ERROR)}
 _INGESTED = _reply("Stored (duplicates are answered 200 and not counted)", _answer(
     events_ingested={"type": "integer"}, payload_size_bytes={"type": "integer"},
     server_upload_time={"type": "integer", "description": "milliseconds since the epoch"}))
@@ -70,6 +71,13 @@ _ID_PARAMS = [_param(name, "query", {"type": "string"}, f"exactly one of user_id
 def _upload(summary: str, body: dict[str, Any], media_type: str = JSON) -> dict[str, Any]:
     return {"post": {"summary": summary, "requestBody": {"required": True, "content": {media_type: {"schema": body}}},
                      "responses": {"200": _INGESTED, **_REFUSALS}}}
+
+
+def _segment(summary: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A Segment upload: the write key comes as the HTTP Basic user name or as `writeKey`, else a 401."""
+    post = _upload(f"{summary} (write key as HTTP Basic user name or `writeKey`)", body)["post"]
+    return {"post": {**post, "security": [{"basic": []}, {}], "responses": {
+        **post["responses"], "401": _reply("No write key, or an unknown one", _ERROR)}}}
 
 
 def _query(summary: str, answer: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,14 +116,12 @@ def document() -> dict[str, Any]:
                     "api_key": {"type": "string"},
                     "identification": {"type": "string", "description": "one JSON object, or an array of them"}}},
                 "application/x-www-form-urlencoded"),
-            **{path: {"post": {**_upload("Segment batch API (write key as HTTP Basic user name or `writeKey`)", {
+            **{path: _segment("Segment batch API", {
                 "type": "object", "required": ["batch"],
                 "properties": {"batch": {"type": "array", "maxItems": 2000, "items": {"type": "object"}},
-                               "writeKey": {"type": "string"}}})["post"],
-                "security": [{"basic": []}, {}]}} for path in segment.BATCH_PATHS},
-            **{path: {"post": {**_upload(f"Segment {kind} message (write key as HTTP Basic user name or `writeKey`)", {
-                "type": "object", "properties": {"writeKey": {"type": "string"}}})["post"],
-                "security": [{"basic": []}, {}]}} for path, kind in segment.MESSAGE_PATHS.items()},
+                               "writeKey": {"type": "string"}}}) for path in segment.BATCH_PATHS},
+            **{path: _segment(f"Segment {kind} message", {"type": "object", "properties": {
+                "writeKey": {"type": "string"}}}) for path, kind in segment.MESSAGE_PATHS.items()},
             "/v1/identities": _query("Who a user ID or device ID is", identity, _ID_PARAMS),
             "/v1/identities/{amplitude_id}": _query("Who an amplitude ID is", identity, [_AMPLITUDE_ID]),
             "/v1/identities/{amplitude_id}/timeline": _query(
