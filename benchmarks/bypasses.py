@@ -16,11 +16,11 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent
-from eventsourcing.utils import get_topic
 
 from ledger.domain.model import Device, device_key
-from ledger.store.database import BulkSQLiteRecorder, MsgspecMapper, decode_event, open_store
+from ledger.store.database import EventStoreApp, MsgspecMapper, decode_event, open_store
 from ledger.store.event_log import EventLog
+from ledger.store.writer import Writer
 
 ROUNDS = 7
 EVENTS = 1000
@@ -79,38 +79,49 @@ def mapping(app: Application[Any]) -> tuple[float, float]:
 
 
 def inserting(directory: str) -> tuple[float, float]:
-    """Storing a request of EVENTS events: the core recorder (one execute each) vs one executemany."""
-    results = []
-    for recorder in (None, BulkSQLiteRecorder):
-        env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": f"{directory}/{uuid4().hex}.db"}
-        if recorder is not None:
-            env["APPLICATION_RECORDER_TOPIC"] = get_topic(recorder)
-        app = Application[Any](env=env)
+    """Storing a request of EVENTS events: the core recorder (one execute each) vs the ledger's writer."""
+    app = Application[Any](env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                "SQLITE_DBNAME": f"{directory}/{uuid4().hex}.db"})
 
-        def insert() -> None:
-            app.recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"x") for _ in range(EVENTS)])
+    def library() -> None:
+        app.recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"x") for _ in range(EVENTS)])
 
-        results.append(_median(insert))
-        app.close()
-    return results[0], results[1]
+    library_time = _median(library)
+    app.close()
+    store = open_store(f"sqlite:///{directory}/{uuid4().hex}.db")
+    writer = Writer(store)
+
+    def ledger() -> None:
+        with writer.transaction() as tx:
+            tx.insert_events([(uuid4(), 1, "t", b"x") for _ in range(EVENTS)])
+
+    ledger_time = _median(ledger)
+    writer.close()
+    store.close()
+    return library_time, ledger_time
 
 
 def loading(directory: str) -> tuple[float, float]:
     """Loading EVENTS aggregates before a request: the repository one by one vs one bulk read."""
     store = open_store(f"sqlite:///{directory}/load.db")
+    library_app = EventStoreApp(env={**store.env, "CREATE_TABLE": "n"})  # the library's own path, for comparison
     events = []
     for n in range(EVENTS):
         key = device_key(f"device-{n}")
         events.append(Device.Seen(originator_topic="Device", originator_id=key, originator_version=1, timestamp=NOW,
                                   device_id=f"device-{n}", user_id=None, event_time=n, server_time=n,
                                   insert_id=None, amplitude_id=n))
-    store.app.recorder.insert_events([store.app.mapper.to_stored_event(event) for event in events])
+    stored = [store.app.mapper.to_stored_event(event) for event in events]
+    writer = Writer(store)
+    with writer.transaction() as tx:
+        tx.insert_events([(s.originator_id, s.originator_version, s.topic, s.state) for s in stored])
+    writer.close()
     ids: list[UUID] = [event.originator_id for event in events]
     log = EventLog(store)
 
     def library() -> None:
         for originator_id in ids:
-            store.app.repository.get(originator_id)
+            library_app.repository.get(originator_id)
 
     def ledger() -> None:
         for originator_id, found in log.events_by_aggregate(ids).items():
@@ -120,6 +131,7 @@ def loading(directory: str) -> tuple[float, float]:
 
     figures = _median(library), _median(ledger)
     log.close()
+    library_app.close()
     store.close()
     return figures
 
@@ -127,9 +139,10 @@ def loading(directory: str) -> tuple[float, float]:
 def reading_the_log(directory: str) -> tuple[float, float]:
     """Reading 20 x EVENTS log events for the projections: notification pages vs one bulk page."""
     store = open_store(f"sqlite:///{directory}/log.db")
+    library_app = EventStoreApp(env={**store.env, "CREATE_TABLE": "n"})  # the library's own path, for comparison
     total = 20 * EVENTS
     for start in range(0, total, EVENTS):
-        store.app.recorder.insert_events([store.app.mapper.to_stored_event(Device.Seen(
+        library_app.recorder.insert_events([store.app.mapper.to_stored_event(Device.Seen(
             originator_topic="Device", originator_id=uuid4(), originator_version=1, timestamp=NOW,
             device_id=f"device-{n}", user_id=None, event_time=n, server_time=n, insert_id=None, amplitude_id=n))
             for n in range(start, start + EVENTS)])
@@ -139,7 +152,7 @@ def reading_the_log(directory: str) -> tuple[float, float]:
     def library() -> None:
         start = 1
         while start <= total:
-            page = store.app.recorder.select_notifications(start=start, limit=EVENTS)
+            page = library_app.recorder.select_notifications(start=start, limit=EVENTS)
             for notification in page:
                 mapper.to_domain_event(notification)
             start += len(page)
@@ -149,6 +162,7 @@ def reading_the_log(directory: str) -> tuple[float, float]:
 
     figures = _median(library), _median(ledger)
     log.close()
+    library_app.close()
     store.close()
     return figures
 

@@ -1,8 +1,9 @@
 """Storage setup: a database URL becomes an eventsourcing event store plus an SQLAlchemy engine.
 
-Events go through eventsourcing's core SQLite or PostgreSQL recorder (faster than its
-SQLAlchemy extension); their state is encoded with msgspec by `MsgspecMapper`.
-The read side (projections) gets an SQLAlchemy engine on the same database.
+eventsourcing's core SQLite or PostgreSQL application creates the events table (its recorders
+are faster than its SQLAlchemy extension); the ledger writes into it through `ledger.store.writer`
+and reads it in bulk through `ledger.store.event_log`. Event state is encoded with msgspec by
+`MsgspecMapper`. The read side (projections) gets an SQLAlchemy engine on the same database.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import psycopg
 import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, PersistenceError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
 
@@ -98,27 +98,6 @@ def decode_event(topic: str, state: bytes, originator_id: Any, originator_versio
     event: Any = object.__new__(event_class)
     object.__setattr__(event, "__dict__", fields)
     return event
-
-
-class BulkSQLiteRecorder(SQLiteApplicationRecorder):
-    """Inserts a request's events with one executemany; eventsourcing runs one execute per event.
-
-    The write transaction holds SQLite's write lock, so the rows get consecutive rowids
-    ending at last_insert_rowid(): those are the notification IDs.
-    """
-
-    def _insert_events(self, c: SQLiteCursor, stored_events: Any, **_: Any) -> list[int]:
-        # eventsourcing opens connections without a hook; the default 2 MB page cache
-        # thrashes once the (originator_id, version) index outgrows it.
-        c.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        c.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
-        c.executemany(
-            self.insert_events_statement,
-            [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],
-        )
-        c.execute("SELECT last_insert_rowid()")
-        last = c.fetchone()[0]
-        return list(range(last - len(stored_events) + 1, last + 1))
 
 
 class EventStoreApp(Application[Any]):
@@ -200,7 +179,6 @@ def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
         path = f"{scratch_dir}/ledger.db"
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "APPLICATION_RECORDER_TOPIC": get_topic(BulkSQLiteRecorder),
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
     }

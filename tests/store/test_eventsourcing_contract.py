@@ -18,13 +18,12 @@ from uuid import uuid4
 import pytest
 import sqlalchemy as sa
 from eventsourcing.domain import Aggregate, OriginatorVersionError
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, register_topic, resolve_topic
 
 from ledger import IdentityLedger
 from ledger.domain.model import Device, JournaledAggregate
-from ledger.store.database import BulkSQLiteRecorder, EventStoreApp, MsgspecMapper, decode_event, open_store
+from ledger.store.database import EventStoreApp, MsgspecMapper, decode_event, open_store
 from ledger.store.writer import Conflict, Writer
 from tests.helpers import event
 
@@ -154,14 +153,6 @@ def test_the_mapper_round_trips_an_event_through_stored_event_fields(store: Any)
 # -- the recorder ----------------------------------------------------------------------------------
 
 
-def test_the_sqlite_recorder_hook_the_bulk_recorder_overrides_is_still_there() -> None:
-    """BulkSQLiteRecorder replaces `_insert_events(cursor, stored_events, **kwargs)`, called by `insert_events`."""
-    hook = inspect.signature(SQLiteApplicationRecorder._insert_events)
-    assert list(hook.parameters)[:3] == ["self", "c", "stored_events"]
-    assert "_insert_events" in inspect.getsource(SQLiteApplicationRecorder.insert_events)
-    assert issubclass(BulkSQLiteRecorder, SQLiteApplicationRecorder)
-
-
 @contextmanager
 def recorder_of(store: Any) -> Iterator[Any]:
     """eventsourcing's own recorder on the ledger's database, configured as the ledger configures it."""
@@ -218,8 +209,5 @@ def test_the_events_table_has_the_columns_the_bulk_reads_select(store: Any) -> N
 
 
 def test_the_application_is_configured_by_its_env_mapping() -> None:
-    """open_store passes PERSISTENCE_MODULE, APPLICATION_RECORDER_TOPIC, ... through `env=`."""
+    """open_store passes PERSISTENCE_MODULE, SQLITE_DBNAME, POSTGRES_SCHEMA, ... through `env=`."""
     assert "env" in inspect.signature(EventStoreApp.__init__).parameters
-    assert resolve_topic(get_topic(BulkSQLiteRecorder)) is BulkSQLiteRecorder
-    register_topic("contract-test:recorder", BulkSQLiteRecorder)
-    assert resolve_topic("contract-test:recorder") is BulkSQLiteRecorder
