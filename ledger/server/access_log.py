@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import msgspec
 from starlette.types import Scope
@@ -48,12 +49,21 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def to_stderr() -> None:
-    """Send access-log lines to stderr as they are (the server does this; embedders choose their own)."""
+@contextmanager
+def to_stderr() -> Iterator[None]:
+    """Send access-log lines to stderr while the server runs (embedders choose their own), then stop."""
     if log.handlers:
+        yield
         return
     handler = _Stderr()
     handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = log.level, log.propagate
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate

@@ -83,8 +83,7 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     """
     configs = projects or one_project(api_keys, secret_key, db_url)
     checked_origins(cors_origins)
-    with lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry:
-        access_log.to_stderr()
+    with lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry, access_log.to_stderr():
         lifecycle.run(create_app(registry, cors_origins=cors_origins), sock)
 
 
