@@ -111,10 +111,26 @@ class Transaction:
 
 _WRITE_TABLES = (
     # The last server time of each (device ID, insert_id) stored: the duplicate rule's memory.
-    f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL)",
+    # On SQLite `WITHOUT ROWID`: the key is the table's b-tree, so a receipt is one insert, not two.
+    f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL){{clustered}}",
     # For callers that feed the ledger from a stream (e.g. NATS): the last message applied, per stream.
     f"CREATE TABLE IF NOT EXISTS {APPLIED} (stream VARCHAR(255) PRIMARY KEY, sequence BIGINT NOT NULL)",
 )
+
+
+def _cluster_receipts(tx: Transaction) -> None:
+    """Move the receipts of a ledger written before they were `WITHOUT ROWID` (SQLite) into that shape.
+
+    The rows are copied as they are, in the open transaction: the duplicate rule keeps every
+    receipt, and an older release reading the table sees the same columns.
+    """
+    found = tx.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (RECEIPTS,))
+    if not found or "WITHOUT ROWID" in found[0][0].upper():
+        return
+    tx.execute(f"ALTER TABLE {RECEIPTS} RENAME TO {RECEIPTS}_rowid")
+    tx.execute(f"CREATE TABLE {RECEIPTS} (key BLOB PRIMARY KEY, server_time BIGINT NOT NULL) WITHOUT ROWID")
+    tx.execute(f"INSERT INTO {RECEIPTS} (key, server_time) SELECT key, server_time FROM {RECEIPTS}_rowid")
+    tx.execute(f"DROP TABLE {RECEIPTS}_rowid")
 
 
 class Writer:
@@ -139,9 +155,12 @@ class Writer:
                            f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}"):
                 self._connection.execute(f"PRAGMA {pragma}")
             blob = "BLOB"
+        clustered = "" if store.is_postgres else " WITHOUT ROWID"
         with self.transaction() as tx:
+            if not self._postgres:
+                _cluster_receipts(tx)
             for statement in _WRITE_TABLES:
-                tx.execute(statement.format(blob=blob))
+                tx.execute(statement.format(blob=blob, clustered=clustered))
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
