@@ -195,9 +195,11 @@ class UnitOfWork:
         cache.prefetch(identities)
         cache.load_heads(Timeline.stream(kind, key[1]) for key in identities if key[0] == "identity"
                          for kind in (Timeline.Tracked, Timeline.Identified))
+        # A device the store does not hold has no receipts: its calls were never stored (a
+        # concurrent writer storing one would also create the device, and our commit would conflict).
         keys = self._keys
         for call in calls:
-            if call.insert_id is not None:
+            if call.insert_id is not None and cache.get(("device", call.device_id)) is not None:
                 keys[call.device_id, call.insert_id] = receipt_key(call.device_id, call.insert_id)
         self._receipts = cache.log.receipts(set(keys.values()))
 
