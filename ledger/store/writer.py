@@ -27,6 +27,7 @@ from uuid import UUID
 import psycopg
 
 from ledger.store.database import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, Store
+from projections.projector import CopySink, copy_rows
 
 #: One row of the log: (originator_id, originator_version, topic, msgpack state).
 Row = tuple[UUID, int, str, bytes]
@@ -35,6 +36,7 @@ Row = tuple[UUID, int, str, bytes]
 #: slower for a handful: see `python -m benchmarks.postgres_insert`).
 COPY_FROM = 100
 RECEIPTS = "ledger_receipts"
+_COLUMNS = ("originator_id", "originator_version", "topic", "state")
 APPLIED = "ledger_applied"
 
 
@@ -57,6 +59,11 @@ class Transaction:
         self._events = events_table
         #: Appended to a SELECT that must lock the rows it reads (PostgreSQL; SQLite holds the database).
         self.locking = " FOR UPDATE" if postgres else ""
+        #: Bulk inserts by `COPY` on PostgreSQL (its `executemany` costs a round of Python per row).
+        self.copy: CopySink | None = self._copy if postgres else None
+
+    def _copy(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        copy_rows(self._cursor, table, columns, rows)
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
@@ -77,16 +84,14 @@ class Transaction:
         """Append rows to the log; returns their positions, in order."""
         if not rows:
             return []
-        columns = "originator_id, originator_version, topic, state"
+        columns = ", ".join(_COLUMNS)
         if not self.postgres:
             self._cursor.executemany(f"INSERT INTO {self._events} ({columns}) VALUES (?, ?, ?, ?)",
                                      [(row[0].hex, row[1], row[2], row[3]) for row in rows])
             last = self._cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
             return list(range(last - len(rows) + 1, last + 1))
         if len(rows) >= COPY_FROM:
-            with self._cursor.copy(f"COPY {self._events} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            copy_rows(self._cursor, self._events, _COLUMNS, rows)
             # Under the table lock nobody else draws from the sequence: the rows hold the last len(rows) IDs.
             self._cursor.execute(f"SELECT MAX(notification_id) FROM {self._events}")
             last = self._cursor.fetchone()[0]
