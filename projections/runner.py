@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import sqlalchemy as sa
 
 from projections import tables as t
+from projections.collection import collection_paused
 from projections.projector import CopySink, Projector, copy_rows
 
 NAME = "identity"
@@ -118,17 +119,24 @@ class ProjectionRunner:
 
     def _pages(self, stop: int) -> Iterator[None]:
         while self.position < stop:
-            facts = self.read_log(self.position, stop, self.page_size)
-            # A short page means nothing else up to `stop` (tracked events and gaps are not facts).
-            reached = facts[-1][0] if len(facts) == self.page_size else stop
-            with self.engine.begin() as connection:
-                current = _position(connection, lock=True)
-                if current != self.position:  # another process moved on: follow it
-                    self.position = current
-                    continue
-                self._apply_page(connection, facts, reached)
-            self.position = reached
-            yield None
+            with collection_paused():
+                reached = self._page(stop)
+            if reached is not None:
+                self.position = reached
+                yield None
+
+    def _page(self, stop: int) -> int | None:
+        """Apply the next page of facts; returns the position reached (None: another process moved on)."""
+        facts = self.read_log(self.position, stop, self.page_size)
+        # A short page means nothing else up to `stop` (tracked events and gaps are not facts).
+        reached = facts[-1][0] if len(facts) == self.page_size else stop
+        with self.engine.begin() as connection:
+            current = _position(connection, lock=True)
+            if current != self.position:  # another process moved on: follow it
+                self.position = current
+                return None
+            self._apply_page(connection, facts, reached)
+        return reached
 
     def _apply_page(self, connection: sa.Connection, facts: Iterable[Fact], reached: int) -> None:
         def write(sql: str, rows: list[tuple[Any, ...]]) -> None:
