@@ -20,6 +20,7 @@ from ledger.following import LogFollower
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
 from ledger.store.writer import Conflict, Writer
+from projections.collection import collection_paused
 from projections.runner import ProjectionRunner
 
 MAX_ATTEMPTS = 20
@@ -57,6 +58,10 @@ class Recorder:
         self._dedup_window_ms = dedup_window_ms
 
     def store(self, batch: list[Request]) -> list[IngestReport]:
+        with collection_paused():
+            return self._store(batch)
+
+    def _store(self, batch: list[Request]) -> list[IngestReport]:
         conflict: Conflict | None = None
         violated_at: int | None = None
         for _ in range(MAX_ATTEMPTS):

@@ -183,11 +183,11 @@ def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
         "SQLITE_LOCK_TIMEOUT": "30",
     }
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
-    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    sa.event.listen(engine, "connect", sqlite_pragmas)
     return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir, env=env)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

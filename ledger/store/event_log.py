@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger.domain.model import Device
 from ledger.domain.timeline import Timeline
-from ledger.store.database import Store, canonical_topic, decode_event, decode_state
+from ledger.store.database import Store, canonical_topic, decode_event, decode_state, sqlite_pragmas
 from ledger.store.writer import APPLIED, RECEIPTS
 
 #: (position, original amplitude ID, the event's stored fields): one tracked event as readers see it.
@@ -41,9 +41,9 @@ class EventLog:
         self._is_postgres = store.is_postgres
         position = "notification_id" if store.is_postgres else "rowid"
         columns = "originator_id, originator_version, topic, state"
-        self._by_aggregate = sa.text(
-            f"SELECT {columns} FROM {table} WHERE originator_id IN :ids ORDER BY originator_id, originator_version"
-        ).bindparams(sa.bindparam("ids", expanding=True))
+        # Asked before every request (`_select_in`): on the raw driver, a list of values in one parameter.
+        self._by_aggregate = (f"SELECT {columns} FROM {table} WHERE originator_id {{in}} "
+                              "ORDER BY originator_id, originator_version")
         self._last_of = sa.text(
             f"SELECT {columns} FROM {table} WHERE originator_id = :id ORDER BY originator_version DESC LIMIT 1"
         )
@@ -51,11 +51,8 @@ class EventLog:
             f"SELECT {position}, topic, state FROM {table} WHERE {position} > :start AND {position} <= :stop "
             f"AND topic NOT IN ('{_TIMELINE_TOPICS[0]}', '{_TIMELINE_TOPICS[1]}') ORDER BY {position} LIMIT :limit"
         )
-        self._heads = sa.text(
-            f"SELECT originator_id, MAX(originator_version) FROM {table} WHERE originator_id IN :ids "
-            "GROUP BY originator_id").bindparams(sa.bindparam("ids", expanding=True))
-        self._receipts = sa.text(f"SELECT key, server_time FROM {RECEIPTS} WHERE key IN :keys").bindparams(
-            sa.bindparam("keys", expanding=True))
+        self._heads = f"SELECT originator_id, MAX(originator_version) FROM {table} WHERE originator_id {{in}} GROUP BY originator_id"
+        self._receipts = f"SELECT key, server_time FROM {RECEIPTS} WHERE key {{in}}"
         # One stream's page walks its (originator_id, version) index in order, reading only what it returns.
         self._stream = {
             newest: sa.text(f"SELECT {position}, state FROM {table} WHERE originator_id = :id "
@@ -90,6 +87,7 @@ class EventLog:
         if not store.is_postgres:
             self._sqlite = sqlite3.connect(store.engine.url.database or "", isolation_level=None,
                                            check_same_thread=False)
+            sqlite_pragmas(self._sqlite, None)
         self._sqlite_lock = threading.Lock()
 
     def _param(self, originator_id: UUID) -> Any:
@@ -110,15 +108,31 @@ class EventLog:
         if self._sqlite is not None:
             self._sqlite.close()
 
+    def _select_in(self, sql: str, values: list[Any]) -> list[Any]:
+        """Rows of `sql` whose `{in}` matches any of `values`, straight on the driver.
+
+        SQLAlchemy's expanding parameters cost more than the query itself for the few
+        values a request asks about. SQLite: `IN (?, ...)` in chunks on the raw
+        connection; PostgreSQL: `= ANY(%s)`, the whole list as one array parameter.
+        """
+        if not values:
+            return []
+        if self._sqlite is None:
+            with self.engine.connect() as connection:
+                return list(connection.exec_driver_sql(sql.format(**{"in": "= ANY(%s)"}), (values,)))
+        rows: list[Any] = []
+        with self._sqlite_lock:
+            for start in range(0, len(values), IN_CHUNK):
+                chunk = values[start:start + IN_CHUNK]
+                rows += self._sqlite.execute(sql.format(**{"in": f"IN ({', '.join('?' * len(chunk))})"}), chunk)
+        return rows
+
     def events_by_aggregate(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Any]]:
         """Every event of each given aggregate, in version order; absent aggregates are left out."""
-        ids = [self._param(originator_id) for originator_id in originator_ids]
         found: dict[UUID, list[Any]] = {}
-        with self.engine.connect() as connection:
-            for start in range(0, len(ids), IN_CHUNK):
-                for row in connection.execute(self._by_aggregate, {"ids": ids[start:start + IN_CHUNK]}):
-                    originator_id = self._uuid(row[0])
-                    found.setdefault(originator_id, []).append(decode_event(row[2], row[3], originator_id, row[1]))
+        for row in self._select_in(self._by_aggregate, [self._param(originator_id) for originator_id in originator_ids]):
+            originator_id = self._uuid(row[0])
+            found.setdefault(originator_id, []).append(decode_event(row[2], row[3], originator_id, row[1]))
         return found
 
     def last_event(self, originator_id: UUID) -> Any | None:
@@ -143,23 +157,12 @@ class EventLog:
 
     def heads(self, streams: Iterable[UUID]) -> dict[UUID, int]:
         """The last version of each stream that has one."""
-        ids = [self._param(stream) for stream in streams]
-        found: dict[UUID, int] = {}
-        with self.engine.connect() as connection:
-            for start in range(0, len(ids), IN_CHUNK):
-                for row in connection.execute(self._heads, {"ids": ids[start:start + IN_CHUNK]}):
-                    found[self._uuid(row[0])] = row[1]
-        return found
+        rows = self._select_in(self._heads, [self._param(stream) for stream in streams])
+        return {self._uuid(originator_id): version for originator_id, version in rows}
 
     def receipts(self, keys: Iterable[bytes]) -> dict[bytes, int]:
         """The server time of the last stored call of each duplicate key that has one."""
-        keys = list(keys)
-        found: dict[bytes, int] = {}
-        with self.engine.connect() as connection:
-            for start in range(0, len(keys), IN_CHUNK):
-                for key, server_time in connection.execute(self._receipts, {"keys": keys[start:start + IN_CHUNK]}):
-                    found[bytes(key)] = server_time
-        return found
+        return {bytes(key): server_time for key, server_time in self._select_in(self._receipts, list(keys))}
 
     def applied(self) -> dict[str, int]:
         """The last message applied from each stream (see `IdentityLedger.ingest(applied=...)`)."""

@@ -36,7 +36,7 @@ from ledger.domain.model import (
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
 from ledger.store.event_log import EventLog
-from ledger.store.writer import Conflict, Row, Transaction, receipt_key
+from ledger.store.writer import COPY_FROM, RECEIPTS, Conflict, Row, Transaction, receipt_key
 
 DEFAULT_CACHE_SIZE = 250_000
 #: IDs remembered as not existing (look-ups of unknown IDs must not grow memory).
@@ -195,9 +195,11 @@ class UnitOfWork:
         cache.prefetch(identities)
         cache.load_heads(Timeline.stream(kind, key[1]) for key in identities if key[0] == "identity"
                          for kind in (Timeline.Tracked, Timeline.Identified))
+        # A device the store does not hold has no receipts: its calls were never stored (a
+        # concurrent writer storing one would also create the device, and our commit would conflict).
         keys = self._keys
         for call in calls:
-            if call.insert_id is not None:
+            if call.insert_id is not None and cache.get(("device", call.device_id)) is not None:
                 keys[call.device_id, call.insert_id] = receipt_key(call.device_id, call.insert_id)
         self._receipts = cache.log.receipts(set(keys.values()))
 
@@ -308,10 +310,13 @@ class UnitOfWork:
     def _store_receipts(self, tx: Transaction) -> None:
         """New keys are inserted (a concurrent writer's insert makes ours conflict); expired ones renewed."""
         fresh = [(key, time) for key, time in self._received.items() if key not in self._receipts]
-        tx.executemany("INSERT INTO ledger_receipts (key, server_time) VALUES (?, ?)", fresh)
+        if tx.copy is not None and len(fresh) >= COPY_FROM:
+            tx.copy(RECEIPTS, ("key", "server_time"), fresh)
+        else:
+            tx.executemany(f"INSERT INTO {RECEIPTS} (key, server_time) VALUES (?, ?)", fresh)
         for key, time in self._received.items():
             if key in self._receipts:
-                tx.execute("UPDATE ledger_receipts SET server_time = ? WHERE key = ? AND server_time = ?",
+                tx.execute(f"UPDATE {RECEIPTS} SET server_time = ? WHERE key = ? AND server_time = ?",
                            (time, key, self._receipts[key]))
                 if tx.changed() != 1:
                     raise Conflict("a receipt changed meanwhile")

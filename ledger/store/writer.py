@@ -27,6 +27,7 @@ from uuid import UUID
 import psycopg
 
 from ledger.store.database import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, Store
+from projections.projector import CopySink, copy_rows
 
 #: One row of the log: (originator_id, originator_version, topic, msgpack state).
 Row = tuple[UUID, int, str, bytes]
@@ -35,6 +36,7 @@ Row = tuple[UUID, int, str, bytes]
 #: slower for a handful: see `python -m benchmarks.postgres_insert`).
 COPY_FROM = 100
 RECEIPTS = "ledger_receipts"
+_COLUMNS = ("originator_id", "originator_version", "topic", "state")
 APPLIED = "ledger_applied"
 
 
@@ -57,6 +59,11 @@ class Transaction:
         self._events = events_table
         #: Appended to a SELECT that must lock the rows it reads (PostgreSQL; SQLite holds the database).
         self.locking = " FOR UPDATE" if postgres else ""
+        #: Bulk inserts by `COPY` on PostgreSQL (its `executemany` costs a round of Python per row).
+        self.copy: CopySink | None = self._copy if postgres else None
+
+    def _copy(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        copy_rows(self._cursor, table, columns, rows)
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
@@ -77,16 +84,14 @@ class Transaction:
         """Append rows to the log; returns their positions, in order."""
         if not rows:
             return []
-        columns = "originator_id, originator_version, topic, state"
+        columns = ", ".join(_COLUMNS)
         if not self.postgres:
             self._cursor.executemany(f"INSERT INTO {self._events} ({columns}) VALUES (?, ?, ?, ?)",
                                      [(row[0].hex, row[1], row[2], row[3]) for row in rows])
             last = self._cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
             return list(range(last - len(rows) + 1, last + 1))
         if len(rows) >= COPY_FROM:
-            with self._cursor.copy(f"COPY {self._events} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            copy_rows(self._cursor, self._events, _COLUMNS, rows)
             # Under the table lock nobody else draws from the sequence: the rows hold the last len(rows) IDs.
             self._cursor.execute(f"SELECT MAX(notification_id) FROM {self._events}")
             last = self._cursor.fetchone()[0]
@@ -111,10 +116,26 @@ class Transaction:
 
 _WRITE_TABLES = (
     # The last server time of each (device ID, insert_id) stored: the duplicate rule's memory.
-    f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL)",
+    # On SQLite `WITHOUT ROWID`: the key is the table's b-tree, so a receipt is one insert, not two.
+    f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL){{clustered}}",
     # For callers that feed the ledger from a stream (e.g. NATS): the last message applied, per stream.
     f"CREATE TABLE IF NOT EXISTS {APPLIED} (stream VARCHAR(255) PRIMARY KEY, sequence BIGINT NOT NULL)",
 )
+
+
+def _cluster_receipts(tx: Transaction) -> None:
+    """Move the receipts of a ledger written before they were `WITHOUT ROWID` (SQLite) into that shape.
+
+    The rows are copied as they are, in the open transaction: the duplicate rule keeps every
+    receipt, and an older release reading the table sees the same columns.
+    """
+    found = tx.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (RECEIPTS,))
+    if not found or "WITHOUT ROWID" in found[0][0].upper():
+        return
+    tx.execute(f"ALTER TABLE {RECEIPTS} RENAME TO {RECEIPTS}_rowid")
+    tx.execute(f"CREATE TABLE {RECEIPTS} (key BLOB PRIMARY KEY, server_time BIGINT NOT NULL) WITHOUT ROWID")
+    tx.execute(f"INSERT INTO {RECEIPTS} (key, server_time) SELECT key, server_time FROM {RECEIPTS}_rowid")
+    tx.execute(f"DROP TABLE {RECEIPTS}_rowid")
 
 
 class Writer:
@@ -139,9 +160,12 @@ class Writer:
                            f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}"):
                 self._connection.execute(f"PRAGMA {pragma}")
             blob = "BLOB"
+        clustered = "" if store.is_postgres else " WITHOUT ROWID"
         with self.transaction() as tx:
+            if not self._postgres:
+                _cluster_receipts(tx)
             for statement in _WRITE_TABLES:
-                tx.execute(statement.format(blob=blob))
+                tx.execute(statement.format(blob=blob, clustered=clustered))
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -5,6 +5,7 @@ No timings: these count rows written and events decoded, which is what the speed
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Callable
 
 import pytest
@@ -74,3 +75,23 @@ def test_the_stream_marker_is_stored_with_the_request_and_a_redelivery_stores_no
     lg.identify([{"device_id": "device-A", "user_properties": {"$set": {"a": 1}}}], applied=("orders", 8))
     assert lg.applied("orders") == 8 and lg.applied("other") is None
     assert lg.stats().events == 1
+
+
+def test_receipts_written_before_they_were_clustered_move_into_the_new_shape_on_open(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/receipts.db"
+    with IdentityLedger(url) as lg:
+        lg.ingest([event("device-A", insert_id="kept"), event("device-B", insert_id="also-kept")])
+    connection = sqlite3.connect(tmp_path / "receipts.db")
+    with connection:  # the receipts table as the lean path first wrote it: a rowid table
+        connection.execute("ALTER TABLE ledger_receipts RENAME TO old_receipts")
+        connection.execute("CREATE TABLE ledger_receipts (key BLOB PRIMARY KEY, server_time BIGINT NOT NULL)")
+        connection.execute("INSERT INTO ledger_receipts SELECT * FROM old_receipts")
+        connection.execute("DROP TABLE old_receipts")
+    connection.close()
+    with IdentityLedger(url) as lg:
+        assert lg.ingest([event("device-A", insert_id="kept"), event("device-B", insert_id="also-kept"),
+                          event("device-A", insert_id="new")]).duplicates == 2
+    connection = sqlite3.connect(tmp_path / "receipts.db")
+    [(sql,)] = connection.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_receipts'").fetchall()
+    assert "WITHOUT ROWID" in sql and connection.execute("SELECT COUNT(*) FROM ledger_receipts").fetchone()[0] == 3
+    connection.close()
