@@ -18,7 +18,6 @@ position into ONE transaction (see docs/architecture.md for the measurements).
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -40,12 +39,6 @@ APPLIED = "ledger_applied"
 
 class Conflict(Exception):
     """Another writer got there first (a version or a receipt is taken): resolve again on fresh state."""
-
-
-def receipt_key(device_id: str, insert_id: str) -> bytes:
-    """The duplicate key (device ID, insert_id) as 16 bytes (length-prefixed, so no two keys meet)."""
-    text = f"{len(device_id)}:{device_id}{insert_id}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 class Transaction:
@@ -135,8 +128,10 @@ class Writer:
             self._connection = sqlite3.connect(store.engine.url.database or "", isolation_level=None,
                                                check_same_thread=False, timeout=30)
             # FULL, as eventsourcing's recorder (SQLite's default): an acknowledged request survives a power cut.
+            # secure_delete: deleted and rewritten content is overwritten with zeros, so an erased
+            # person cannot be read back from free space in the file (docs/privacy.md).
             for pragma in ("journal_mode=WAL", "synchronous=FULL", f"cache_size = -{SQLITE_CACHE_KIB}",
-                           f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}"):
+                           f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}", "secure_delete=ON"):
                 self._connection.execute(f"PRAGMA {pragma}")
             blob = "BLOB"
         with self.transaction() as tx:
@@ -163,6 +158,25 @@ class Writer:
             raise
         finally:
             cursor.close()
+
+    def reclaim(self, tables: list[str]) -> bool:
+        """After erasing: make deleted rows unreadable on disk; False if it could not complete.
+
+        SQLite: write the WAL back into the (secure_delete) database and truncate it; readers in
+        the middle of a transaction can keep it from completing. PostgreSQL: VACUUM the tables,
+        so deleted row versions are gone from their pages (the WAL archive is the operator's).
+        """
+        connection = self._connection
+        if not self._postgres:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return busy == 0
+        connection.autocommit = True
+        try:
+            for table in tables:
+                connection.execute(f"VACUUM {table}")
+        finally:
+            connection.autocommit = False
+        return True
 
     def close(self) -> None:
         self._connection.close()
