@@ -118,6 +118,10 @@ class WrongKeyFile(LedgerKeyError):
 class DeletionRefused(InvalidRequest):
     """A deletion request, listing or withdrawal the ledger refuses (a 400); nothing was stored."""
 
+    def __str__(self) -> str:
+        details = ", ".join(f"{key}={value}" for key, value in self.body.items() if key not in ("code", "error"))
+        return f"{self.body['error']} ({details})" if details else str(self.body["error"])
+
     @classmethod
     def because(cls, error: str, **details: Any) -> DeletionRefused:
         return cls(400, {"code": 400, "error": error, **details})
