@@ -96,7 +96,8 @@ class Deletions:
             if now:
                 self.run(day)
                 job = self.job(day)
-        answer = job.answer() if job is not None else {"day": day.isoformat(), "status": "done", "amplitude_ids": []}
+        answer: dict[str, Any] = job.answer() if job is not None else {  # every ID unknown, and ignored
+            "day": day.isoformat(), "status": "done", "amplitude_ids": []}
         answer["amplitude_ids"] = [entry for entry in answer["amplitude_ids"] if entry["amplitude_id"] in wanted]
         return answer
 

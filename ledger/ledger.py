@@ -104,8 +104,8 @@ class IdentityLedger(ReadAPI):
         self._clock = clock
         self._lock = threading.RLock()
         self._log = EventLog(self._store)
-        keys = open_keys(self._store, self._log.latest() > 0, key_file)
         self._writer = Writer(self._store)
+        keys = open_keys(self._store, self._log.latest() > 0, key_file)
         self._cache = AggregateCache(self._log, keys, cache_size)
         try:
             self._runner = ProjectionRunner(self._store.engine, self._log.read)

@@ -17,8 +17,6 @@ from eventsourcing.domain import Aggregate
 
 from ledger.domain.model import JournaledAggregate, register_topics
 
-#: The days of a job stream's ID are counted from this one (its low 64 bits).
-EPOCH = dt.date(1970, 1, 1)
 STAGING, DONE = "staging", "done"
 
 
@@ -99,7 +97,7 @@ class DeletionJob(JournaledAggregate):
 
     @staticmethod
     def stream(day: dt.date) -> UUID:
-        return UUID(int=(DeletionJob.STREAM << 64) | (day - EPOCH).days)
+        return UUID(int=(DeletionJob.STREAM << 64) | day.toordinal())  # the low 64 bits: the day
 
     @staticmethod
     def is_job_stream(stream: UUID) -> bool:

@@ -41,10 +41,10 @@ def key_path(store: Store, key_file: str | None) -> str:
 
 
 def open_keys(store: Store, has_data: bool, key_file: str | None) -> Keys:
-    """This ledger's key derivation; creates the secret for a new ledger. Call under `setup_lock`."""
+    """This ledger's key derivation; creates the secret for a new ledger. Call under `setup_lock`, once
+    the writer has created `ledger_settings`."""
     path = key_path(store, key_file)
     with store.engine.begin() as connection:
-        connection.exec_driver_sql(settings.CREATE)
         check = settings.read(connection, settings.KEY_CHECK)
         if check is None and has_data:
             return UNKEYED  # written before keys existed: its stored IDs are uuid5 of the IDs

@@ -25,6 +25,7 @@ from uuid import UUID
 
 import psycopg
 
+from ledger.store import settings
 from ledger.store.database import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, Store
 
 #: One row of the log: (originator_id, originator_version, topic, msgpack state).
@@ -107,6 +108,7 @@ _WRITE_TABLES = (
     f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL)",
     # For callers that feed the ledger from a stream (e.g. NATS): the last message applied, per stream.
     f"CREATE TABLE IF NOT EXISTS {APPLIED} (stream VARCHAR(255) PRIMARY KEY, sequence BIGINT NOT NULL)",
+    settings.CREATE,  # the key file's check value, the count of deletion jobs run
 )
 
 
@@ -169,7 +171,7 @@ class Writer:
         connection = self._connection
         if not self._postgres:
             busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            return busy == 0
+            return bool(busy == 0)
         connection.autocommit = True
         try:
             for table in tables:
