@@ -78,3 +78,27 @@ def test_golden_ledger_takes_new_calls(backend: str, new_url: Callable[[], str],
         assert "device-new-one" in david.device_ids
         assert lg.resolve(device_id="device-G").amplitude_id == before["device-G"]["amplitude_id"]
         assert lg.stats().events == expected()["stats"]["events"] + 2
+
+
+def test_golden_ledger_forgets_people_whole_and_replays(backend: str, new_url: Callable[[], str],
+                                                        tmp_path: Path) -> None:
+    """0.1.0's stored shapes (tracked events on device streams) are erased too; its keys stay unkeyed."""
+    from tests.domain.test_validation import snapshot
+    from tests.store.test_forgetting import found, stored_text
+
+    with open_golden(backend, new_url, tmp_path) as lg:
+        assert not lg._cache.keys.keyed
+        mary = lg.resolve(user_id="user-Mary")
+        job = lg.forget(user_ids=["user-David", "user-Jane"], requester="dpo", now=True)
+        assert job["status"] == "done"
+        assert all(lg.is_forgotten(amplitude_id) for amplitude_id in (6, 8, 9))
+        assert lg.resolve(user_id="user-David") is None and lg.resolve(user_id="user-Mary") == mary
+        stored = stored_text(lg)
+        assert [text for text in ("user-David", "device-Y", "device-Z", "user-Jane", "Oslo") if found(stored, text)] == []
+        assert found(stored, "user-Mary") and found(stored, "device-R")  # device-R is Mary's too
+        incremental = snapshot(lg)
+        lg.rebuild()
+        assert snapshot(lg) == incremental
+        for position in range(0, lg.position + 1, 7):
+            with lg.as_of(position) as view:
+                assert view.identity(8) is None and view.timeline(6) == []
