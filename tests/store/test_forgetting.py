@@ -235,3 +235,24 @@ def test_stored_keys_do_not_reveal_ids(lg: IdentityLedger) -> None:
             sa.text(f"SELECT originator_id FROM {lg._store.app.recorder.events_table_name}"))}
     assert UNKEYED.user("user-1").hex not in stored and UNKEYED.device("device-1").hex not in stored
     assert lg._cache.keys.user("user-1").hex in stored
+
+
+@pytest.mark.parametrize("follows_the_log", [True, False])
+def test_another_writer_never_writes_to_a_person_forgotten_meanwhile(
+        open_ledger: Callable[..., IdentityLedger], new_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch,
+        follows_the_log: bool) -> None:
+    """A second process holding the person in its cache: its follower drops the cache when it sees the
+    job, and a request resolved before it saw the job is resolved again in its own transaction."""
+    url = new_url()
+    first = open_ledger(url)
+    first.ingest(person_events(ALICE))
+    other = open_ledger(url)
+    assert other.resolve(user_id=ALICE["user_id"]).amplitude_id == 1  # cached there
+    first.forget(user_ids=[ALICE["user_id"]], requester="dpo", now=True)
+    if not follows_the_log:  # the job commits between its look at the log and its transaction
+        monkeypatch.setattr(other._follower, "sync", lambda: other._follower.seen)
+    other.ingest([event(ALICE["device_id"], ALICE["user_id"])])
+    monkeypatch.undo()
+    again = other.resolve(user_id=ALICE["user_id"])
+    assert again is not None and again.amplitude_id == 2 and other.timeline(1) == []
+    assert first.resolve(user_id=ALICE["user_id"]) == again

@@ -50,6 +50,7 @@ def open_golden(backend: str, new_url: Callable[[], str], tmp_path: Path) -> Ide
                     "VALUES (CAST(:id AS uuid), :version, :topic, :state)"),
             [{"id": i, "version": v, "topic": t, "state": s} for i, v, t, s in golden_rows()],
         )
+        connection.execute(sa.text("DELETE FROM ledger_settings"))  # 0.1.0 had no key check: unkeyed keys
     engine.dispose()
     lg = IdentityLedger(url, clock=Clock(1_800_000_000_000))
     lg.rebuild()
