@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterable, cast
 from uuid import UUID
 
 from ledger.domain.deletions import DeletionJob
-from ledger.domain.keys import Keys
 from ledger.errors import ConflictRetriesExhausted, DeletionRefused
 from ledger.following import LogFollower
 from ledger.recording import MAX_ATTEMPTS, Recorder
@@ -61,7 +60,7 @@ class Deletions:
     """The deletion jobs of one ledger; every method runs under the ledger's writer lock."""
 
     def __init__(self, store: Store, writer: Writer, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
-                 follower: LogFollower, recorder: Recorder, keys: Keys, lock: threading.RLock,
+                 follower: LogFollower, recorder: Recorder, lock: threading.RLock,
                  clock: Callable[[], int]) -> None:
         self._postgres = store.is_postgres
         self._events = cast(str, store.app.recorder.events_table_name)  # type: ignore[attr-defined]
@@ -71,7 +70,6 @@ class Deletions:
         self._runner = runner
         self._follower = follower
         self._recorder = recorder
-        self._keys = keys
         self._lock = lock
         self._clock = clock
 
@@ -188,7 +186,7 @@ class Deletions:
     def _erase(self, job: DeletionJob) -> tuple[Erased, int, int]:
         server_time = self._clock()
         with self._writer.transaction() as tx:
-            erased = Eraser(tx, self._keys, self._postgres, self._events).erase(job.staging(), job.day)
+            erased = Eraser(tx, self._cache.keys, self._postgres, self._events).erase(job.staging(), job.day)
             job.ran(job.staging(), erased.amplitude_ids, server_time, _timestamp(server_time))
             facts, first, last = self._insert(tx, job)
             erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted)

@@ -19,16 +19,17 @@ import sqlalchemy as sa
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.deleting import Deletions, JobRun
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
-from ledger.errors import SchemaTooNew
+from ledger.errors import LedgerError, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
 from ledger.recording import IngestReport, Recorder, Request
 from ledger.store.database import open_store
 from ledger.store import settings
 from ledger.store.event_log import EventLog
-from ledger.store.key_file import open_keys
+from ledger.store.key_file import new_keys, open_keys
+from ledger.store.rekeying import rekey
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
-from ledger.store.writer import Writer
+from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
 from projections.models import Identity
 from projections.queries import ReadAPI, Reading
@@ -118,7 +119,8 @@ class IdentityLedger(ReadAPI):
             self._recorder.forgets = int(settings.read(connection, settings.FORGETS) or 0)
         self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._recorder.store, self._lock)
         self._deletions = Deletions(self._store, self._writer, self._log, self._cache, self._runner, self._follower,
-                                    self._recorder, keys, self._lock, clock)
+                                    self._recorder, self._lock, clock)
+        self._key_file = key_file
 
     @property
     def url(self) -> str:
@@ -179,6 +181,21 @@ class IdentityLedger(ReadAPI):
     def run_deletions(self) -> list[JobRun]:
         """Run every deletion job whose day has come (for cron: `ledger deletions --run`)."""
         return self._deletions.run_due()
+
+    def rekey(self) -> int:
+        """Give a ledger written before keyed IDs its secret (a new key file) and rewrite its stored
+        keys in one transaction; needs the ledger to itself. Returns how many streams got a new ID."""
+        if self._cache.keys.keyed:
+            raise LedgerError("this ledger's stored keys are already keyed by its secret")
+        with self._lock, self._writers.exclusive("rekey"):
+            keys = new_keys(self._store, self._key_file)
+            events = self._store.app.recorder.events_table_name  # type: ignore[attr-defined]
+            with self._writer.transaction() as tx:
+                moved = rekey(tx, keys, self._store.is_postgres, events)
+            self._cache.clear()
+            self._cache.use_keys(keys)
+            self._writer.reclaim([events, RECEIPTS])
+            return moved
 
     # -- reading (the API is `ReadAPI`'s) -------------------------------------------
 

@@ -454,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("deletions", partial(forgetting.deletions, _ledger),
                   "the deletion jobs; --run runs those whose day has come (for cron)", [db, as_json])
     forgetting.add_deletions_options(sub)
+    command("rekey", partial(forgetting.rekey, _ledger),
+            "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
     sub = command("export", _export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
     sub.add_argument("--format", choices=["jsonl"], default="jsonl")
     return parser

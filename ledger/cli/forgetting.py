@@ -1,7 +1,8 @@
-"""`ledger forget` and `ledger deletions`: forgetting people from the command line (docs/privacy.md).
+"""`ledger forget`, `ledger deletions` and `ledger rekey`: forgetting people from the command line.
 
 `forget` files a deletion request (or, with --now, runs it at once); `deletions` lists the
-jobs and, with --run (for cron), runs the ones whose day has come.
+jobs and, with --run (for cron), runs the ones whose day has come; `rekey` gives a ledger
+written before keyed IDs its secret (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def deletions(open_ledger: Opener, args: argparse.Namespace) -> int:
         _print_job(job)
     if not jobs and not args.json:
         print("No deletion jobs in these days.")
+    return OK
+
+
+def rekey(open_ledger: Opener, args: argparse.Namespace) -> int:
+    with open_ledger(args) as lg:
+        moved = lg.rekey()
+    if args.json:
+        print(_json.encode({"streams": moved}).decode())
+    else:
+        print(f"Rekeyed {moved:,} device and user streams; keep and back up the key file with the ledger.")
     return OK
 
 

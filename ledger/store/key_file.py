@@ -61,6 +61,13 @@ def open_keys(store: Store, has_data: bool, key_file: str | None) -> Keys:
     return keys
 
 
+def new_keys(store: Store, key_file: str | None) -> Keys:
+    """A secret for a ledger that has none yet (`ledger rekey`): a key file left by an interrupted
+    rekey is used again; otherwise one is created."""
+    path = key_path(store, key_file)
+    return Keys(_read(path) if os.path.exists(path) else _create(path))
+
+
 def _read(path: str) -> bytes:
     with open(path, encoding="ascii") as file:
         text = file.read().strip()

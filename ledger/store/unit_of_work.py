@@ -54,8 +54,7 @@ class AggregateCache:
 
     def __init__(self, log: EventLog, keys: Keys, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
         self.log = log
-        self.keys = keys
-        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key}
+        self.use_keys(keys)
         self.maxsize = maxsize
         self._items: OrderedDict[Key, JournaledAggregate] = OrderedDict()
         self._keys: dict[UUID, Key] = {}
@@ -90,6 +89,11 @@ class AggregateCache:
     def aggregate_id(self, key: Key) -> UUID:
         kind, value = key
         return ALLOCATOR_KEY if kind == "allocator" else self._to_uuid[kind](value)
+
+    def use_keys(self, keys: Keys) -> None:
+        """Derive stored IDs with `keys` from now on (a new ledger, or one just rekeyed: clear first)."""
+        self.keys = keys
+        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key}
 
     def clear(self) -> None:
         """Forget everything (a deletion job rewrote streams in place)."""

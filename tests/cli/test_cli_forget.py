@@ -1,8 +1,10 @@
-"""`ledger forget` and `ledger deletions`: file, list, run and refuse deletion jobs from the command line."""
+"""`ledger forget`, `ledger deletions` and `ledger rekey` from the command line: file, list, run, refuse."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from ledger import IdentityLedger
 from tests.cli_helpers import assert_one_line_error, ledger
 from tests.helpers import event
+from tests.store.test_golden_ledger import GOLDEN_DB
 
 
 @pytest.fixture
@@ -56,3 +59,17 @@ def test_forget_now_runs_at_once(capsys: pytest.CaptureFixture[str], url: str) -
 def test_bad_requests_fail_in_one_line(capsys: pytest.CaptureFixture[str], url: str, argv: list[str], code: int,
                                        words: list[str]) -> None:
     assert_one_line_error(ledger(capsys, *argv, "--db", url), code, *words)
+
+
+def test_rekey_refuses_a_ledger_already_keyed_in_one_line(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    assert_one_line_error(ledger(capsys, "rekey", "--db", url), 2, "already keyed")
+
+
+def test_rekey_keys_a_ledger_written_before_keys(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "golden.db"
+    shutil.copy(GOLDEN_DB, path)
+    result = ledger(capsys, "rekey", "--db", f"sqlite:///{path}")
+    assert (result.code, result.out) == (0, "Rekeyed 18 device and user streams; keep and back up the key file "
+                                            "with the ledger.\n")
+    assert (tmp_path / "golden.db.key").exists()
+    assert ledger(capsys, "resolve", "--db", f"sqlite:///{path}", "--user-id", "user-David").code == 0

@@ -256,3 +256,26 @@ def test_another_writer_never_writes_to_a_person_forgotten_meanwhile(
     again = other.resolve(user_id=ALICE["user_id"])
     assert again is not None and again.amplitude_id == 2 and other.timeline(1) == []
     assert first.resolve(user_id=ALICE["user_id"]) == again
+
+
+def test_rekeying_a_ledger_written_before_keys_keeps_its_duplicates(new_url: Callable[[], str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Receipts are rewritten too: a retry of an event stored before the rekey is still a duplicate."""
+    import ledger.ledger
+    from ledger.domain.keys import UNKEYED
+    from tests.helpers import Clock
+
+    url = new_url()
+    monkeypatch.setattr(ledger.ledger, "open_keys", lambda *_args, **_kwargs: UNKEYED)  # as before keys existed
+    sent = [event("device-1", "user-1"), event("device-2", None), event("device-1", None)]
+    with IdentityLedger(url, clock=Clock()) as old:
+        old.ingest(sent)
+    monkeypatch.undo()
+    with IdentityLedger(url, clock=Clock(1_700_000_001_000)) as lg:
+        assert not lg._cache.keys.keyed
+        assert lg.rekey() == 3
+        assert lg.ingest(sent).duplicates == 3
+        assert lg.ingest([event("device-1", None)]).ingested == 1
+        incremental = snapshot(lg)
+        lg.rebuild()
+        assert snapshot(lg) == incremental

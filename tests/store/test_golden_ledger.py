@@ -103,3 +103,27 @@ def test_golden_ledger_forgets_people_whole_and_replays(backend: str, new_url: C
         for position in range(0, lg.position + 1, 7):
             with lg.as_of(position) as view:
                 assert view.identity(8) is None and view.timeline(6) == []
+
+
+def test_golden_ledger_rekeyed_answers_as_it_did_and_hides_its_keys(backend: str, new_url: Callable[[], str],
+                                                                     tmp_path: Path) -> None:
+    from ledger.domain.keys import UNKEYED
+    from ledger.errors import LedgerError
+
+    with open_golden(backend, new_url, tmp_path) as lg:
+        url = lg.url
+        assert lg.rekey() == 12 + 6  # every device and every user ID
+        assert answers(lg) == expected()
+        with pytest.raises(LedgerError, match="already keyed"):
+            lg.rekey()
+        lg.ingest([event("device-Y", "user-David"), event("device-new", "user-John")])
+        assert lg.resolve(user_id="user-John").device_ids == ["device-G", "device-new"]
+        with lg._store.engine.connect() as connection:
+            stored = {str(row[0]).replace("-", "") for row in connection.execute(sa.text(
+                f"SELECT originator_id FROM {lg._store.app.recorder.events_table_name}"))}
+        assert not {UNKEYED.user("user-John").hex, UNKEYED.device("device-G").hex} & stored
+        assert lg._cache.keys.user("user-John").hex in stored
+    with IdentityLedger(url, create=False) as again:  # its key file is found where it was made
+        assert again.resolve(user_id="user-David").merged_amplitude_ids == [9]
+        again.rebuild()
+        assert again.resolve(device_id="device-Y").amplitude_id == 8
