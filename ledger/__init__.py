@@ -7,23 +7,38 @@ Imports point one way: `ledger` (the write side and the application service) use
 from __future__ import annotations
 
 from ledger.domain.calls import IngestWarning
-from ledger.errors import ConflictRetriesExhausted, DatabaseUnavailable, InvalidRequest, LedgerError, LedgerNotFound
-from ledger.ledger import IdentityLedger, IngestReport, LedgerView
+from ledger.errors import (
+    ConflictRetriesExhausted,
+    DatabaseUnavailable,
+    DeletionRefused,
+    InvalidRequest,
+    KeyFileMissing,
+    LedgerError,
+    LedgerKeyError,
+    LedgerNotFound,
+    WrongKeyFile,
+)
+from ledger.ledger import IdentityLedger, IngestReport, JobRun, LedgerView
 from projections.models import AuditEntry, Identity, Merge, Stats, TimelineEvent
 
 __all__ = [
     "AuditEntry",
     "ConflictRetriesExhausted",
     "DatabaseUnavailable",
+    "DeletionRefused",
     "Identity",
     "IdentityLedger",
     "IngestReport",
     "IngestWarning",
     "InvalidRequest",
+    "JobRun",
+    "KeyFileMissing",
     "LedgerError",
+    "LedgerKeyError",
     "LedgerNotFound",
     "LedgerView",
     "Merge",
     "Stats",
     "TimelineEvent",
+    "WrongKeyFile",
 ]

@@ -101,3 +101,33 @@ class CannotListen(LedgerError):
 
 class BufferUnavailable(LedgerError):
     """The buffered deployment's log (NATS JetStream) did not take the request: nothing was stored."""
+
+
+class LedgerKeyError(LedgerError):
+    """The ledger's key file cannot be used; nothing was opened (see docs/privacy.md)."""
+
+
+class KeyFileMissing(LedgerKeyError):
+    """The ledger stores keyed IDs but its key file is not where it should be."""
+
+
+class WrongKeyFile(LedgerKeyError):
+    """The key file found is not the one this ledger was created with (or holds no secret)."""
+
+
+class DeletionRefused(InvalidRequest):
+    """A deletion request, listing or withdrawal the ledger refuses (a 400); nothing was stored."""
+
+    def __str__(self) -> str:
+        details = ", ".join(f"{key}={value}" for key, value in self.body.items() if key not in ("code", "error"))
+        return f"{self.body['error']} ({details})" if details else str(self.body["error"])
+
+    @classmethod
+    def because(cls, error: str, **details: Any) -> DeletionRefused:
+        return cls(400, {"code": 400, "error": error, **details})
+
+    @classmethod
+    def unknown_ids(cls, amplitude_ids: list[int], user_ids: list[str]) -> DeletionRefused:
+        """Amplitude refuses IDs it does not know unless `ignore_invalid_id` is true; the reply names them."""
+        return cls.because("Unknown IDs (set ignore_invalid_id to skip them)",
+                           invalid_amplitude_ids=amplitude_ids, invalid_user_ids=user_ids)

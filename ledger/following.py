@@ -2,7 +2,8 @@
 
 Before each request and each read the ledger asks the log for its last position (a
 microsecond on SQLite); if it moved, the aggregates and stream heads those events
-touched are dropped from the cache, and the projections catch up.
+touched are dropped from the cache, and the projections catch up. A deletion job's events
+(on its own stream) drop the whole cache: a job rewrites streams in place.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Callable
 
 from projections.runner import ProjectionRunner
 
+from ledger.domain.deletions import DeletionJob
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache
 
@@ -42,7 +44,10 @@ class LogFollower:
             originators = self._log.originators(self.seen, latest, LOG_PAGE)
             if not originators:
                 break
-            self._cache.evict(originator_id for _, originator_id in originators)
+            if any(DeletionJob.is_job_stream(originator_id) for _, originator_id in originators):
+                self._cache.clear()  # a job may have erased or rewritten streams without new positions
+            else:
+                self._cache.evict(originator_id for _, originator_id in originators)
             self.seen = originators[-1][0]
         self.seen = max(self.seen, latest)
         if self._runner.position < latest:

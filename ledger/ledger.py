@@ -8,6 +8,7 @@ once) and `projections.runner` (catch-up and rebuild). This module wires them to
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import threading
 import time
@@ -16,21 +17,25 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
+from ledger.deleting import Deletions, JobRun
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
-from ledger.errors import SchemaTooNew
+from ledger.errors import LedgerError, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
 from ledger.recording import IngestReport, Recorder, Request
 from ledger.store.database import open_store
+from ledger.store import settings
 from ledger.store.event_log import EventLog
+from ledger.store.key_file import new_keys, open_keys
+from ledger.store.rekeying import rekey
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
-from ledger.store.writer import Writer
+from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
 from projections.models import Identity
 from projections.queries import ReadAPI, Reading
 from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
 
-__all__ = ["IdentityLedger", "IngestReport", "LedgerView"]
+__all__ = ["IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
 
 
 def _now_ms() -> int:
@@ -79,13 +84,14 @@ class IdentityLedger(ReadAPI):
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
         create: bool = True,
+        key_file: str | None = None,
     ) -> None:
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
         with setup_lock(url):  # schema setup is serialized across processes
             self._store = open_store(url, create=create)
             try:
-                self._open(dedup_window_ms, cache_size, clock)
+                self._open(dedup_window_ms, cache_size, clock, key_file)
             except BaseException:  # a refused open (newer schema, file replaced) leaks nothing
                 for opened in (getattr(self, "_writer", None), getattr(self, "_log", None),
                                getattr(self, "_writers", None), self._store):
@@ -94,13 +100,14 @@ class IdentityLedger(ReadAPI):
                 raise
         self._runner.catch_up(self._follower.seen)
 
-    def _open(self, dedup_window_ms: int, cache_size: int, clock: Callable[[], int]) -> None:
+    def _open(self, dedup_window_ms: int, cache_size: int, clock: Callable[[], int], key_file: str | None) -> None:
         self._writers = WriterLock(self._store)
         self._clock = clock
         self._lock = threading.RLock()
         self._log = EventLog(self._store)
         self._writer = Writer(self._store)
-        self._cache = AggregateCache(self._log, cache_size)
+        keys = open_keys(self._store, self._log.latest() > 0, key_file)
+        self._cache = AggregateCache(self._log, keys, cache_size)
         try:
             self._runner = ProjectionRunner(self._store.engine, self._log.read)
         except ReadSideTooNew as error:
@@ -108,7 +115,12 @@ class IdentityLedger(ReadAPI):
         self._follower = LogFollower(self._log, self._cache, self._runner, self._writers.check_file)
         self._recorder = Recorder(self._writer, self._log, self._cache, self._runner, self._follower,
                                   dedup_window_ms)
+        with self._store.engine.connect() as connection:
+            self._recorder.forgets = int(settings.read(connection, settings.FORGETS) or 0)
         self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._recorder.store, self._lock)
+        self._deletions = Deletions(self._store, self._writer, self._log, self._cache, self._runner, self._follower,
+                                    self._recorder, self._lock, clock)
+        self._key_file = key_file
 
     @property
     def url(self) -> str:
@@ -145,6 +157,46 @@ class IdentityLedger(ReadAPI):
         """The sequence of the last message from `stream` stored with `ingest(..., applied=...)`."""
         return self._log.applied().get(stream)
 
+    # -- forgetting (docs/privacy.md) -------------------------------------------------
+
+    def forget(self, *, user_ids: Iterable[str] = (), amplitude_ids: Iterable[int] = (), requester: str,
+               ignore_invalid_id: bool = False, now: bool = False) -> dict[str, Any]:
+        """Ask for people to be forgotten (at most 100 IDs); returns the deletion job, Amplitude's shape.
+
+        User IDs are resolved to amplitude IDs now (a job stores none). The job runs on its day
+        (`run_deletions`), the next UTC day; with `now=True` it runs at once. Unknown IDs raise
+        DeletionRefused unless `ignore_invalid_id`.
+        """
+        return self._deletions.request(amplitude_ids, user_ids, requester, ignore_invalid_id=ignore_invalid_id,
+                                       now=now)
+
+    def withdraw_deletion(self, amplitude_id: int, day: dt.date) -> dict[str, Any]:
+        """Take an amplitude ID out of the job of `day` before it runs; returns the job."""
+        return self._deletions.withdraw(amplitude_id, day)
+
+    def deletions(self, start_day: dt.date, end_day: dt.date) -> list[dict[str, Any]]:
+        """The deletion jobs of start_day..end_day (at most six months), Amplitude's shape."""
+        return [job.answer() for job in self._deletions.jobs(start_day, end_day)]
+
+    def run_deletions(self) -> list[JobRun]:
+        """Run every deletion job whose day has come (for cron: `ledger deletions --run`)."""
+        return self._deletions.run_due()
+
+    def rekey(self) -> int:
+        """Give a ledger written before keyed IDs its secret (a new key file) and rewrite its stored
+        keys in one transaction; needs the ledger to itself. Returns how many streams got a new ID."""
+        if self._cache.keys.keyed:
+            raise LedgerError("this ledger's stored keys are already keyed by its secret")
+        with self._lock, self._writers.exclusive("rekey"):
+            keys = new_keys(self._store, self._key_file)
+            events = self._store.app.recorder.events_table_name  # type: ignore[attr-defined]
+            with self._writer.transaction() as tx:
+                moved = rekey(tx, keys, self._store.is_postgres, events)
+            self._cache.clear()
+            self._cache.use_keys(keys)
+            self._writer.reclaim([events, RECEIPTS])
+            return moved
+
     # -- reading (the API is `ReadAPI`'s) -------------------------------------------
 
     def _reading(self) -> Reading:
@@ -164,6 +216,8 @@ class IdentityLedger(ReadAPI):
             if amplitude_id is None:
                 return None
             identity = self._cache.get(("identity", amplitude_id))
+            if identity.forgotten:  # a shared device still points to a forgotten person
+                return None
             return Identity(
                 amplitude_id=identity.amplitude_id,
                 user_id=identity.user_id,

@@ -17,9 +17,10 @@ from ledger.domain.model import RuleViolation
 from ledger.domain.requests import resolve_request
 from ledger.errors import ConflictRetriesExhausted
 from ledger.following import LogFollower
+from ledger.store import settings
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import Conflict, Writer
+from ledger.store.writer import Conflict, Transaction, Writer
 from projections.collection import collection_paused
 from projections.runner import ProjectionRunner
 
@@ -56,6 +57,8 @@ class Recorder:
         self._runner = runner
         self._follower = follower
         self._dedup_window_ms = dedup_window_ms
+        #: Deletion jobs run so far, as this process last knew (`ledger.store.settings`).
+        self.forgets = 0
 
     def store(self, batch: list[Request]) -> list[IngestReport]:
         with collection_paused():
@@ -71,6 +74,7 @@ class Recorder:
             try:
                 duplicates, marks = self._resolve(batch, unit, markers)
                 with self._writer.transaction() as tx:
+                    self._check_forgets(tx)
                     facts = unit.commit(tx)
                     for stream, sequence in marks.items():
                         tx.mark_applied(stream, sequence, markers.get(stream))
@@ -107,6 +111,14 @@ class Recorder:
                                  warnings=request.accepted.warnings)
                     for request, dropped in zip(batch, duplicates)]
         raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
+
+    def _check_forgets(self, tx: Transaction) -> None:
+        """A deletion job that ran since this batch was resolved may have erased what it read: resolve again."""
+        forgets = settings.forgets_in(tx)
+        if forgets != self.forgets:
+            self.forgets = forgets
+            self._cache.clear()
+            raise Conflict("a deletion job ran meanwhile")
 
     def _resolve(self, batch: list[Request], unit: UnitOfWork,
                  markers: dict[str, int]) -> tuple[list[int], dict[str, int]]:

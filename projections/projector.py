@@ -69,6 +69,7 @@ class Projector:
             "Device.Seen": self._device_seen,
             "Device.PointerMoved": self._pointer_moved,
             "Device.Tracked": self._legacy_tracked,
+            "DeletionJob.Ran": self._forgotten,
         }
 
     def apply(self, position: int, topic: str, fields: Fields) -> None:
@@ -131,6 +132,11 @@ class Projector:
 
     def _legacy_tracked(self, position: int, fields: Fields) -> None:
         self._insert(t.legacy_timeline, (fields["amplitude_id"], position))
+
+    def _forgotten(self, position: int, fields: Fields) -> None:
+        """A deletion job ran: its people's rows are gone (`projections.forgetting`); it is on record."""
+        for amplitude_id in fields["forgotten"]:
+            self._insert(t.forgotten, (amplitude_id, fields["day"], position))
 
 
 def copy_rows(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

@@ -47,9 +47,15 @@ class ReadAPI:
             return None if amplitude_id is None else _identity(connection, amplitude_id)
 
     def identity(self, amplitude_id: int) -> Identity | None:
-        """The person an amplitude ID (live or merged) belongs to."""
+        """The person an amplitude ID (live or merged) belongs to; None if never created or forgotten."""
         with self._reading().engine.connect() as connection:
             return _identity(connection, amplitude_id)
+
+    def is_forgotten(self, amplitude_id: int) -> bool:
+        """Whether a deletion job erased this amplitude ID (its person answers None everywhere else)."""
+        with self._reading().engine.connect() as connection:
+            return connection.execute(sa.select(t.forgotten.c.amplitude_id)
+                                      .where(t.forgotten.c.amplitude_id == amplitude_id)).first() is not None
 
     def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
                  newest_first: bool = False) -> list[TimelineEvent]:

@@ -73,8 +73,17 @@ audit = sa.Table(
     sa.Column("insert_id", sa.String(1024)),
 )
 
+#: Amplitude IDs erased by a deletion job (`DeletionJob.Ran`): their people answer as forgotten.
+forgotten = sa.Table(
+    "ledger_forgotten",
+    metadata,
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("job_day", sa.String(10), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
 #: The tables a rebuild drops and fills again, in a deterministic order for comparisons.
-PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit)
+PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit, forgotten)
 #: The shape of the tables above; a database holding another is rebuilt when opened.
 SCHEMA_VERSION = 2
 #: Tables of earlier shapes, dropped on that rebuild.

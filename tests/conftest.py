@@ -54,6 +54,18 @@ def new_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         drop()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _key_files_in_scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PostgreSQL ledgers keep their key files under the config dir: the tests' go to a scratch one."""
+    previous = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if previous is None:
+        del os.environ["XDG_CONFIG_HOME"]
+    else:
+        os.environ["XDG_CONFIG_HOME"] = previous
+
+
 @pytest.fixture
 def open_ledger(new_url: Callable[[], str]) -> Iterator[Callable[..., IdentityLedger]]:
     """Opens ledgers on fresh databases with a deterministic clock; closes them afterwards."""

@@ -14,6 +14,9 @@ class ReferenceModel:
     user_of: dict[int, str] = field(default_factory=dict)
     merged_into: dict[int, int] = field(default_factory=dict)
     seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The amplitude ID each remembered (device ID, insert_id) went to.
+    seen_by: dict[tuple[str, str], int] = field(default_factory=dict)
+    forgotten: set[int] = field(default_factory=set)
     next_id: int = 1
 
     def _new(self) -> int:
@@ -41,4 +44,26 @@ class ReferenceModel:
         self.pointer[device_id] = target
         if insert_id is not None:
             self.seen[(device_id, insert_id)] = now
+            self.seen_by[(device_id, insert_id)] = target
         return target
+
+    def known(self, amplitude_id: int) -> bool:
+        return 0 < amplitude_id < self.next_id and amplitude_id not in self.forgotten
+
+    def forget(self, amplitude_id: int) -> set[int]:
+        """Forget the whole person `amplitude_id` belongs to; returns their amplitude IDs.
+
+        Nothing of them stays: bindings, merges, their insert_ids; a device pointing to them
+        starts a new person on its next call, as a new device does.
+        """
+        live = self.merged_into.get(amplitude_id, amplitude_id)
+        person = {live} | {merged for merged, into in self.merged_into.items() if into == live}
+        self.forgotten |= person
+        self.binding = {user_id: target for user_id, target in self.binding.items() if target not in person}
+        self.user_of = {target: user_id for target, user_id in self.user_of.items() if target not in person}
+        self.merged_into = {merged: into for merged, into in self.merged_into.items() if merged not in person}
+        self.pointer = {device_id: target for device_id, target in self.pointer.items() if target not in person}
+        gone = [key for key, target in self.seen_by.items() if target in person]
+        for key in gone:
+            del self.seen[key], self.seen_by[key]
+        return person

@@ -24,7 +24,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import amplitude_export, buffered, demo, graph, render, synthetic
+from ledger.cli import amplitude_export, buffered, demo, forgetting, graph, render, synthetic
 from ledger.errors import CannotListen, LedgerError, LedgerNotFound
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
@@ -448,6 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("graph", _graph, "a person's devices, amplitude IDs, merges and binding as a graph",
                   reading + [person])
     sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    sub = command("forget", partial(forgetting.forget, _ledger),
+                  "forget people: every event and property of theirs (a deletion job; --now runs it)", [db, as_json])
+    forgetting.add_forget_options(sub)
+    sub = command("deletions", partial(forgetting.deletions, _ledger),
+                  "the deletion jobs; --run runs those whose day has come (for cron)", [db, as_json])
+    forgetting.add_deletions_options(sub)
+    command("rekey", partial(forgetting.rekey, _ledger),
+            "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
     sub = command("export", _export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
     sub.add_argument("--format", choices=["jsonl"], default="jsonl")
     return parser

@@ -17,18 +17,9 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
+from ledger.domain.keys import NAMESPACE
 from ledger.domain.properties import Operations, Properties, apply_operations, merge_properties
 from ledger.domain.timeline import Timeline
-
-NAMESPACE = UUID("6f1e0c55-3c1a-4b8e-9a57-1d2f0e7a9b31")
-
-
-def device_key(device_id: str) -> UUID:
-    return uuid5(NAMESPACE, "device:" + device_id)
-
-
-def user_key(user_id: str) -> UUID:
-    return uuid5(NAMESPACE, "user:" + user_id)
 
 
 def identity_key(amplitude_id: int) -> UUID:
@@ -209,6 +200,17 @@ class Device(JournaledAggregate):
         def apply(self, device: Device) -> None:
             device.remember(self.insert_id, self.server_time)
 
+    class Forgotten(Aggregate.Event):
+        """Written in place of a forgotten person's 0.1.0 `Tracked`/`Identified` event on a device
+        shared with someone else: the stream keeps its versions, the person's data is gone."""
+
+        TOPIC = "Device.Forgotten"
+
+        amplitude_id: int
+
+        def apply(self, device: Device) -> None:
+            pass
+
     def __init__(self) -> None:
         super().__init__()
         self.device_id = ""
@@ -218,8 +220,9 @@ class Device(JournaledAggregate):
         self.recent_insert_ids: dict[str, int] = {}
 
     @classmethod
-    def seen(cls, amplitude_id: int, cause: Cause) -> Device:
-        return cls._create(cls.Seen, id=device_key(cause.device_id), amplitude_id=amplitude_id, **cause.fields)
+    def seen(cls, amplitude_id: int, cause: Cause, key: UUID) -> Device:
+        """A new device; `key` is its stored ID (`Keys.device` of the device ID)."""
+        return cls._create(cls.Seen, id=key, amplitude_id=amplitude_id, **cause.fields)
 
     def move_pointer(self, amplitude_id: int, cause: Cause) -> None:
         if amplitude_id != self.pointer:
@@ -254,12 +257,11 @@ class User(JournaledAggregate):
         self.amplitude_id = 0
 
     @classmethod
-    def bind(cls, amplitude_id: int, cause: Cause) -> User:
-        """Bind the calling user ID to `amplitude_id`."""
-        user_id = cause.user_id
-        if user_id is None:
+    def bind(cls, amplitude_id: int, cause: Cause, key: UUID) -> User:
+        """Bind the calling user ID to `amplitude_id`; `key` is its stored ID (`Keys.user` of the user ID)."""
+        if cause.user_id is None:
             raise RuleViolation("only a call with a user ID can bind one")
-        return cls._create(cls.Bound, id=user_key(user_id), amplitude_id=amplitude_id, **cause.fields)
+        return cls._create(cls.Bound, id=key, amplitude_id=amplitude_id, **cause.fields)
 
 
 class IdentityFact(Fact):
@@ -332,9 +334,26 @@ class AmplitudeIdentity(JournaledAggregate):
             identity.merged_amplitude_ids.append(self.absorbed_amplitude_id)
             identity.user_properties = self.user_properties
 
+    class Forgotten(Aggregate.Created):
+        """The tombstone of a forgotten amplitude ID: its stream's only event, at its first one's place.
+
+        Holds no personal data: the amplitude ID and the day of the deletion job that forgot it.
+        """
+
+        TOPIC = "Identity.Forgotten"
+
+        amplitude_id: int
+        job_day: str
+
+        def apply(self, identity: AmplitudeIdentity) -> None:
+            identity.amplitude_id = self.amplitude_id
+            identity.forgotten = True
+
     def __init__(self) -> None:
         super().__init__()
         self.amplitude_id = 0
+        #: Forgotten by a deletion job: no user ID, devices or properties, and nothing is added again.
+        self.forgotten = False
         self.user_id: str | None = None
         self.device_ids: list[str] = []
         self.merged_into: int | None = None
@@ -348,7 +367,12 @@ class AmplitudeIdentity(JournaledAggregate):
     def _record(self, event_class: type[IdentityFact], cause: Cause, **fields: Any) -> None:
         self.trigger_event(event_class, amplitude_id=self.amplitude_id, **fields, **cause.fields)
 
+    def _check_not_forgotten(self) -> None:
+        if self.forgotten:
+            raise RuleViolation(f"amplitude ID {self.amplitude_id} was forgotten")
+
     def _check_live(self) -> None:
+        self._check_not_forgotten()
         if self.merged_into is not None:
             raise RuleViolation(f"amplitude ID {self.amplitude_id} was merged into {self.merged_into}")
 
@@ -361,6 +385,7 @@ class AmplitudeIdentity(JournaledAggregate):
         self._record(self.UserIdRecorded, cause)
 
     def link_device(self, cause: Cause) -> None:
+        self._check_not_forgotten()
         if cause.device_id not in self.device_ids:
             self._record(self.DeviceLinked, cause)
 
@@ -426,13 +451,13 @@ class AmplitudeIds(JournaledAggregate):
 
 
 
-def _register_topics() -> None:
+def register_topics(*aggregates: Any) -> None:
     """Make every stored name resolvable, including the ones release 0.1.0 wrote.
 
     Names are explicit (`STORED_AS`, `TOPIC`), so moving a class never renames its stored
     events; 0.1.0 stored `ledger.domain:<qualname>`, which maps to the same classes.
     """
-    for aggregate in (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline):
+    for aggregate in aggregates:
         events = [value for value in vars(aggregate).values()
                   if getattr(value, "TOPIC", "").startswith(aggregate.STORED_AS + ".")]
         for name, cls in [(aggregate.STORED_AS, aggregate), *((event.TOPIC, event) for event in events)]:
@@ -440,4 +465,4 @@ def _register_topics() -> None:
             register_topic("ledger.domain:" + name, cls)
 
 
-_register_topics()
+register_topics(Device, User, AmplitudeIdentity, AmplitudeIds, Timeline)

@@ -10,12 +10,16 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ledger.domain.calls import Call
+from ledger.domain.keys import Keys
 from ledger.domain.model import AmplitudeIdentity, Cause, Device, User
 from ledger.domain.timeline import Timeline, is_duplicate
 
 
 class Aggregates(Protocol):
     """What resolution needs from storage: look-ups, a place for new aggregates, and the timelines."""
+
+    #: How device IDs and user IDs become stored keys (the ledger's secret is inside).
+    keys: Keys
 
     def device(self, device_id: str) -> Device | None: ...
 
@@ -46,13 +50,13 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
 
     if call.user_id is not None:
         target = _identity_for_user(call.user_id, device, cause, aggregates)
-    elif device is not None:
-        target = aggregates.identity(device.pointer)
     else:
-        target = aggregates.new_identity(cause)
+        # A device whose pointer was forgotten starts a new person, as a new device does.
+        previous = _pointed(aggregates, device)
+        target = previous if previous is not None else aggregates.new_identity(cause)
 
     if device is None:
-        device = Device.seen(target.amplitude_id, cause)
+        device = Device.seen(target.amplitude_id, cause, aggregates.keys.device(call.device_id))
         aggregates.add(device)
     else:
         device.move_pointer(target.amplitude_id, cause)
@@ -79,10 +83,18 @@ def _last_received(aggregates: Aggregates, device: Device | None, device_id: str
     return stored if legacy is None else max(legacy, stored or legacy)
 
 
+def _pointed(aggregates: Aggregates, device: Device | None) -> AmplitudeIdentity | None:
+    """The identity the device points to, None for no device or a forgotten amplitude ID."""
+    if device is None:
+        return None
+    identity = aggregates.identity(device.pointer)
+    return None if identity.forgotten else identity
+
+
 def _identity_for_user(user_id: str, device: Device | None, cause: Cause,
                        aggregates: Aggregates) -> AmplitudeIdentity:
     """The identity a call with a user ID goes to, binding or merging on the way."""
-    previous = aggregates.identity(device.pointer) if device is not None else None
+    previous = _pointed(aggregates, device)
     user = aggregates.user(user_id)
     if user is not None:
         target = aggregates.identity(user.amplitude_id)
@@ -93,5 +105,5 @@ def _identity_for_user(user_id: str, device: Device | None, cause: Cause,
     # when the device is new or already belongs to another user (shared device).
     target = previous if previous is not None and previous.user_id is None else aggregates.new_identity(cause)
     target.record_user_id(cause)
-    aggregates.add(User.bind(target.amplitude_id, cause))
+    aggregates.add(User.bind(target.amplitude_id, cause, aggregates.keys.user(user_id)))
     return target

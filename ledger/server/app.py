@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ledger.server.cors import UploadCors, checked_origins
+from ledger.server.deletions_api import deletion_routes
 from ledger.server.credentials import ServerConfigError
 from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
 from ledger.server.explorer import explorer
@@ -58,7 +59,8 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
     uploads = ingest_routes(projects, body_timeout)
     middleware.append(Middleware(UploadCors, paths=[route.path for route in uploads], origins=origins))
     return Starlette(
-        routes=[*uploads, *query_routes(projects), health_route(projects), *one_ledger, openapi.route()],
+        routes=[*uploads, *query_routes(projects), *deletion_routes(projects), health_route(projects), *one_ledger,
+                openapi.route()],
         middleware=middleware,
         exception_handlers={
             InvalidRequest: _refused,

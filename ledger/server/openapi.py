@@ -85,6 +85,53 @@ def _query(summary: str, answer: dict[str, Any], parameters: list[dict[str, Any]
                     "responses": {"200": _reply("The answer", answer), **_QUERY_REFUSALS}}}
 
 
+_JOB = {"type": "object", "required": ["day", "status", "amplitude_ids"], "properties": {
+    "day": {"type": "string", "format": "date", "description": "the day the job runs (UTC)"},
+    "status": {"enum": ["staging", "done"]},
+    "amplitude_ids": {"type": "array", "items": {
+        "type": "object", "required": ["amplitude_id", "requester", "requested_on_day"], "properties": {
+            "amplitude_id": {"type": "integer"}, "requester": {"type": "string"},
+            "requested_on_day": {"type": "string", "format": "date"}}}}}}
+_DELETION_REFUSALS = {
+    "400": _reply("Refused: unknown IDs (named), more than 100 IDs, a bad day or range; nothing was stored",
+                  _ERROR),
+    "401": _reply("Missing or wrong credentials (HTTP Basic api_key:secret_key)", _ERROR),
+    "503": _reply("Other writers kept winning the race; retry (Retry-After: 1)", _ERROR),
+}
+_DAY = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+
+def _deletions() -> dict[str, Any]:
+    """Amplitude's User Privacy API (v1) paths."""
+    ids = {"amplitude_ids": {"type": "array", "maxItems": 100, "items": {"type": "integer", "minimum": 1}},
+           "user_ids": {"type": "array", "maxItems": 100, "items": {"type": "string"}},
+           "requester": {"type": "string"}, "ignore_invalid_id": {"type": "boolean"}}
+    body = {"type": "object", "required": ["requester"], "properties": ids}
+    return {
+        "/api/2/deletions/users": {
+            "post": {"summary": "Ask for people to be forgotten (at most 100 IDs); the job of the next day",
+                     "security": [{"basic": []}],
+                     "requestBody": {"required": True, "content": {JSON: {"schema": body},
+                                                                  "application/x-www-form-urlencoded": {
+                                                                      "schema": body}}},
+                     "responses": {"200": _reply("The job, with this request's amplitude IDs", _JOB),
+                                   **_DELETION_REFUSALS, "413": _reply("Body too large", _ERROR),
+                                   "415": _reply("Wrong Content-Type or Content-Encoding", _ERROR)}},
+            "get": {"summary": "The deletion jobs of a range of days (at most six months)",
+                    "security": [{"basic": []}],
+                    "parameters": [_param("start_day", "query", _DAY, "first day", True),
+                                   _param("end_day", "query", _DAY, "last day", True)],
+                    "responses": {"200": _reply("The jobs, oldest first", {"type": "array", "items": _JOB}),
+                                  **_DELETION_REFUSALS}}},
+        "/api/2/deletions/users/{amplitude_id}/{day}": {
+            "delete": {"summary": "Take an amplitude ID out of a job that has not run",
+                       "security": [{"basic": []}],
+                       "parameters": [_param("amplitude_id", "path", {"type": "integer", "minimum": 1},
+                                             "the amplitude ID"), _param("day", "path", _DAY, "the job's day")],
+                       "responses": {"200": _reply("The job without it", _JOB), **_DELETION_REFUSALS}}},
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry],
@@ -93,6 +140,10 @@ def document() -> dict[str, Any]:
         "type": "object", "required": ["code", "error"],
         "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
                        "missing_field": {"type": "string"},
+                       "invalid_amplitude_ids": {"type": "array", "items": {"type": "integer"}},
+                       "invalid_user_ids": {"type": "array", "items": {"type": "string"}},
+                       "invalid_indices": {"type": "array", "items": {"type": "integer"},
+                                           "description": "positions of the bad IDs in their list"},
                        **{key: {"type": "object", "description": "field name: indices of the bad events",
                                 "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
                           for key in BAD_EVENT_KEYS}},
@@ -138,6 +189,7 @@ def document() -> dict[str, Any]:
                                 [*_ID_PARAMS, _param("amplitude_id", "query", {"type": "integer", "minimum": 1},
                                                      "or an amplitude ID")]),
             "/v1/stats": _query("Counts", _STATS, []),
+            **_deletions(),
             "/healthz": {"get": {"summary": "Liveness: answers once the database does", "responses": {
                 "200": _reply("Up", _answer(status={"const": "ok"}))}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {

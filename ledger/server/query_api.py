@@ -92,7 +92,8 @@ def _amplitude_id(request: Request) -> int:
 def _person(read: Reader, amplitude_id: int) -> Identity:
     identity = read.identity(amplitude_id)
     if identity is None:
-        raise HttpError.not_found(f"no identity with amplitude_id {amplitude_id}")
+        forgotten = " (forgotten by a deletion job)" if read.is_forgotten(amplitude_id) else ""
+        raise HttpError.not_found(f"no identity with amplitude_id {amplitude_id}{forgotten}")
     return identity
 
 

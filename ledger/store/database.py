@@ -193,6 +193,7 @@ def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
+    cursor.execute("PRAGMA secure_delete=ON")  # projections' rewritten rows leave no readable remains
     cursor.close()
 
 

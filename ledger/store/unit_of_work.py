@@ -29,14 +29,13 @@ from ledger.domain.model import (
     Device,
     JournaledAggregate,
     User,
-    device_key,
     identity_key,
-    user_key,
 )
+from ledger.domain.keys import Keys
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
 from ledger.store.event_log import EventLog
-from ledger.store.writer import COPY_FROM, RECEIPTS, Conflict, Row, Transaction, receipt_key
+from ledger.store.writer import COPY_FROM, RECEIPTS, Conflict, Row, Transaction
 
 DEFAULT_CACHE_SIZE = 250_000
 #: IDs remembered as not existing (look-ups of unknown IDs must not grow memory).
@@ -44,20 +43,18 @@ MAX_ABSENT = 10_000
 
 #: Aggregates are cached by natural key, e.g. ("device", "a1b2...") or ("identity", 42).
 Key = tuple[str, Any]
-_TO_UUID = {"device": device_key, "user": user_key, "identity": identity_key}
 ALLOCATOR: Key = ("allocator", None)
 
 
-def aggregate_id(key: Key) -> UUID:
-    kind, value = key
-    return ALLOCATOR_KEY if kind == "allocator" else _TO_UUID[kind](value)
-
-
 class AggregateCache:
-    """A least-recently-used map of live aggregates, plus what is known not to exist yet."""
+    """A least-recently-used map of live aggregates, plus what is known not to exist yet.
 
-    def __init__(self, log: EventLog, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
+    `keys` derives the stored IDs of devices and users (keyed by the ledger's secret).
+    """
+
+    def __init__(self, log: EventLog, keys: Keys, maxsize: int = DEFAULT_CACHE_SIZE) -> None:
         self.log = log
+        self.use_keys(keys)
         self.maxsize = maxsize
         self._items: OrderedDict[Key, JournaledAggregate] = OrderedDict()
         self._keys: dict[UUID, Key] = {}
@@ -78,7 +75,7 @@ class AggregateCache:
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load every missing aggregate of `keys` in bulk; remember which do not exist."""
-        missing = {aggregate_id(key): key for key in keys if key not in self._items and key not in self._absent}
+        missing = {self.aggregate_id(key): key for key in keys if key not in self._items and key not in self._absent}
         if ALLOCATOR_KEY in missing:
             self._put_or_absent(ALLOCATOR, self._load_allocator())
             del missing[ALLOCATOR_KEY]
@@ -88,6 +85,22 @@ class AggregateCache:
             for event in found.get(originator_id, ()):
                 aggregate = event.mutate(aggregate)
             self._put_or_absent(key, aggregate)
+
+    def aggregate_id(self, key: Key) -> UUID:
+        kind, value = key
+        return ALLOCATOR_KEY if kind == "allocator" else self._to_uuid[kind](value)
+
+    def use_keys(self, keys: Keys) -> None:
+        """Derive stored IDs with `keys` from now on (a new ledger, or one just rekeyed: clear first)."""
+        self.keys = keys
+        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key}
+
+    def clear(self) -> None:
+        """Forget everything (a deletion job rewrote streams in place)."""
+        self._items.clear()
+        self._keys.clear()
+        self._absent.clear()
+        self.heads.clear()
 
     def _put_or_absent(self, key: Key, aggregate: JournaledAggregate | None) -> None:
         if aggregate is None:
@@ -168,6 +181,7 @@ class UnitOfWork:
 
     def __init__(self, cache: AggregateCache, server_time: int) -> None:
         self.cache = cache
+        self.keys = cache.keys
         self.server_time = server_time
         self.touched: dict[Key, JournaledAggregate] = {}
         self.created: list[tuple[Key, JournaledAggregate]] = []
@@ -198,14 +212,15 @@ class UnitOfWork:
         # A device the store does not hold has no receipts: its calls were never stored (a
         # concurrent writer storing one would also create the device, and our commit would conflict).
         keys = self._keys
+        receipt = self.keys.receipt
         for call in calls:
             if call.insert_id is not None and cache.get(("device", call.device_id)) is not None:
-                keys[call.device_id, call.insert_id] = receipt_key(call.device_id, call.insert_id)
+                keys[call.device_id, call.insert_id] = receipt(call.device_id, call.insert_id)
         self._receipts = cache.log.receipts(set(keys.values()))
 
     def _key(self, device_id: str, insert_id: str) -> bytes:
         key = self._keys.get((device_id, insert_id))
-        return receipt_key(device_id, insert_id) if key is None else key
+        return self.keys.receipt(device_id, insert_id) if key is None else key
 
     def _stream(self, kind: type[Any], amplitude_id: int) -> UUID:
         stream = self._streams.get((kind, amplitude_id))

@@ -18,7 +18,6 @@ position into ONE transaction (see docs/architecture.md for the measurements).
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -26,6 +25,7 @@ from uuid import UUID
 
 import psycopg
 
+from ledger.store import settings
 from ledger.store.database import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, Store
 from projections.projector import CopySink, copy_rows
 
@@ -42,12 +42,6 @@ APPLIED = "ledger_applied"
 
 class Conflict(Exception):
     """Another writer got there first (a version or a receipt is taken): resolve again on fresh state."""
-
-
-def receipt_key(device_id: str, insert_id: str) -> bytes:
-    """The duplicate key (device ID, insert_id) as 16 bytes (length-prefixed, so no two keys meet)."""
-    text = f"{len(device_id)}:{device_id}{insert_id}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).digest()
 
 
 class Transaction:
@@ -120,6 +114,7 @@ _WRITE_TABLES = (
     f"CREATE TABLE IF NOT EXISTS {RECEIPTS} (key {{blob}} PRIMARY KEY, server_time BIGINT NOT NULL){{clustered}}",
     # For callers that feed the ledger from a stream (e.g. NATS): the last message applied, per stream.
     f"CREATE TABLE IF NOT EXISTS {APPLIED} (stream VARCHAR(255) PRIMARY KEY, sequence BIGINT NOT NULL)",
+    settings.CREATE,  # the key file's check value, the count of deletion jobs run
 )
 
 
@@ -156,8 +151,10 @@ class Writer:
             self._connection = sqlite3.connect(store.engine.url.database or "", isolation_level=None,
                                                check_same_thread=False, timeout=30)
             # FULL, as eventsourcing's recorder (SQLite's default): an acknowledged request survives a power cut.
+            # secure_delete: deleted and rewritten content is overwritten with zeros, so an erased
+            # person cannot be read back from free space in the file (docs/privacy.md).
             for pragma in ("journal_mode=WAL", "synchronous=FULL", f"cache_size = -{SQLITE_CACHE_KIB}",
-                           f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}"):
+                           f"wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}", "secure_delete=ON"):
                 self._connection.execute(f"PRAGMA {pragma}")
             blob = "BLOB"
         clustered = "" if store.is_postgres else " WITHOUT ROWID"
@@ -187,6 +184,25 @@ class Writer:
             raise
         finally:
             cursor.close()
+
+    def reclaim(self, tables: list[str]) -> bool:
+        """After erasing: make deleted rows unreadable on disk; False if it could not complete.
+
+        SQLite: write the WAL back into the (secure_delete) database and truncate it; readers in
+        the middle of a transaction can keep it from completing. PostgreSQL: VACUUM the tables,
+        so deleted row versions are gone from their pages (the WAL archive is the operator's).
+        """
+        connection = self._connection
+        if not self._postgres:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return bool(busy == 0)
+        connection.autocommit = True
+        try:
+            for table in tables:
+                connection.execute(f"VACUUM {table}")
+        finally:
+            connection.autocommit = False
+        return True
 
     def close(self) -> None:
         self._connection.close()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ledger.domain.calls import accept
+from ledger.domain.keys import Keys
 from ledger.domain.model import AmplitudeIdentity, Cause, Device, RuleViolation, User
 from ledger.domain.resolution import resolve_call
 
@@ -17,6 +18,7 @@ class InMemory:
     """The `Aggregates` protocol over plain dicts; keeps every event, in order."""
 
     def __init__(self) -> None:
+        self.keys = Keys(bytes(32))
         self.aggregates: dict[tuple[str, Any], Any] = {}
         self.next_amplitude_id = 1
         self.timelines: dict[tuple[str, int], list[dict[str, Any]]] = {}

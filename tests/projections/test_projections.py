@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
@@ -132,10 +133,11 @@ def crash_on_flush(monkeypatch: pytest.MonkeyPatch, *, after: int) -> None:
 
 
 def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callable[..., IdentityLedger],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    clean = open_ledger()
+                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = str(tmp_path / "shared.key")  # one secret: the two logs' stored keys compare equal
+    clean = open_ledger(key_file=secret)
     feed(clean, scenario())
-    crashed = open_ledger()
+    crashed = open_ledger(key_file=secret)
     requests = scenario()
     before = feed(crashed, requests[:3])[-1]
     crash_on_flush(monkeypatch, after=1)

@@ -50,6 +50,7 @@ def open_golden(backend: str, new_url: Callable[[], str], tmp_path: Path) -> Ide
                     "VALUES (CAST(:id AS uuid), :version, :topic, :state)"),
             [{"id": i, "version": v, "topic": t, "state": s} for i, v, t, s in golden_rows()],
         )
+        connection.execute(sa.text("DELETE FROM ledger_settings"))  # 0.1.0 had no key check: unkeyed keys
     engine.dispose()
     lg = IdentityLedger(url, clock=Clock(1_800_000_000_000))
     lg.rebuild()
@@ -78,3 +79,51 @@ def test_golden_ledger_takes_new_calls(backend: str, new_url: Callable[[], str],
         assert "device-new-one" in david.device_ids
         assert lg.resolve(device_id="device-G").amplitude_id == before["device-G"]["amplitude_id"]
         assert lg.stats().events == expected()["stats"]["events"] + 2
+
+
+def test_golden_ledger_forgets_people_whole_and_replays(backend: str, new_url: Callable[[], str],
+                                                        tmp_path: Path) -> None:
+    """0.1.0's stored shapes (tracked events on device streams) are erased too; its keys stay unkeyed."""
+    from tests.domain.test_validation import snapshot
+    from tests.store.test_forgetting import found, stored_text
+
+    with open_golden(backend, new_url, tmp_path) as lg:
+        assert not lg._cache.keys.keyed
+        mary = lg.resolve(user_id="user-Mary")
+        job = lg.forget(user_ids=["user-David", "user-Jane"], requester="dpo", now=True)
+        assert job["status"] == "done"
+        assert all(lg.is_forgotten(amplitude_id) for amplitude_id in (6, 8, 9))
+        assert lg.resolve(user_id="user-David") is None and lg.resolve(user_id="user-Mary") == mary
+        stored = stored_text(lg)
+        assert [text for text in ("user-David", "device-Y", "device-Z", "user-Jane", "Oslo") if found(stored, text)] == []
+        assert found(stored, "user-Mary") and found(stored, "device-R")  # device-R is Mary's too
+        incremental = snapshot(lg)
+        lg.rebuild()
+        assert snapshot(lg) == incremental
+        for position in range(0, lg.position + 1, 7):
+            with lg.as_of(position) as view:
+                assert view.identity(8) is None and view.timeline(6) == []
+
+
+def test_golden_ledger_rekeyed_answers_as_it_did_and_hides_its_keys(backend: str, new_url: Callable[[], str],
+                                                                     tmp_path: Path) -> None:
+    from ledger.domain.keys import UNKEYED
+    from ledger.errors import LedgerError
+
+    with open_golden(backend, new_url, tmp_path) as lg:
+        url = lg.url
+        assert lg.rekey() == 12 + 6  # every device and every user ID
+        assert answers(lg) == expected()
+        with pytest.raises(LedgerError, match="already keyed"):
+            lg.rekey()
+        lg.ingest([event("device-Y", "user-David"), event("device-new", "user-John")])
+        assert lg.resolve(user_id="user-John").device_ids == ["device-G", "device-new"]
+        with lg._store.engine.connect() as connection:
+            stored = {str(row[0]).replace("-", "") for row in connection.execute(sa.text(
+                f"SELECT originator_id FROM {lg._store.app.recorder.events_table_name}"))}
+        assert not {UNKEYED.user("user-John").hex, UNKEYED.device("device-G").hex} & stored
+        assert lg._cache.keys.user("user-John").hex in stored
+    with IdentityLedger(url, create=False) as again:  # its key file is found where it was made
+        assert again.resolve(user_id="user-David").merged_amplitude_ids == [9]
+        again.rebuild()
+        assert again.resolve(device_id="device-Y").amplitude_id == 8

@@ -1,0 +1,157 @@
+"""Erasing people from the log, inside one write transaction (see docs/privacy.md).
+
+The log is append-only for everything but this: a deletion job removes or rewrites, in place,
+every stored row that holds a forgotten person's data, so nothing of it can be read back.
+
+- the person's Timeline streams (tracked events, identify calls) and their insert-ID receipts;
+- the User streams of their user IDs: the keyed stored ID then links to nothing, and a later
+  call with that user ID binds anew;
+- Device streams used by nobody else; on a device shared with someone else, the person's
+  events are rewritten without their user ID and insert_id (0.1.0's tracked events become
+  `Device.Forgotten`), so the stream keeps its versions and the device its pointer;
+- each Identity stream becomes one tombstone (`Identity.Forgotten`) at its first event's place,
+  so positions, replay and `as_of` stay consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+from uuid import UUID
+
+import msgspec
+
+from ledger.domain.keys import Keys
+from ledger.domain.model import AmplitudeIdentity, Device, identity_key
+from ledger.domain.timeline import Timeline
+from ledger.store.database import canonical_topic, decode_event, decode_state
+from ledger.store.writer import RECEIPTS, Transaction
+
+_encode = msgspec.msgpack.Encoder().encode
+#: Device facts rewritten without the person's IDs; 0.1.0's tracked events and identify records are replaced.
+_REDACTED = (Device.Seen.TOPIC, Device.PointerMoved.TOPIC)
+_REPLACED = (Device.Tracked.TOPIC, Device.Identified.TOPIC)
+#: (position, version, topic as stored, state)
+StoredRow = tuple[int, int, str, bytes]
+
+
+@dataclass
+class Erased:
+    """What a job erased, for the read side (no personal data leaves this transaction's memory)."""
+
+    #: Every amplitude ID forgotten: each person's live one, then those merged into it.
+    amplitude_ids: list[int] = field(default_factory=list)
+    #: Device IDs whose stream was deleted (the read side deletes their rows too).
+    devices: list[str] = field(default_factory=list)
+    #: Positions of pointer moves on shared devices, rewritten without the person's IDs.
+    redacted: list[int] = field(default_factory=list)
+
+
+class Eraser:
+    """Reads and rewrites streams through one open write transaction."""
+
+    def __init__(self, tx: Transaction, keys: Keys, postgres: bool, events_table: str) -> None:
+        self._tx = tx
+        self._keys = keys
+        self._postgres = postgres
+        self._table = events_table
+        self._position = "notification_id" if postgres else "rowid"
+
+    def _id(self, stream: UUID) -> Any:
+        return stream if self._postgres else stream.hex
+
+    def rows(self, stream: UUID) -> list[StoredRow]:
+        return [(row[0], row[1], row[2], bytes(row[3])) for row in self._tx.execute(
+            f"SELECT {self._position}, originator_version, topic, state FROM {self._table} "
+            "WHERE originator_id = ? ORDER BY originator_version", (self._id(stream),))]
+
+    def _load(self, stream: UUID) -> Any:
+        aggregate = None
+        for _, version, topic, state in self.rows(stream):
+            aggregate = decode_event(topic, state, stream, version).mutate(aggregate)
+        return aggregate
+
+    def identity(self, amplitude_id: int) -> AmplitudeIdentity | None:
+        identity: AmplitudeIdentity | None = self._load(identity_key(amplitude_id))
+        return identity
+
+    def person(self, amplitude_id: int) -> list[int]:
+        """The whole person an amplitude ID belongs to, live one first; [] if unknown or forgotten."""
+        identity = self.identity(amplitude_id)
+        if identity is not None and identity.merged_into is not None:
+            identity = self.identity(identity.merged_into)
+        if identity is None or identity.forgotten:
+            return []
+        return [identity.amplitude_id, *identity.merged_amplitude_ids]
+
+    def _delete(self, stream: UUID, after_version: int = 0) -> None:
+        self._tx.execute(f"DELETE FROM {self._table} WHERE originator_id = ? AND originator_version > ?",
+                         (self._id(stream), after_version))
+
+    def _rewrite(self, stream: UUID, version: int, topic: str, fields: dict[str, Any]) -> None:
+        self._tx.execute(f"UPDATE {self._table} SET topic = ?, state = ? WHERE originator_id = ? "
+                         "AND originator_version = ?", (topic, _encode(fields), self._id(stream), version))
+
+    def erase(self, requested: Iterable[int], job_day: str) -> Erased:
+        """Erase every person of `requested` (amplitude IDs, live or merged) as they are now."""
+        erased = Erased()
+        for amplitude_id in requested:
+            if amplitude_id not in erased.amplitude_ids:
+                erased.amplitude_ids.extend(self.person(amplitude_id))
+        forgotten = set(erased.amplitude_ids)
+        identities = [identity for identity in map(self.identity, erased.amplitude_ids) if identity is not None]
+        devices = list(dict.fromkeys(device_id for identity in identities for device_id in identity.device_ids))
+        for identity in identities:
+            if identity.user_id is not None:
+                self._delete(self._keys.user(identity.user_id))
+            self._erase_timelines(identity.amplitude_id)
+        for device_id in devices:
+            self._erase_device(device_id, forgotten, erased)
+        for identity in identities:
+            self._tombstone(identity.amplitude_id, job_day)
+        return erased
+
+    def _erase_timelines(self, amplitude_id: int) -> None:
+        receipts = []
+        for kind in (Timeline.Tracked, Timeline.Identified):
+            stream = Timeline.stream(kind, amplitude_id)
+            for _, _, topic, state in self.rows(stream):
+                fields = decode_state(topic, state)
+                if fields["insert_id"] is not None:
+                    receipts.append((self._keys.receipt(fields["device_id"], fields["insert_id"]),))
+            self._delete(stream)
+        self._tx.executemany(f"DELETE FROM {RECEIPTS} WHERE key = ?", receipts)
+
+    def _erase_device(self, device_id: str, forgotten: set[int], erased: Erased) -> None:
+        stream = self._keys.device(device_id)
+        rows = [(position, version, canonical_topic(topic), decode_state(topic, state))
+                for position, version, topic, state in self.rows(stream)]
+        others = {fields["amplitude_id"] for _, _, _, fields in rows} - forgotten
+        if not any(self._in_use(amplitude_id) for amplitude_id in others):
+            self._delete(stream)
+            erased.devices.append(device_id)
+            return
+        for position, version, topic, fields in rows:
+            if fields["amplitude_id"] not in forgotten:
+                continue
+            if topic in _REDACTED:
+                self._rewrite(stream, version, topic, {**fields, "user_id": None, "insert_id": None})
+                if topic == Device.PointerMoved.TOPIC:
+                    erased.redacted.append(position)
+            elif topic in _REPLACED:
+                self._rewrite(stream, version, Device.Forgotten.TOPIC,
+                              {"amplitude_id": fields["amplitude_id"], "timestamp": fields["timestamp"]})
+
+    def _in_use(self, amplitude_id: int) -> bool:
+        """Whether an amplitude ID belongs to someone (not to a person forgotten earlier)."""
+        identity = self.identity(amplitude_id)
+        return identity is not None and not identity.forgotten
+
+    def _tombstone(self, amplitude_id: int, job_day: str) -> None:
+        stream = identity_key(amplitude_id)
+        first = self.rows(stream)[0]
+        timestamp = decode_state(first[2], first[3])["timestamp"]
+        self._rewrite(stream, 1, AmplitudeIdentity.Forgotten.TOPIC,
+                      {"originator_topic": AmplitudeIdentity.STORED_AS, "timestamp": timestamp,
+                       "amplitude_id": amplitude_id, "job_day": job_day})
+        self._delete(stream, after_version=1)

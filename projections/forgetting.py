@@ -1,0 +1,35 @@
+"""A deletion job's effect on the projection tables, in the job's own write transaction.
+
+The log rows of the forgotten people are already erased or rewritten (`ledger.store.erasure`);
+these deletes bring every table to exactly what a rebuild from the rewritten log gives
+(checked by the tests' incremental == rebuild comparisons): no row of the people is left but
+the audit rows of pointer moves on devices they shared with someone else, which the rewritten
+log still holds without their user ID and insert_id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections import tables as t
+from projections.runner import WriteTransaction
+
+
+def _in(values: list[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str], redacted: list[int]) -> None:
+    """Delete the rows of these amplitude IDs and devices; keep the redacted audit rows, without IDs."""
+    if amplitude_ids:
+        ids = _in(amplitude_ids)
+        for table in (t.identities, t.device_identities, t.merges, t.legacy_timeline):
+            tx.execute(f"DELETE FROM {table.name} WHERE amplitude_id IN ({ids})", amplitude_ids)
+        keep = f" AND position NOT IN ({_in(redacted)})" if redacted else ""
+        tx.execute(f"DELETE FROM {t.audit.name} WHERE amplitude_id IN ({ids}){keep}", [*amplitude_ids, *redacted])
+    if redacted:
+        tx.execute(f"UPDATE {t.audit.name} SET user_id = NULL, insert_id = NULL WHERE position IN ({_in(redacted)})",
+                   redacted)
+    if devices:  # with the audit rows of earlier forgotten people who shared them
+        for table in (t.devices, t.audit):
+            tx.execute(f"DELETE FROM {table.name} WHERE device_id IN ({_in(devices)})", devices)
