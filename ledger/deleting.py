@@ -33,6 +33,8 @@ from projections.runner import Fact, ProjectionRunner
 #: A request joins the job of this many days later (UTC): until then it can be withdrawn.
 DELAY_DAYS = 1
 MAX_IDS = 100
+#: How often `ledger serve` runs due jobs unless told otherwise (seconds).
+RUN_DUE_EVERY = 3600
 #: Amplitude lists at most six months of jobs at a time.
 MAX_LIST_DAYS = 183
 MAX_REQUESTER = 1024

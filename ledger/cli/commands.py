@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
 from ledger.cli import amplitude_export, buffered, demo, forgetting, graph, render, synthetic
+from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import CannotListen, LedgerError, LedgerNotFound
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.ledger import IdentityLedger, LedgerView
@@ -227,7 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError(f"the server cannot start: {error}") from error
     serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,
           secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin,
-          projects=projects, buffer=args.buffer)
+          projects=projects, buffer=args.buffer, deletions_every=args.run_deletions_every)
     return OK
 
 
@@ -428,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query API (env LEDGER_SECRET_KEY)")
     sub.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                      help="a web origin whose pages may upload, e.g. https://a.example (repeatable; default any)")
+    sub.add_argument("--run-deletions-every", type=_number(0), default=RUN_DUE_EVERY, metavar="SECONDS",
+                     help="run due deletion jobs at start and then this often (default %(default)s; 0: leave it to cron)")
     buffered.add_project_options(sub, several=True)
     sub = command("apply", buffered.apply, "the identity writer: apply projects' buffered requests (--buffer)", [])
     buffered.add_project_options(sub, several=True)

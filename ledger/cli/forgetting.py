@@ -1,7 +1,8 @@
 """`ledger forget`, `ledger deletions` and `ledger rekey`: forgetting people from the command line.
 
 `forget` files a deletion request (or, with --now, runs it at once); `deletions` lists the
-jobs and, with --run (for cron), runs the ones whose day has come; `rekey` gives a ledger
+jobs, with --run (for cron) runs the ones whose day has come, and with --withdraw takes an
+amplitude ID out of a job that has not run; `rekey` gives a ledger
 written before keyed IDs its secret (docs/privacy.md).
 """
 
@@ -13,6 +14,7 @@ from typing import Any, Callable, ContextManager
 
 import msgspec
 
+from ledger.errors import DeletionRefused
 from ledger.ledger import IdentityLedger
 
 OK = 0
@@ -32,7 +34,11 @@ def add_forget_options(sub: argparse.ArgumentParser) -> None:
 
 
 def add_deletions_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--run", dest="run_due", action="store_true", help="run every job whose day has come (for cron)")
+    action = sub.add_mutually_exclusive_group()
+    action.add_argument("--run", dest="run_due", action="store_true", help="run every job whose day has come (for cron)")
+    action.add_argument("--withdraw", type=_amplitude_id, metavar="A",
+                        help="take amplitude ID A out of the job of --day, which has not run yet")
+    sub.add_argument("--day", type=_day, metavar="YYYY-MM-DD", help="the job to withdraw from")
     sub.add_argument("--start-day", type=_day, metavar="YYYY-MM-DD", help=f"default: {DAYS_BACK} days ago")
     sub.add_argument("--end-day", type=_day, metavar="YYYY-MM-DD", help=f"default: in {DAYS_AHEAD} days")
 
@@ -49,7 +55,17 @@ def forget(open_ledger: Opener, args: argparse.Namespace) -> int:
 
 
 def deletions(open_ledger: Opener, args: argparse.Namespace) -> int:
+    if (args.withdraw is None) != (args.day is None):
+        raise DeletionRefused.because("--withdraw and --day go together")
     with open_ledger(args) as lg:
+        if args.withdraw is not None:
+            job = lg.withdraw_deletion(args.withdraw, args.day)
+            if args.json:
+                print(_json.encode(job).decode())
+            else:
+                print(f"Withdrew amplitude ID {args.withdraw} from the job of {args.day}.")
+                _print_job(job)
+            return OK
         if args.run_due:
             runs = lg.run_deletions()
             if args.json:

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from ledger.server.cors import UploadCors, checked_origins
 from ledger.server.deletions_api import deletion_routes
 from ledger.server.credentials import ServerConfigError
+from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
 from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
@@ -31,6 +32,7 @@ from ledger.server.projects import ProjectConfig, one_project
 from ledger.server.query_api import health_route, query_routes
 from ledger.server.registry import Project, Projects, open_projects
 from ledger.server.replies import HttpError, refusal, reply
+from ledger.server.scheduler import deletion_schedule
 
 __all__ = ["ServerConfigError", "create_app", "serve"]
 
@@ -76,8 +78,10 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
 
 def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str,
           cors_origins: list[str] | None = None, *, projects: list[ProjectConfig] | None = None,
-          buffer: str | None = None) -> None:
+          buffer: str | None = None, deletions_every: float = RUN_DUE_EVERY) -> None:
     """Run the server until SIGTERM or SIGINT, then drain requests and close every ledger.
+
+    Every `deletions_every` seconds (0: never) it runs each project's due deletion jobs.
 
     `projects` (from `--projects FILE`) replaces the one-project shorthand; with `buffer`
     (a NATS URL) uploads are published to JetStream for `ledger apply` instead of stored here.
@@ -85,7 +89,8 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     """
     configs = projects or one_project(api_keys, secret_key, db_url)
     checked_origins(cors_origins)
-    with lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry, access_log.to_stderr():
+    with (lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry,
+          access_log.to_stderr(), deletion_schedule(registry, deletions_every)):
         lifecycle.run(create_app(registry, cors_origins=cors_origins), sock)
 
 

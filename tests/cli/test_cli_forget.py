@@ -73,3 +73,15 @@ def test_rekey_keys_a_ledger_written_before_keys(capsys: pytest.CaptureFixture[s
                                             "with the ledger.\n")
     assert (tmp_path / "golden.db.key").exists()
     assert ledger(capsys, "resolve", "--db", f"sqlite:///{path}", "--user-id", "user-David").code == 0
+
+
+def test_withdraw_takes_a_person_out_of_a_job_that_has_not_run(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    filed = ledger(capsys, "forget", "--db", url, "--user-id", "alice@example.org", "--requester", "dpo", "--json")
+    day = filed.json()["day"]
+    withdrawn = ledger(capsys, "deletions", "--db", url, "--withdraw", "1", "--day", day)
+    assert withdrawn.code == 0 and withdrawn.out.splitlines()[0] == f"Withdrew amplitude ID 1 from the job of {day}."
+    listed = ledger(capsys, "deletions", "--db", url, "--json").json()
+    assert [(job["day"], job["amplitude_ids"]) for job in listed] == [(day, [])]
+    assert_one_line_error(ledger(capsys, "deletions", "--db", url, "--withdraw", "1", "--day", day),
+                          2, "not waiting in the job")
+    assert_one_line_error(ledger(capsys, "deletions", "--db", url, "--withdraw", "1"), 2, "go together")

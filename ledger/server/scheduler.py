@@ -1,0 +1,56 @@
+"""Deletion jobs run by the server itself: every project's due jobs, checked at a fixed interval.
+
+A deletion request filed over HTTP joins the next UTC day's job; without this the job would
+wait for `ledger deletions --run` from cron. The thread only calls `run_deletions()`, which takes
+the ledger's writer path like any request, so it needs no coordination of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from ledger.server.registry import Projects
+
+log = logging.getLogger("ledger.server")
+
+
+def run_due_jobs(projects: Projects) -> int:
+    """Run every project's due deletion jobs; returns how many ran. A failing project is logged, not fatal."""
+    ran = 0
+    for project in projects.projects:
+        try:
+            runs = project.ledger.run_deletions()
+        except Exception:  # noqa: BLE001 - the next check tries again; the server keeps serving
+            log.exception("deletion jobs of project %s could not run", project.name)
+            continue
+        for run in runs:
+            log.info("deletion job %s of project %s forgot %d amplitude IDs",
+                     run.day, project.name, len(run.amplitude_ids))
+        ran += len(runs)
+    return ran
+
+
+@contextmanager
+def deletion_schedule(projects: Projects, interval: float) -> Iterator[None]:
+    """Check for due jobs at start and then every `interval` seconds until the block ends (0: never)."""
+    if interval <= 0:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            run_due_jobs(projects)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=loop, name="deletion-jobs", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
