@@ -101,3 +101,33 @@ class CannotListen(LedgerError):
 
 class BufferUnavailable(LedgerError):
     """The buffered deployment's log (NATS JetStream) did not take the request: nothing was stored."""
+
+
+
+class CorrectionRefused(InvalidRequest):
+    """A correction the ledger refuses (docs/corrections.md); nothing was stored.
+
+    400 for a bad argument (the body names it under `field`), 404 for a user ID no stored call
+    carries, 409 for one already retracted, 422 for history a correction cannot re-resolve yet.
+    """
+
+    @classmethod
+    def refused(cls, status: int, error: str, **extra: Any) -> CorrectionRefused:
+        return cls(status, {"code": status, "error": error, **extra})
+
+    @classmethod
+    def bad_argument(cls, field: str, problem: str) -> CorrectionRefused:
+        return cls.refused(400, f"Invalid {field}: {problem}", field=field)
+
+    @classmethod
+    def unknown_user_id(cls, user_id: str) -> CorrectionRefused:
+        return cls.refused(404, f"No stored call carries user ID {user_id!r}")
+
+    @classmethod
+    def already_retracted(cls, user_id: str) -> CorrectionRefused:
+        return cls.refused(409, f"User ID {user_id!r} is already retracted")
+
+    @classmethod
+    def legacy_history(cls, user_id: str) -> CorrectionRefused:
+        return cls.refused(422, f"The people user ID {user_id!r} touches hold events stored by release 0.1.0, "
+                                "which a correction cannot re-resolve yet")

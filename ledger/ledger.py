@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
+from ledger.correcting import Corrector
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
 from ledger.errors import SchemaTooNew
@@ -26,7 +27,7 @@ from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
-from projections.models import Identity
+from projections.models import Correction, Identity
 from projections.queries import ReadAPI, Reading
 from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
 
@@ -109,6 +110,7 @@ class IdentityLedger(ReadAPI):
         self._recorder = Recorder(self._writer, self._log, self._cache, self._runner, self._follower,
                                   dedup_window_ms)
         self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._recorder.store, self._lock)
+        self._corrector = Corrector(self._store.engine, self._log, self._cache, self._recorder, self._follower)
 
     @property
     def url(self) -> str:
@@ -141,6 +143,16 @@ class IdentityLedger(ReadAPI):
         with self._lock:
             return self._recorder.store(list(requests))
 
+    def retract_user_id(self, user_id: str, *, reason: str, requester: str = "library") -> Correction:
+        """Retract a user ID as an audited correction (docs/corrections.md); raises CorrectionRefused.
+
+        From now on the ledger treats it as never sent: every call that carried it is re-resolved
+        as the same call without it, and so is every call whose resolution depended on it; later
+        calls carrying it are stored without it (with a warning). Nothing stored is rewritten.
+        """
+        with self._lock:
+            return self._corrector.retract(user_id, reason, requester, self._clock())
+
     def applied(self, stream: str) -> int | None:
         """The sequence of the last message from `stream` stored with `ingest(..., applied=...)`."""
         return self._log.applied().get(stream)
@@ -160,7 +172,7 @@ class IdentityLedger(ReadAPI):
                 amplitude_id = None if device is None else device.pointer
             else:
                 user = self._cache.get(("user", user_id))
-                amplitude_id = None if user is None else user.amplitude_id
+                amplitude_id = None if user is None or user.retracted else user.amplitude_id
             if amplitude_id is None:
                 return None
             identity = self._cache.get(("identity", amplitude_id))
