@@ -7,13 +7,23 @@ Imports point one way: `ledger` (the write side and the application service) use
 from __future__ import annotations
 
 from ledger.domain.calls import IngestWarning
-from ledger.errors import ConflictRetriesExhausted, DatabaseUnavailable, InvalidRequest, LedgerError, LedgerNotFound
+from ledger.errors import (
+    ConflictRetriesExhausted,
+    CorrectionRefused,
+    DatabaseUnavailable,
+    InvalidRequest,
+    LedgerError,
+    LedgerNotFound,
+)
 from ledger.ledger import IdentityLedger, IngestReport, LedgerView
-from projections.models import AuditEntry, Identity, Merge, Stats, TimelineEvent
+from projections.models import AuditEntry, Correction, CorrectionChanges, Identity, Merge, Stats, TimelineEvent
 
 __all__ = [
     "AuditEntry",
     "ConflictRetriesExhausted",
+    "Correction",
+    "CorrectionChanges",
+    "CorrectionRefused",
     "DatabaseUnavailable",
     "Identity",
     "IdentityLedger",

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from ledger.domain.calls import IDENTIFY, NUL, Call
 from ledger.domain.model import AmplitudeIdentity, Correction, Device, User, amendment_fields, identity_key
+from ledger.domain.properties import PropertyLimitExceeded
 from ledger.domain.reresolution import Regrouping, StoredCall, regroup
 from ledger.errors import ConflictRetriesExhausted, CorrectionRefused
 from ledger.following import LogFollower
@@ -70,7 +71,10 @@ class Corrector:
         for _ in range(MAX_ATTEMPTS):
             seen = self._follower.sync()
             amplitude_id, calls, retracted = self._read(user_id, seen)
-            regrouping = regroup(calls, retracted, user_id)
+            try:
+                regrouping = regroup(calls, retracted, user_id)
+            except PropertyLimitExceeded as error:
+                raise CorrectionRefused.property_limits(user_id, str(error)) from error
             unit = UnitOfWork(self._cache, server_time)
             try:
                 changes = _record(unit, regrouping, user_id, amplitude_id, reason, requester, server_time)

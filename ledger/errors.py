@@ -128,6 +128,11 @@ class CorrectionRefused(InvalidRequest):
         return cls.refused(409, f"User ID {user_id!r} is already retracted")
 
     @classmethod
+    def property_limits(cls, user_id: str, problem: str) -> CorrectionRefused:
+        return cls.refused(422, f"Re-resolving the people user ID {user_id!r} touches would break a user "
+                                f"property limit: {problem}")
+
+    @classmethod
     def legacy_history(cls, user_id: str) -> CorrectionRefused:
         return cls.refused(422, f"The people user ID {user_id!r} touches hold events stored by release 0.1.0, "
                                 "which a correction cannot re-resolve yet")
