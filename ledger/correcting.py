@@ -150,6 +150,7 @@ def _record(unit: UnitOfWork, regrouping: Regrouping, user_id: str, amplitude_id
             requester: str, server_time: int) -> CorrectionChanges:
     """Record the correction and the facts that set the new state, in that order, in `unit`."""
     people = regrouping.people
+    _prefetch(unit, regrouping, user_id)
     final = [person.keeps if person.keeps is not None else unit.allocate() for person in people]
     split: dict[int, set[int]] = {}
     for number, person in enumerate(people):
@@ -202,6 +203,17 @@ def _record(unit: UnitOfWork, regrouping: Regrouping, user_id: str, amplitude_id
         device.trigger_event(Device.Repointed, device_id=device.device_id, amplitude_id=target,
                              previous_amplitude_id=device.pointer, **fields)
     return changes
+
+
+def _prefetch(unit: UnitOfWork, regrouping: Regrouping, user_id: str) -> None:
+    """Load every aggregate the correction changes in two bulk reads (one by one, they were most of its time)."""
+    cache = unit.cache
+    user_ids = {user_id, *(person.user_id for person in regrouping.people if person.user_id is not None)}
+    cache.prefetch([*(("identity", live) for live in regrouping.changed),
+                    *(("device", device_id) for device_id in regrouping.pointers),
+                    *(("user", bound) for bound in user_ids)])
+    cache.prefetch(("identity", merged) for live in regrouping.changed
+                   for merged in cache.get(("identity", live)).merged_amplitude_ids)
 
 
 def _user(unit: UnitOfWork, user_id: str) -> User:
