@@ -101,10 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     first = runs[0]
     print(f"\nmachine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, SQLite {machine['sqlite']}, "
           f"commit {machine['code']}, load average at start {machine['load_average']}")
-    print(f"| log position | calls carrying {BAD_USER_ID!r} | calls re-resolved | people before -> after "
+    print(f"| calls sent | log position | calls carrying {BAD_USER_ID!r} | calls re-resolved | people before -> after "
           f"| events re-attributed | retraction (median s) | rebuild (median s) | rebuild / retraction |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {built['position']:,} | {built['bad_calls']:,} | {first['calls']:,} | {first['people_before']:,} -> "
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| {calls:,} | {built['position']:,} | {built['bad_calls']:,} | {first['calls']:,} | {first['people_before']:,} -> "
           f"{first['people_after']:,} | {first['events_reattributed']:,} | {retract:.3f} | {rebuild:.2f} | "
           f"{rebuild / retract:.1f}x |")
     retractions = ", ".join(f"{run['retract']:.3f}" for run in runs)
