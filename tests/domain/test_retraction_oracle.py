@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ledger import IdentityLedger
 from ledger.domain.calls import device_id_for_user
 from ledger.errors import CorrectionRefused
+from projections.queries import ReadAPI
 from tests.domain.test_invariants import DEVICES, USERS, as_events, calls
 from tests.domain.test_validation import snapshot
 from tests.helpers import Clock
@@ -30,7 +31,7 @@ histories = st.tuples(batches, st.lists(st.tuples(st.sampled_from(CANDIDATES), s
     st.lists(with_placeholder, min_size=1, max_size=6), max_size=3)), min_size=1, max_size=3))
 
 
-def people_of_ledger(lg: IdentityLedger) -> set[frozenset[int]]:
+def people_of_ledger(lg: ReadAPI) -> set[frozenset[int]]:
     """The ledger's people as sets of tracked events (numbered in ledger order)."""
     people: dict[int, set[int]] = {}
     for number, stored in enumerate(lg.events()):
@@ -71,6 +72,15 @@ def stored_user_ids(events: list[dict[str, Any]]) -> set[str]:
 
 def check(lg: IdentityLedger, sent: list[dict[str, Any]], retracted: set[str]) -> None:
     assert people_of_ledger(lg) == people_of_model(sent, retracted)
+    # Each person's timeline (read through the streams and the re-attributions) is their share of the export.
+    shares: dict[int, list[int]] = {}
+    for stored in lg.events():
+        shares.setdefault(stored.amplitude_id, []).append(stored.position)
+    for amplitude_id, positions in shares.items():
+        assert [e.position for e in lg.timeline(amplitude_id)] == positions
+        assert [e.position for e in lg.timeline(amplitude_id, newest_first=True, limit=2)] == positions[::-1][:2]
+        assert lg.event_count(amplitude_id) == len(positions)
+    assert lg.stats().users == len(shares)
     for user_id in retracted:
         assert lg.resolve(user_id=user_id) is None
     for device_id in DEVICES:
@@ -93,6 +103,7 @@ def test_a_retraction_equals_a_ledger_that_never_saw_the_user_id(
             lg.ingest(as_events(batch))
         for user_id, after in retractions:
             carried = user_id in stored_user_ids(sent)
+            before, position = people_of_ledger(lg), lg.position
             try:
                 correction = lg.retract_user_id(user_id, reason="test", requester="hypothesis")
             except CorrectionRefused as refusal:
@@ -104,6 +115,8 @@ def test_a_retraction_equals_a_ledger_that_never_saw_the_user_id(
                 assert correction.user_id == user_id
                 retracted.add(user_id)
                 order.append(user_id)
+                with lg.as_of(position) as past:  # the ledger as it stood before the correction
+                    assert people_of_ledger(past) == before and past.corrections() == lg.corrections()[:-1]
             check(lg, sent, retracted)
             for batch in after:
                 sent += as_events(batch)
