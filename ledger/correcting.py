@@ -189,7 +189,8 @@ def _record(unit: UnitOfWork, regrouping: Regrouping, user_id: str, amplitude_id
             calls = person.calls
             unit.add(AmplitudeIdentity._create(
                 AmplitudeIdentity.SplitOff, id=identity_key(final[number]), amplitude_id=final[number],
-                user_id=person.user_id, device_ids=person.device_ids, user_properties=person.user_properties,
+                # Sorted: readers list devices linked at one position by device ID.
+                user_id=person.user_id, device_ids=sorted(person.device_ids), user_properties=person.user_properties,
                 split_from=sorted({stored.amplitude_id for stored in calls}),
                 tracked=[stored.position for stored in calls if stored.tracked],
                 identified=[stored.position for stored in calls if not stored.tracked],

@@ -199,7 +199,7 @@ def _identity(connection: sa.Connection, amplitude_id: int) -> Identity | None:
     row = connection.execute(sa.select(t.identities).where(t.identities.c.amplitude_id == live)).one()
     devices = connection.execute(sa.select(t.device_identities.c.device_id)
                                  .where(t.device_identities.c.amplitude_id == live)
-                                 .order_by(t.device_identities.c.position))
+                                 .order_by(t.device_identities.c.position, t.device_identities.c.device_id))
     return Identity(amplitude_id=live, user_id=row.user_id, device_ids=[device.device_id for device in devices],
                     merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties))
 

@@ -85,8 +85,11 @@ def check(lg: IdentityLedger, sent: list[dict[str, Any]], retracted: set[str]) -
         assert lg.resolve(user_id=user_id) is None
     for device_id in DEVICES:
         person = lg.resolve(device_id=device_id)
+        assert person == ReadAPI._resolve(lg, device_id, None), "write model and projection disagree"
         if person is not None:
             assert person.user_id not in retracted
+    for user_id in CANDIDATES:
+        assert lg.resolve(user_id=user_id) == ReadAPI._resolve(lg, None, user_id)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
