@@ -9,6 +9,7 @@ from __future__ import annotations
 from ledger.domain.calls import IngestWarning
 from ledger.errors import (
     ConflictRetriesExhausted,
+    CorrectionRefused,
     DatabaseUnavailable,
     DeletionRefused,
     InvalidRequest,
@@ -19,11 +20,14 @@ from ledger.errors import (
     WrongKeyFile,
 )
 from ledger.ledger import IdentityLedger, IngestReport, JobRun, LedgerView
-from projections.models import AuditEntry, Identity, Merge, Stats, TimelineEvent
+from projections.models import AuditEntry, Correction, CorrectionChanges, Identity, Merge, Stats, TimelineEvent
 
 __all__ = [
     "AuditEntry",
     "ConflictRetriesExhausted",
+    "Correction",
+    "CorrectionChanges",
+    "CorrectionRefused",
     "DatabaseUnavailable",
     "DeletionRefused",
     "Identity",

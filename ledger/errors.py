@@ -131,3 +131,37 @@ class DeletionRefused(InvalidRequest):
         """Amplitude refuses IDs it does not know unless `ignore_invalid_id` is true; the reply names them."""
         return cls.because("Unknown IDs (set ignore_invalid_id to skip them)",
                            invalid_amplitude_ids=amplitude_ids, invalid_user_ids=user_ids)
+
+
+class CorrectionRefused(InvalidRequest):
+    """A correction the ledger refuses (docs/corrections.md); nothing was stored.
+
+    400 for a bad argument (the body names it under `field`), 404 for a user ID no stored call
+    carries, 409 for one already retracted, 422 for history a correction cannot re-resolve yet.
+    """
+
+    @classmethod
+    def refused(cls, status: int, error: str, **extra: Any) -> CorrectionRefused:
+        return cls(status, {"code": status, "error": error, **extra})
+
+    @classmethod
+    def bad_argument(cls, field: str, problem: str) -> CorrectionRefused:
+        return cls.refused(400, f"Invalid {field}: {problem}", field=field)
+
+    @classmethod
+    def unknown_user_id(cls, user_id: str) -> CorrectionRefused:
+        return cls.refused(404, f"No stored call carries user ID {user_id!r}")
+
+    @classmethod
+    def already_retracted(cls, user_id: str) -> CorrectionRefused:
+        return cls.refused(409, f"User ID {user_id!r} is already retracted")
+
+    @classmethod
+    def property_limits(cls, user_id: str, problem: str) -> CorrectionRefused:
+        return cls.refused(422, f"Re-resolving the people user ID {user_id!r} touches would break a user "
+                                f"property limit: {problem}")
+
+    @classmethod
+    def legacy_history(cls, user_id: str) -> CorrectionRefused:
+        return cls.refused(422, f"The people user ID {user_id!r} touches hold events stored by release 0.1.0, "
+                                "which a correction cannot re-resolve yet")

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
+from ledger.correcting import Corrector
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.deleting import Deletions, JobRun
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
@@ -31,7 +32,7 @@ from ledger.store.rekeying import rekey
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
-from projections.models import Identity
+from projections.models import Correction, Identity
 from projections.queries import ReadAPI, Reading
 from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
 
@@ -121,6 +122,7 @@ class IdentityLedger(ReadAPI):
         self._deletions = Deletions(self._store, self._writer, self._log, self._cache, self._runner, self._follower,
                                     self._recorder, self._lock, clock)
         self._key_file = key_file
+        self._corrector = Corrector(self._store.engine, self._log, self._cache, self._recorder, self._follower)
 
     @property
     def url(self) -> str:
@@ -152,6 +154,16 @@ class IdentityLedger(ReadAPI):
         `applied` marker: the buffered writer (`ledger apply`) commits a fetched batch at once."""
         with self._lock:
             return self._recorder.store(list(requests))
+
+    def retract_user_id(self, user_id: str, *, reason: str, requester: str = "library") -> Correction:
+        """Retract a user ID as an audited correction (docs/corrections.md); raises CorrectionRefused.
+
+        From now on the ledger treats it as never sent: every call that carried it is re-resolved
+        as the same call without it, and so is every call whose resolution depended on it; later
+        calls carrying it are stored without it (with a warning). Nothing stored is rewritten.
+        """
+        with self._lock:
+            return self._corrector.retract(user_id, reason, requester, self._clock())
 
     def applied(self, stream: str) -> int | None:
         """The sequence of the last message from `stream` stored with `ingest(..., applied=...)`."""
@@ -212,7 +224,7 @@ class IdentityLedger(ReadAPI):
                 amplitude_id = None if device is None else device.pointer
             else:
                 user = self._cache.get(("user", user_id))
-                amplitude_id = None if user is None else user.amplitude_id
+                amplitude_id = None if user is None or user.retracted else user.amplitude_id
             if amplitude_id is None:
                 return None
             identity = self._cache.get(("identity", amplitude_id))

@@ -9,6 +9,7 @@ fresh state, up to `MAX_ATTEMPTS` times.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import msgspec
 
@@ -71,16 +72,15 @@ class Recorder:
             self._follower.sync()
             markers = self._log.applied() if any(request.applied for request in batch) else {}
             unit = UnitOfWork(self._cache, batch[-1].server_time)
+            warnings: list[list[IngestWarning]] = [list(request.accepted.warnings) for request in batch]
             try:
-                duplicates, marks = self._resolve(batch, unit, markers)
-                with self._writer.transaction() as tx:
-                    self._check_forgets(tx)
-                    facts = unit.commit(tx)
+                duplicates, marks = self._resolve(batch, unit, markers, warnings)
+
+                def mark(tx: Transaction) -> None:
                     for stream, sequence in marks.items():
                         tx.mark_applied(stream, sequence, markers.get(stream))
-                    first, last = unit.span
-                    projected = bool(last) and self._runner.apply_in(tx, facts, first, last)
-                unit.committed()
+
+                self.commit(unit, mark)
             except Conflict as error:
                 # Another writer won a race: the store refused a stale version or a taken key.
                 # Resolve again on fresh state.
@@ -100,16 +100,10 @@ class Recorder:
             except BaseException:
                 unit.discard()
                 raise
-            if last:
-                self._follower.stored(first, last)
-                if projected:
-                    self._runner.moved_to(last)
-                elif self._runner.position < last:
-                    self._follower.sync()
             return [IngestReport(ingested=len(request.accepted.calls) - dropped, duplicates=dropped,
                                  position=self._follower.seen, server_time=request.server_time,
-                                 warnings=request.accepted.warnings)
-                    for request, dropped in zip(batch, duplicates)]
+                                 warnings=sorted(found, key=lambda warning: warning.index))
+                    for request, dropped, found in zip(batch, duplicates, warnings)]
         raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
 
     def _check_forgets(self, tx: Transaction) -> None:
@@ -120,8 +114,27 @@ class Recorder:
             self._cache.clear()
             raise Conflict("a deletion job ran meanwhile")
 
-    def _resolve(self, batch: list[Request], unit: UnitOfWork,
-                 markers: dict[str, int]) -> tuple[list[int], dict[str, int]]:
+    def commit(self, unit: UnitOfWork, also: Callable[[Transaction], None]) -> None:
+        """Store the unit's events, their projection and whatever `also` writes, in ONE transaction.
+
+        Raises `Conflict` (nothing stored; the caller discards the unit and resolves again).
+        """
+        with self._writer.transaction() as tx:
+            self._check_forgets(tx)
+            also(tx)
+            facts = unit.commit(tx)
+            first, last = unit.span
+            projected = bool(last) and self._runner.apply_in(tx, facts, first, last)
+        unit.committed()
+        if last:
+            self._follower.stored(first, last)
+            if projected:
+                self._runner.moved_to(last)
+            elif self._runner.position < last:
+                self._follower.sync()
+
+    def _resolve(self, batch: list[Request], unit: UnitOfWork, markers: dict[str, int],
+                 warnings: list[list[IngestWarning]]) -> tuple[list[int], dict[str, int]]:
         """Resolve every call of the batch; a request from a stream message already applied stores nothing."""
         unit.prefetch([call for request in batch for call in request.accepted.calls])
         duplicates: list[int] = []
@@ -134,5 +147,5 @@ class Recorder:
                     continue
                 marks[stream] = sequence
             duplicates.append(resolve_request(request.accepted.calls, request.server_time, unit,
-                                              self._dedup_window_ms))
+                                              self._dedup_window_ms, warnings[len(duplicates)]))
         return duplicates, marks

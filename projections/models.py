@@ -33,19 +33,22 @@ class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True):
     user_properties: dict[str, Any]
 
 
-class Merge(msgspec.Struct, frozen=True):
+class Merge(msgspec.Struct, frozen=True, omit_defaults=True):
     """A row of Amplitude's merged-users export: `amplitude_id` was merged into `merged_amplitude_id`."""
 
     amplitude_id: int
     merged_amplitude_id: int
     merge_event_time: int
     merge_server_time: int
+    #: When a correction undid this merge (docs/corrections.md); left out of answers while it stands.
+    undone_server_time: int | None = None
 
 
-AuditKind = Literal["created", "bound", "linked", "pointer_moved", "merged"]
+AuditKind = Literal["created", "bound", "linked", "pointer_moved", "merged",
+                    "retracted", "retired", "merge_undone", "split", "rebound"]
 
 
-class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One identity fact, with the call that caused it and its place in the ledger."""
 
     kind: AuditKind
@@ -56,8 +59,41 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     server_time: int
     position: int
     insert_id: str | None
-    merged_amplitude_id: int | None = None
+    merged_amplitude_id: int | None
+    #: The correction that recorded this fact (the user ID it retracted); left out for a call's facts.
+    correction: str | None = None
+    #: Who asked for the correction and why (on its "retracted" entry).
+    requester: str | None = None
+    reason: str | None = None
 
+
+
+class CorrectionChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """What a correction changed: calls re-resolved, people before and after, and the moves it made."""
+
+    calls: int
+    people_before: int
+    people_after: int
+    #: Each retired amplitude ID and the new ones its events went to.
+    split: dict[int, list[int]]
+    events_reattributed: int
+    #: Merges undone: merged amplitude ID -> the one it had been merged into.
+    merges_undone: dict[int, int]
+    #: User IDs bound to a new amplitude ID: user ID -> [old amplitude ID, new amplitude ID].
+    bindings_moved: dict[str, list[int]]
+    pointers_moved: int
+
+
+class Correction(msgspec.Struct, frozen=True, kw_only=True):
+    """One retraction of a user ID: who asked, why, when (server time), and what it changed."""
+
+    position: int
+    user_id: str
+    amplitude_id: int
+    reason: str
+    requester: str
+    server_time: int
+    changes: CorrectionChanges
 
 
 class Stats(msgspec.Struct, frozen=True, kw_only=True):

@@ -50,6 +50,7 @@ _MOVE_POINTER = f"UPDATE {t.devices.name} SET pointer = ? WHERE device_id = ?"
 _RECORD_USER_ID = f"UPDATE {t.identities.name} SET user_id = ? WHERE amplitude_id = ?"
 _SET_PROPERTIES = f"UPDATE {t.identities.name} SET user_properties = ? WHERE amplitude_id = ?"
 _MARK_MERGED = f"UPDATE {t.identities.name} SET merged_into = ? WHERE amplitude_id = ?"
+_REATTRIBUTE = f"UPDATE {t.reattributed.name} SET amplitude_id = ? WHERE position = ?"
 
 
 class Projector:
@@ -70,6 +71,11 @@ class Projector:
             "Device.PointerMoved": self._pointer_moved,
             "Device.Tracked": self._legacy_tracked,
             "DeletionJob.Ran": self._forgotten,
+            "Correction.Retracted": self._retracted,
+            "Identity.Retired": self._retired,
+            "Identity.SplitOff": self._split_off,
+            "User.Rebound": self._rebound,
+            "Device.Repointed": self._repointed,
         }
 
     def apply(self, position: int, topic: str, fields: Fields) -> None:
@@ -99,7 +105,15 @@ class Projector:
     def _audit(self, position: int, kind: str, fields: Fields, amplitude_id: int,
                merged_amplitude_id: int | None = None, seq: int = 0) -> None:
         self._insert(t.audit, (position, seq, kind, amplitude_id, merged_amplitude_id, fields["user_id"],
-                               fields["device_id"], fields["event_time"], fields["server_time"], fields["insert_id"]))
+                               fields["device_id"], fields["event_time"], fields["server_time"], fields["insert_id"],
+                               None))
+
+    def _amended(self, position: int, kind: str, fields: Fields, amplitude_id: int, *, user_id: str | None,
+                 merged_amplitude_id: int | None = None, device_id: str = "", seq: int = 0) -> None:
+        """An audit row for a fact a correction recorded: at the correction's time, naming it."""
+        time = fields["server_time"]
+        self._insert(t.audit, (position, seq, kind, amplitude_id, merged_amplitude_id, user_id, device_id, time,
+                               time, None, fields["correction"]))
 
     def _identity_created(self, position: int, fields: Fields) -> None:
         self._insert(t.identities, (fields["amplitude_id"], None, None, "{}"))
@@ -132,6 +146,50 @@ class Projector:
 
     def _legacy_tracked(self, position: int, fields: Fields) -> None:
         self._insert(t.legacy_timeline, (fields["amplitude_id"], position))
+
+    # -- the facts a correction records (docs/corrections.md) ----------------------------
+
+    def _retracted(self, position: int, fields: Fields) -> None:
+        self._insert(t.corrections, (position, fields["user_id"], fields["amplitude_id"], fields["reason"],
+                                     fields["requester"], fields["server_time"], to_json(fields["summary"])))
+        self._amended(position, "retracted", {**fields, "correction": fields["user_id"]}, fields["amplitude_id"],
+                      user_id=fields["user_id"])
+
+    def _retired(self, position: int, fields: Fields) -> None:
+        """Its user ID is released (a new amplitude ID may carry it: same statement, so in log order)."""
+        amplitude_id, merged_into = fields["amplitude_id"], fields["merged_into"]
+        self._insert(t.retired, (amplitude_id, fields["server_time"], fields["correction"]))
+        if fields["user_id"] is not None:
+            self._update(_RECORD_USER_ID, (None, amplitude_id))
+        self._amended(position, "retired" if merged_into is None else "merge_undone", fields, amplitude_id,
+                      user_id=fields["user_id"], merged_amplitude_id=merged_into)
+
+    def _split_off(self, position: int, fields: Fields) -> None:
+        amplitude_id = fields["amplitude_id"]
+        self._insert(t.identities, (amplitude_id, None, None, to_json(fields["user_properties"])))
+        if fields["user_id"] is not None:
+            self._update(_RECORD_USER_ID, (fields["user_id"], amplitude_id))
+        for device_id in fields["device_ids"]:
+            self._insert(t.device_identities, (amplitude_id, device_id, position))
+        moved_before = set(fields["moved_before"])
+        for tracked, key in ((True, "tracked"), (False, "identified")):
+            for moved in fields[key]:
+                if moved in moved_before:
+                    self._update(_REATTRIBUTE, (amplitude_id, moved))
+                else:
+                    self._insert(t.reattributed, (moved, amplitude_id, tracked))
+        for seq, old in enumerate(fields["split_from"]):
+            self._amended(position, "split", fields, amplitude_id, user_id=fields["user_id"],
+                          merged_amplitude_id=old, seq=seq)
+
+    def _rebound(self, position: int, fields: Fields) -> None:
+        self._amended(position, "rebound", fields, fields["amplitude_id"], user_id=fields["user_id"],
+                      merged_amplitude_id=fields["previous_amplitude_id"])
+
+    def _repointed(self, position: int, fields: Fields) -> None:
+        self._update(_MOVE_POINTER, (fields["amplitude_id"], fields["device_id"]))
+        self._amended(position, "pointer_moved", fields, fields["amplitude_id"], user_id=None,
+                      device_id=fields["device_id"])
 
     def _forgotten(self, position: int, fields: Fields) -> None:
         """A deletion job ran: its people's rows are gone (`projections.forgetting`); it is on record."""

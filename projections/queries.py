@@ -14,8 +14,17 @@ import msgspec
 import sqlalchemy as sa
 
 from projections import tables as t
-from projections.models import AuditEntry, Identity, Merge, Stats, TimelineEvent
-from projections.timeline import TimelineLog, answer, counts_by_original, person_event_count, person_timeline
+from projections.models import AuditEntry, Correction, CorrectionChanges, Identity, Merge, Stats, TimelineEvent
+from projections.timeline import (
+    TimelineLog,
+    answer,
+    counts_by_attribution,
+    has_corrections,
+    person_event_count,
+    person_timeline,
+    reattributed_between,
+    retired_among,
+)
 
 _decode = msgspec.json.Decoder()
 T = TypeVar("T", bound=msgspec.Struct)
@@ -81,14 +90,35 @@ class ReadAPI:
         rows = reading.log.tracked(after=after, stop=reading.position, limit=limit)
         with reading.engine.connect() as connection:
             live = _live_ids(connection)
-        return [answer(row, live.get(row[1], row[1])) for row in rows]
+            moved = reattributed_between(connection, rows[0][0], rows[-1][0]) \
+                if rows and has_corrections(connection) else {}
+        found = []
+        for row in rows:
+            current = moved.get(row[0], row[1])
+            found.append(answer(row, live.get(current, current)))
+        return found
 
     def merges(self) -> list[Merge]:
-        """Amplitude's merged-users table: each merged amplitude ID and the live one it counts for."""
+        """Amplitude's merged-users table: each merged amplitude ID and the live one it counts for.
+
+        A merge a correction undid stays listed, with the correction's time as `undone_server_time`.
+        """
+        merges, retired = t.merges, t.retired
+        query = (sa.select(merges, retired.c.server_time.label("undone"))
+                 .join(retired, retired.c.amplitude_id == merges.c.amplitude_id, isouter=True)
+                 .order_by(merges.c.position))
         with self._reading().engine.connect() as connection:
-            rows = connection.execute(sa.select(t.merges).order_by(t.merges.c.position))
-            return [Merge(row.amplitude_id, row.merged_amplitude_id, row.merge_event_time, row.merge_server_time)
-                    for row in rows]
+            return [Merge(row.amplitude_id, row.merged_amplitude_id, row.merge_event_time, row.merge_server_time,
+                          row.undone) for row in connection.execute(query)]
+
+    def corrections(self) -> list[Correction]:
+        """Every correction (retracted user ID), in ledger order: who asked, why, when, what it changed."""
+        with self._reading().engine.connect() as connection:
+            rows = connection.execute(sa.select(t.corrections).order_by(t.corrections.c.position)).all()
+        return [Correction(position=row.position, user_id=row.user_id, amplitude_id=row.amplitude_id,
+                           reason=row.reason, requester=row.requester, server_time=row.server_time,
+                           changes=msgspec.json.decode(row.summary, type=CorrectionChanges, strict=False))
+                for row in rows]
 
     def audit(self, *, user_id: str | None = None, device_id: str | None = None,
               amplitude_id: int | None = None) -> list[AuditEntry]:
@@ -99,14 +129,17 @@ class ReadAPI:
             if device_id is not None:
                 condition = t.audit.c.device_id == device_id
             else:
-                if user_id is not None:
-                    amplitude_id = _amplitude_id_for(connection, user_id=user_id)
-                ids = _person_amplitude_ids(connection, amplitude_id) if amplitude_id is not None else []
+                ids = (_ever_bound(connection, user_id) if user_id is not None
+                       else _person_amplitude_ids(connection, amplitude_id) if amplitude_id is not None else [])
                 if not ids:
                     return []
                 condition = t.audit.c.amplitude_id.in_(ids)
-            rows = connection.execute(sa.select(t.audit).where(condition).order_by(t.audit.c.position, t.audit.c.seq))
-            return [_answer(AuditEntry, row) for row in rows]
+            audit, corrections = t.audit, t.corrections
+            query = (sa.select(audit, corrections.c.requester, corrections.c.reason)
+                     .join(corrections, sa.and_(corrections.c.user_id == audit.c.correction,
+                                                audit.c.kind == "retracted"), isouter=True)
+                     .where(condition).order_by(audit.c.position, audit.c.seq))
+            return [_answer(AuditEntry, row) for row in connection.execute(query)]
 
     def stats(self) -> Stats:
         """Counts over the whole ledger (`users` counts people with at least one tracked event)."""
@@ -116,7 +149,7 @@ class ReadAPI:
             def scalar(query: Any) -> int:
                 return int(connection.execute(query).scalar() or 0)
 
-            counts = counts_by_original(connection, reading.log, reading.position)
+            counts = counts_by_attribution(connection, reading.log, reading.position)
             live = _live_ids(connection)
             return Stats(
                 events=sum(counts.values()),
@@ -124,7 +157,8 @@ class ReadAPI:
                 identified_users=scalar(
                     sa.select(count()).select_from(t.identities).where(t.identities.c.user_id.is_not(None))),
                 devices=scalar(sa.select(count()).select_from(t.devices)),
-                merges=scalar(sa.select(count()).select_from(t.merges)),
+                merges=scalar(sa.select(count()).select_from(t.merges).where(
+                    t.merges.c.amplitude_id.not_in(sa.select(t.retired.c.amplitude_id)))),
             )
 
 
@@ -151,15 +185,27 @@ def _person_amplitude_ids(connection: sa.Connection, amplitude_id: int) -> list[
     return [rows[0][0]] + [row[1] for row in rows if row[1] is not None]
 
 
+def _ever_bound(connection: sa.Connection, user_id: str) -> list[int]:
+    """Every amplitude ID of every person the user ID was ever bound to (corrections move or retract bindings)."""
+    audit = t.audit
+    bound = connection.execute(sa.select(audit.c.amplitude_id).where(
+        audit.c.user_id == user_id, audit.c.kind.in_(("bound", "rebound", "retracted"))).distinct()).all()
+    ids: list[int] = []
+    for (amplitude_id,) in bound:
+        ids.extend(_person_amplitude_ids(connection, amplitude_id))
+    return ids
+
+
 def _identity(connection: sa.Connection, amplitude_id: int) -> Identity | None:
+    """None for an amplitude ID never created, or retired by a correction (its events count for others now)."""
     ids = _person_amplitude_ids(connection, amplitude_id)
-    if not ids:
+    if not ids or (has_corrections(connection) and retired_among(connection, ids[:1])):
         return None
     live = ids[0]
     row = connection.execute(sa.select(t.identities).where(t.identities.c.amplitude_id == live)).one()
     devices = connection.execute(sa.select(t.device_identities.c.device_id)
                                  .where(t.device_identities.c.amplitude_id == live)
-                                 .order_by(t.device_identities.c.position))
+                                 .order_by(t.device_identities.c.position, t.device_identities.c.device_id))
     return Identity(amplitude_id=live, user_id=row.user_id, device_ids=[device.device_id for device in devices],
                     merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties))
 

@@ -71,6 +71,40 @@ audit = sa.Table(
     sa.Column("event_time", sa.BigInteger, nullable=False),
     sa.Column("server_time", sa.BigInteger, nullable=False),
     sa.Column("insert_id", sa.String(1024)),
+    # The correction that recorded the fact (named by the user ID it retracted); NULL for a call's facts.
+    sa.Column("correction", sa.String(1024)),
+)
+sa.Index("ledger_audit_user_id", audit.c.user_id)
+
+#: Each retraction of a user ID (docs/corrections.md): who, why, when, what it changed.
+corrections = sa.Table(
+    "ledger_corrections",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.String(1024), nullable=False, unique=True),
+    sa.Column("amplitude_id", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requester", sa.String(1024), nullable=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+)
+
+#: Amplitude IDs a correction retired: their events now count for the IDs in `ledger_reattributed`.
+retired = sa.Table(
+    "ledger_retired",
+    metadata,
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+    sa.Column("correction", sa.String(1024), nullable=False),
+)
+
+#: Calls (by log position) a correction attributed to another amplitude ID than their stream's.
+reattributed = sa.Table(
+    "ledger_reattributed",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("tracked", sa.Boolean, nullable=False),
 )
 
 #: Amplitude IDs erased by a deletion job (`DeletionJob.Ran`): their people answer as forgotten.
@@ -83,8 +117,9 @@ forgotten = sa.Table(
 )
 
 #: The tables a rebuild drops and fills again, in a deterministic order for comparisons.
-PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit, forgotten)
+PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit, forgotten, corrections,
+                     retired, reattributed)
 #: The shape of the tables above; a database holding another is rebuilt when opened.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Tables of earlier shapes, dropped on that rebuild.
 RETIRED_TABLES = ("ledger_timeline",)

@@ -39,9 +39,20 @@ class TimelineLog(Protocol):
 
 def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int], *, stop: int, after: int,
                     limit: int | None, newest_first: bool) -> list[TimelineEvent]:
-    """The tracked events of every amplitude ID in `ids` (the live one first), as the live one's."""
+    """The tracked events of every amplitude ID in `ids` (the live one first), as the live one's.
+
+    After a correction (docs/corrections.md) a retired amplitude ID's stream counts for nobody,
+    and the events re-attributed to one of `ids` count for it.
+    """
     limit = ALL if limit is None else limit
-    pages = [log.stream_page(ids, after=after, stop=stop, limit=limit, newest_first=newest_first)]
+    streams, moved = ids, []
+    if has_corrections(connection):
+        retired = retired_among(connection, ids)
+        streams = [amplitude_id for amplitude_id in ids if amplitude_id not in retired]
+        moved = _moved_positions(connection, ids, after=after, limit=limit, newest_first=newest_first)
+    pages = [log.stream_page(streams, after=after, stop=stop, limit=limit, newest_first=newest_first)]
+    if moved:
+        pages.append(log.tracked_at(moved)[::-1] if newest_first else log.tracked_at(moved))
     legacy = _legacy_positions(connection, ids, after=after, limit=limit,
                                newest_first=newest_first) if has_legacy(connection) else []
     if legacy:
@@ -54,7 +65,44 @@ def person_event_count(connection: sa.Connection, log: TimelineLog, ids: list[in
     legacy = t.legacy_timeline
     old = connection.execute(sa.select(sa.func.count()).where(legacy.c.amplitude_id.in_(ids))).scalar() or 0 \
         if has_legacy(connection) else 0
-    return old + log.stream_count(ids, stop)
+    if not has_corrections(connection):
+        return old + log.stream_count(ids, stop)
+    retired = retired_among(connection, ids)
+    moved = t.reattributed
+    moved_in = connection.execute(sa.select(sa.func.count()).where(
+        moved.c.amplitude_id.in_(ids), moved.c.tracked)).scalar() or 0
+    return old + moved_in + log.stream_count([amplitude_id for amplitude_id in ids if amplitude_id not in retired],
+                                             stop)
+
+
+_ANY_CORRECTION = sa.text(f"SELECT 1 FROM {t.corrections.name} LIMIT 1")
+
+
+def has_corrections(connection: sa.Connection) -> bool:
+    """Whether any correction was recorded (one cheap look; without one, no event was re-attributed)."""
+    return connection.execute(_ANY_CORRECTION).first() is not None
+
+
+def retired_among(connection: sa.Connection, ids: list[int]) -> set[int]:
+    """Which of these amplitude IDs a correction retired."""
+    retired = t.retired.c.amplitude_id
+    return {row[0] for row in connection.execute(sa.select(retired).where(retired.in_(ids)))}
+
+
+def reattributed_between(connection: sa.Connection, first: int, last: int) -> dict[int, int]:
+    """Position -> amplitude ID of the tracked events re-attributed by corrections, first <= position <= last."""
+    moved = t.reattributed
+    return dict(connection.execute(sa.select(moved.c.position, moved.c.amplitude_id).where(
+        moved.c.position.between(first, last), moved.c.tracked)).all())
+
+
+def _moved_positions(connection: sa.Connection, ids: list[int], *, after: int, limit: int,
+                     newest_first: bool) -> list[int]:
+    moved = t.reattributed
+    position = moved.c.position
+    query = (sa.select(position).where(moved.c.amplitude_id.in_(ids), moved.c.tracked, position > after)
+             .order_by(position.desc() if newest_first else position).limit(limit))
+    return [row[0] for row in connection.execute(query)]
 
 
 _ANY_LEGACY = sa.text(f"SELECT 1 FROM {t.legacy_timeline.name} LIMIT 1")
@@ -65,9 +113,16 @@ def has_legacy(connection: sa.Connection) -> bool:
     return connection.execute(_ANY_LEGACY).first() is not None
 
 
-def counts_by_original(connection: sa.Connection, log: TimelineLog, stop: int) -> dict[int, int]:
-    """How many tracked events each original amplitude ID has."""
+def counts_by_attribution(connection: sa.Connection, log: TimelineLog, stop: int) -> dict[int, int]:
+    """How many tracked events each amplitude ID has: on arrival, or as a correction re-attributed them."""
     counts = log.tracked_counts(stop)
+    if has_corrections(connection):
+        for (amplitude_id,) in connection.execute(sa.select(t.retired.c.amplitude_id)):
+            counts.pop(amplitude_id, None)
+        moved = t.reattributed
+        for amplitude_id, count in connection.execute(sa.select(moved.c.amplitude_id, sa.func.count()).where(
+                moved.c.tracked).group_by(moved.c.amplitude_id)):
+            counts[amplitude_id] = counts.get(amplitude_id, 0) + count
     legacy = t.legacy_timeline
     for amplitude_id, count in connection.execute(
             sa.select(legacy.c.amplitude_id, sa.func.count()).group_by(legacy.c.amplitude_id)):

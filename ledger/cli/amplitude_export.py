@@ -48,14 +48,22 @@ def event_from_export_row(row: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+MERGE_COLUMNS = ["amplitude_id", "merged_amplitude_id", "merge_event_time", "merge_server_time"]
+#: Only in the export of a ledger where a correction undid a merge (docs/corrections.md).
+UNDONE_COLUMN = "undone_server_time"
+
+
 def merge_row(merge: Merge) -> dict[str, Any]:
-    """A row of Amplitude's merged-users export table."""
-    return {
+    """A row of Amplitude's merged-users export table; a merge a correction undid also says when."""
+    row = {
         "amplitude_id": merge.amplitude_id,
         "merged_amplitude_id": merge.merged_amplitude_id,
         "merge_event_time": format_time(merge.merge_event_time),
         "merge_server_time": format_time(merge.merge_server_time),
     }
+    if merge.undone_server_time is not None:
+        row[UNDONE_COLUMN] = format_time(merge.undone_server_time)
+    return row
 
 
 def warehouse_row(event: TimelineEvent) -> dict[str, Any]:

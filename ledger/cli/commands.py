@@ -24,7 +24,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import amplitude_export, buffered, demo, forgetting, graph, render, synthetic
+from ledger.cli import amplitude_export, buffered, corrections, demo, forgetting, graph, render, synthetic
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import CannotListen, LedgerError, LedgerNotFound
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
@@ -294,16 +294,13 @@ def _merges(args: argparse.Namespace) -> int:
         for merge in merges:
             _print_json(amplitude_export.merge_row(merge))
     elif args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=["amplitude_id", "merged_amplitude_id",
-                                                        "merge_event_time", "merge_server_time"], lineterminator="\n")
+        undone = any(merge.undone_server_time is not None for merge in merges)
+        writer = csv.DictWriter(sys.stdout, lineterminator="\n", fieldnames=amplitude_export.MERGE_COLUMNS
+                                + ([amplitude_export.UNDONE_COLUMN] if undone else []))
         writer.writeheader()
         writer.writerows(amplitude_export.merge_row(merge) for merge in merges)
     else:
-        print(render.table(
-            ((m.amplitude_id, m.merged_amplitude_id, render.when(m.merge_event_time), render.when(m.merge_server_time))
-             for m in merges),
-            ("amplitude_id", "merged_amplitude_id", "merge_event_time (UTC)", "merge_server_time (UTC)"),
-        ) if merges else "(no merges)")
+        print(render.merges_table(merges) if merges else "(no merges)")
     return OK
 
 
@@ -461,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
             "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
     sub = command("export", _export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
     sub.add_argument("--format", choices=["jsonl"], default="jsonl")
+    corrections.add_commands(command, _ledger, _reader, db, as_json, reading)
     return parser
 
 

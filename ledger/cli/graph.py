@@ -47,7 +47,7 @@ def person_graph(identity: Identity, audit: Sequence[AuditEntry]) -> Graph:
     devices: dict[str, str] = {}
     for entry in audit:
         fact = (entry.kind, entry.position, entry.event_time)
-        if entry.kind == "bound" and entry.user_id is not None:
+        if entry.kind in ("bound", "rebound") and entry.user_id is not None:
             nodes.insert(0, Node("u", f"user ID {entry.user_id}", "user", entry.user_id))
             edges.append(Edge("u", f"a{entry.amplitude_id}", f"bound {when(entry.event_time)}", *fact))
         elif entry.kind == "merged":

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from ledger.domain.times import format_ms
-from projections.models import AuditEntry, Identity, TimelineEvent
+from projections.models import AuditEntry, Correction, Identity, Merge, TimelineEvent
 
 _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 _NARROWEST = 8  # a text column is never cut narrower than this
@@ -101,14 +101,27 @@ _FACTS = {
     "bound": "user ID bound",
     "linked": "device linked",
     "pointer_moved": "pointer moved",
+    "retracted": "user ID retracted",
+    "retired": "amplitude ID retired",
+}
+#: Facts naming another amplitude ID (in `merged_amplitude_id`), by kind.
+_RELATED = {
+    "merged": "merged into {}",
+    "merge_undone": "merge into {} undone",
+    "split": "split off from {}",
+    "rebound": "user ID moved from {}",
 }
 
 
 def fact(entry: AuditEntry) -> str:
     """An audit entry's kind in the words of docs/rules.md."""
-    if entry.kind == "merged":
-        return f"merged into {entry.merged_amplitude_id}"
-    return _FACTS.get(entry.kind, entry.kind)
+    if entry.kind in _RELATED:
+        text = _RELATED[entry.kind].format(entry.merged_amplitude_id)
+    else:
+        text = _FACTS.get(entry.kind, entry.kind)
+    if entry.kind == "retracted" and entry.requester is not None:
+        text += f" by {entry.requester}: {entry.reason}"
+    return text if entry.correction is None else f"{text} (correction of {entry.correction!r})"
 
 
 def audit_table(entries: Sequence[AuditEntry], width: int | None = None) -> str:
@@ -117,6 +130,45 @@ def audit_table(entries: Sequence[AuditEntry], width: int | None = None) -> str:
          for e in entries),
         ("position", "event time (UTC)", "fact", "amplitude ID", "device ID", "user ID", "insert ID"),
         width, ("device ID", "insert ID"),
+    )
+
+
+def merges_table(merges: Sequence[Merge]) -> str:
+    """The merged-users table; a column for when a correction undid a merge, if one did."""
+    undone = any(merge.undone_server_time is not None for merge in merges)
+    return table(
+        ((m.amplitude_id, m.merged_amplitude_id, when(m.merge_event_time), when(m.merge_server_time),
+          *([when(m.undone_server_time) if m.undone_server_time is not None else ""] if undone else []))
+         for m in merges),
+        ("amplitude_id", "merged_amplitude_id", "merge_event_time (UTC)", "merge_server_time (UTC)",
+         *(["undone (UTC)"] if undone else [])),
+    )
+
+
+def correction_text(correction: Correction) -> str:
+    """What one correction did, in a few aligned lines."""
+    changes = correction.changes
+    split = "; ".join(f"{old} -> {', '.join(map(str, new)) or '(no events)'}" for old, new in changes.split.items())
+    moved = "; ".join(f"{user_id!r}: {old} -> {new}" for user_id, (old, new) in changes.bindings_moved.items())
+    undone = ", ".join(f"{merged} from {live}" for merged, live in changes.merges_undone.items())
+    return (f"Retracted user ID {correction.user_id!r} at position {correction.position} "
+            f"({when(correction.server_time)} UTC), asked by {correction.requester}: {correction.reason}\n" + table([
+                ("calls re-resolved", count(changes.calls)),
+                ("people before -> after", f"{count(changes.people_before)} -> {count(changes.people_after)}"),
+                ("amplitude IDs split", split or "(none)"),
+                ("events re-attributed", count(changes.events_reattributed)),
+                ("merges undone", undone or "(none)"),
+                ("user IDs re-bound", moved or "(none)"),
+                ("device pointers moved", count(changes.pointers_moved)),
+            ]))
+
+
+def corrections_table(corrections: Sequence[Correction], width: int | None = None) -> str:
+    return table(
+        ((c.position, when(c.server_time), c.user_id, c.requester, c.changes.people_before, c.changes.people_after,
+          c.changes.events_reattributed, c.reason) for c in corrections),
+        ("position", "time (UTC)", "user ID", "requester", "people before", "after", "events moved", "reason"),
+        width, ("user ID", "requester", "reason"),
     )
 
 

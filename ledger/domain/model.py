@@ -144,6 +144,22 @@ class Fact(Aggregate.Event):
     insert_id: str | None
 
 
+class Amendment(Aggregate.Event):
+    """Base of the facts a correction records (docs/corrections.md): which correction, and when.
+
+    A correction is named by the user ID it retracted (each user ID is retracted at most once);
+    its facts are not caused by a call, so they carry no call's IDs.
+    """
+
+    correction: str
+    server_time: int
+
+
+def amendment_fields(correction: str, server_time: int) -> dict[str, Any]:
+    """The fields every fact of one correction carries."""
+    return {"correction": correction, "server_time": server_time, "timestamp": _utc(server_time)}
+
+
 class Device(JournaledAggregate):
     """One device ID: its pointer (where the next anonymous event goes).
 
@@ -173,9 +189,7 @@ class Device(JournaledAggregate):
         previous_amplitude_id: int
 
         def apply(self, device: Device) -> None:
-            device.pointer = self.amplitude_id
-            if self.amplitude_id not in device.amplitude_ids:
-                device.amplitude_ids.append(self.amplitude_id)
+            device.point_to(self.amplitude_id)
 
     class Tracked(Fact):
         """0.1.0's tracked event (read only): the event, stamped as in `Timeline.Tracked`."""
@@ -211,6 +225,18 @@ class Device(JournaledAggregate):
         def apply(self, device: Device) -> None:
             pass
 
+    class Repointed(Amendment):
+        """A correction moved the pointer: the device's next anonymous event goes to `amplitude_id`."""
+
+        TOPIC = "Device.Repointed"
+
+        device_id: str
+        amplitude_id: int
+        previous_amplitude_id: int
+
+        def apply(self, device: Device) -> None:
+            device.point_to(self.amplitude_id)
+
     def __init__(self) -> None:
         super().__init__()
         self.device_id = ""
@@ -229,6 +255,11 @@ class Device(JournaledAggregate):
             self.trigger_event(
                 self.PointerMoved, amplitude_id=amplitude_id, previous_amplitude_id=self.pointer, **cause.fields
             )
+
+    def point_to(self, amplitude_id: int) -> None:
+        self.pointer = amplitude_id
+        if amplitude_id not in self.amplitude_ids:
+            self.amplitude_ids.append(amplitude_id)
 
     def remember(self, insert_id: str | None, server_time: int) -> None:
         if insert_id is not None:
@@ -250,6 +281,32 @@ class User(JournaledAggregate):
         def apply(self, user: User) -> None:
             user.user_id = self.user_id or ""
             user.amplitude_id = self.amplitude_id
+
+    class Retracted(Amendment):
+        """A correction retracted this user ID: calls carrying it are resolved as if it were absent."""
+
+        TOPIC = "User.Retracted"
+
+        user_id: str
+        amplitude_id: int
+
+        def apply(self, user: User) -> None:
+            user.retracted = True
+
+    class Rebound(Amendment):
+        """A correction re-resolved this user ID's person: it is bound to `amplitude_id` from now on."""
+
+        TOPIC = "User.Rebound"
+
+        user_id: str
+        amplitude_id: int
+        previous_amplitude_id: int
+
+        def apply(self, user: User) -> None:
+            user.amplitude_id = self.amplitude_id
+
+    #: Whether a correction retracted this user ID (a class default: users loaded from old logs have it).
+    retracted = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -348,6 +405,46 @@ class AmplitudeIdentity(JournaledAggregate):
         def apply(self, identity: AmplitudeIdentity) -> None:
             identity.amplitude_id = self.amplitude_id
             identity.forgotten = True
+
+    class SplitOff(Aggregate.Created, Amendment):
+        """A correction made this amplitude ID for one re-resolved person, with that person's state.
+
+        `tracked` and `identified` are the log positions of the calls now attributed to it (tracked
+        events and identify calls); `moved_before` are those an earlier correction had moved already.
+        """
+
+        TOPIC = "Identity.SplitOff"
+
+        amplitude_id: int
+        user_id: str | None
+        device_ids: list[str]
+        user_properties: dict[str, Any]
+        split_from: list[int]
+        tracked: list[int]
+        identified: list[int]
+        moved_before: list[int]
+
+        def apply(self, identity: AmplitudeIdentity) -> None:
+            identity.amplitude_id = self.amplitude_id
+            identity.user_id = self.user_id
+            identity.device_ids.extend(self.device_ids)
+            identity.user_properties = self.user_properties
+
+    class Retired(Amendment):
+        """A correction gave this amplitude ID's events to other ones; `merged_into`, if any, is undone."""
+
+        TOPIC = "Identity.Retired"
+
+        amplitude_id: int
+        user_id: str | None
+        merged_into: int | None
+        split_into: list[int]
+
+        def apply(self, identity: AmplitudeIdentity) -> None:
+            identity.retired = True
+
+    #: Whether a correction retired this amplitude ID (no device points at it, no user ID is bound to it).
+    retired = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -450,6 +547,35 @@ class AmplitudeIds(JournaledAggregate):
                            timestamp=_utc(server_time))
 
 
+class Correction(JournaledAggregate):
+    """One retraction of a user ID (docs/corrections.md): who asked, why, when, and what it changed.
+
+    Its ID derives from the retracted user ID, so retracting one twice collides in the store.
+    """
+
+    STORED_AS = "Correction"
+
+    class Retracted(Aggregate.Created):
+        TOPIC = "Correction.Retracted"
+
+        user_id: str
+        amplitude_id: int
+        reason: str
+        requester: str
+        server_time: int
+        summary: dict[str, Any]
+
+    @classmethod
+    def retract(cls, user_id: str, amplitude_id: int, reason: str, requester: str, server_time: int,
+                summary: dict[str, Any]) -> Correction:
+        return cls._create(cls.Retracted, id=correction_key(user_id), user_id=user_id, amplitude_id=amplitude_id,
+                           reason=reason, requester=requester, server_time=server_time, summary=summary,
+                           timestamp=_utc(server_time))
+
+
+def correction_key(user_id: str) -> UUID:
+    return uuid5(NAMESPACE, "correction:" + user_id)
+
 
 def register_topics(*aggregates: Any) -> None:
     """Make every stored name resolvable, including the ones release 0.1.0 wrote.
@@ -465,4 +591,4 @@ def register_topics(*aggregates: Any) -> None:
             register_topic("ledger.domain:" + name, cls)
 
 
-register_topics(Device, User, AmplitudeIdentity, AmplitudeIds, Timeline)
+register_topics(Device, User, AmplitudeIdentity, AmplitudeIds, Timeline, Correction)

@@ -29,6 +29,7 @@ from ledger.ledger import IdentityLedger
 from ledger.server import access_log, lifecycle, openapi
 from ledger.server.metrics import Metrics, Observed
 from ledger.server.projects import ProjectConfig, one_project
+from ledger.server.corrections_api import correction_routes
 from ledger.server.query_api import health_route, query_routes
 from ledger.server.registry import Project, Projects, open_projects
 from ledger.server.replies import HttpError, refusal, reply
@@ -61,8 +62,8 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
     uploads = ingest_routes(projects, body_timeout)
     middleware.append(Middleware(UploadCors, paths=[route.path for route in uploads], origins=origins))
     return Starlette(
-        routes=[*uploads, *query_routes(projects), *deletion_routes(projects), health_route(projects), *one_ledger,
-                openapi.route()],
+        routes=[*uploads, *query_routes(projects), *deletion_routes(projects),
+                *correction_routes(projects, body_timeout), health_route(projects), *one_ledger, openapi.route()],
         middleware=middleware,
         exception_handlers={
             InvalidRequest: _refused,

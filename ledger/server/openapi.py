@@ -17,7 +17,8 @@ from starlette.routing import Route
 from ledger.domain.calls import EventIn
 from ledger.errors import BAD_EVENT_KEYS
 from ledger.server import segment
-from projections.models import AuditEntry, Identity, Merge, TimelineEvent
+from ledger.server.corrections_api import CorrectionIn
+from projections.models import AuditEntry, Correction, Identity, Merge, TimelineEvent
 
 _REF = "#/components/schemas/{name}"
 JSON = "application/json"
@@ -134,8 +135,8 @@ def _deletions() -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
-    _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry],
-                                                ref_template=_REF)
+    _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry, Correction,
+                                                 CorrectionIn], ref_template=_REF)
     schemas["Error"] = {
         "type": "object", "required": ["code", "error"],
         "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
@@ -144,6 +145,7 @@ def document() -> dict[str, Any]:
                        "invalid_user_ids": {"type": "array", "items": {"type": "string"}},
                        "invalid_indices": {"type": "array", "items": {"type": "integer"},
                                            "description": "positions of the bad IDs in their list"},
+                       "field": {"type": "string", "description": "the argument at fault (corrections)"},
                        **{key: {"type": "object", "description": "field name: indices of the bad events",
                                 "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
                           for key in BAD_EVENT_KEYS}},
@@ -190,6 +192,25 @@ def document() -> dict[str, Any]:
                                                      "or an amplitude ID")]),
             "/v1/stats": _query("Counts", _STATS, []),
             **_deletions(),
+            "/v1/corrections": {
+                **_query("Every correction: who asked, why, when, what it changed",
+                         _answer(corrections={"type": "array", "items": _ref("Correction")}), []),
+                "post": {
+                    "summary": "Retract a user ID: re-resolve every call it touched, as an audited correction",
+                    "security": [{"basic": []}],
+                    "requestBody": {"required": True, "content": {JSON: {"schema": _ref("CorrectionIn")}}},
+                    "responses": {
+                        "200": _reply("Corrected", _answer(correction=_ref("Correction"))),
+                        "400": _reply("A bad body, or a bad user_id, reason or requester (named in `field`)",
+                                      _ERROR),
+                        "401": _QUERY_REFUSALS["401"],
+                        "404": _reply("No stored call carries this user ID", _ERROR),
+                        "409": _reply("This user ID is already retracted", _ERROR),
+                        "413": _reply("Body larger than 64 KiB", _ERROR),
+                        "415": _REFUSALS["415"],
+                        "422": _reply("The people it touches hold events of release 0.1.0's shape", _ERROR),
+                        "503": _REFUSALS["503"],
+                    }}},
             "/healthz": {"get": {"summary": "Liveness: answers once the database does", "responses": {
                 "200": _reply("Up", _answer(status={"const": "ok"}))}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {

@@ -56,6 +56,7 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/merges", _merges),
         route("/v1/audit", _audit),
         route("/v1/stats", _stats),
+        route("/v1/corrections", _corrections),
     ]
 
 
@@ -144,6 +145,10 @@ def _audit(request: Request) -> Answer:
 
 def _merges(_: Request) -> Answer:
     return lambda read: ok(merges=read.merges())
+
+
+def _corrections(_: Request) -> Answer:
+    return lambda read: ok(corrections=read.corrections())
 
 
 def _stats(_: Request) -> Answer:

@@ -28,6 +28,7 @@ _TIMELINE_TOPICS = (Timeline.Tracked.TOPIC, Timeline.Identified.TOPIC)
 #: Tracked events as stored: today's, and 0.1.0's under both of the names it may have.
 _TRACKED_TOPICS = (Timeline.Tracked.TOPIC, Device.Tracked.TOPIC, "ledger.domain:" + Device.Tracked.TOPIC)
 
+_LOW_64 = 2**64 - 1
 #: SQLite allows 32766 bound parameters per statement; stay far below.
 IN_CHUNK = 900
 
@@ -63,8 +64,11 @@ class EventLog:
         self._streams_count = sa.text(
             f"SELECT COUNT(*) FROM {table} WHERE originator_id IN :ids AND {position} <= :stop"
         ).bindparams(sa.bindparam("ids", expanding=True))
-        self._at = sa.text(f"SELECT {position}, topic, state FROM {table} WHERE {position} IN :positions"
-                           ).bindparams(sa.bindparam("positions", expanding=True))
+        self._at = sa.text(f"SELECT {position}, originator_id, topic, state FROM {table} "
+                           f"WHERE {position} IN :positions").bindparams(sa.bindparam("positions", expanding=True))
+        self._calls = sa.text(
+            f"SELECT {position}, originator_id, topic, state FROM {table} WHERE originator_id IN :ids "
+            f"AND {position} <= :stop").bindparams(sa.bindparam("ids", expanding=True))
         self._tracked = sa.text(
             f"SELECT {position}, originator_id, topic, state FROM {table} WHERE {position} > :after "
             f"AND {position} <= :stop AND topic IN ({', '.join(repr(topic) for topic in _TRACKED_TOPICS)}) "
@@ -194,15 +198,43 @@ class EventLog:
             return int(connection.execute(self._streams_count, {"ids": streams, "stop": stop}).scalar() or 0)
 
     def tracked_at(self, positions: list[int]) -> list[TrackedRow]:
-        """0.1.0's tracked events (`Device.Tracked`) at these positions, in log order."""
-        found: list[TrackedRow] = []
+        """The tracked events (either shape) at these positions, in log order."""
+        return [(position, original, fields) for position, original, _, fields in self.at(positions)]
+
+    def at(self, positions: Iterable[int]) -> list[tuple[int, int, str, dict[str, Any]]]:
+        """The events at these positions as (position, original amplitude ID, topic, fields), in log order.
+
+        The original amplitude ID is a timeline event's stream's, or the one a 0.1.0 event names (0 if none).
+        """
+        positions = list(positions)
+        found = []
         with self.engine.connect() as connection:
             for start in range(0, len(positions), IN_CHUNK):
-                for position, topic, state in connection.execute(
-                        self._at, {"positions": positions[start:start + IN_CHUNK]}):
-                    fields = decode_state(topic, state)
-                    found.append((position, fields["amplitude_id"], fields))
+                found.extend(self._decoded(connection.execute(
+                    self._at, {"positions": positions[start:start + IN_CHUNK]})))
         return sorted(found, key=lambda row: row[0])
+
+    def calls_of(self, amplitude_ids: Iterable[int], stop: int) -> list[tuple[int, int, str, dict[str, Any]]]:
+        """Every call stored on these amplitude IDs' timelines (tracked events and identify calls), in log order."""
+        streams = [self._param(Timeline.stream(kind, amplitude_id)) for amplitude_id in amplitude_ids
+                   for kind in (Timeline.Tracked, Timeline.Identified)]
+        found = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(streams), IN_CHUNK):
+                found.extend(self._decoded(connection.execute(
+                    self._calls, {"ids": streams[start:start + IN_CHUNK], "stop": stop})))
+        return sorted(found, key=lambda row: row[0])
+
+    def _decoded(self, rows: Iterable[Any]) -> list[tuple[int, int, str, dict[str, Any]]]:
+        found = []
+        for position, originator_id, stored_topic, state in rows:
+            topic = canonical_topic(stored_topic)
+            fields = decode_state(stored_topic, state)
+            # The stream ID's low 64 bits (hex on SQLite: no UUID object per row, a third of a correction's read).
+            stream = originator_id.int if isinstance(originator_id, UUID) else int(originator_id, 16)
+            original = stream & _LOW_64 if topic in _TIMELINE_TOPICS else fields.get("amplitude_id", 0)
+            found.append((position, original, topic, fields))
+        return found
 
     def tracked(self, *, after: int, stop: int, limit: int) -> list[TrackedRow]:
         """Every tracked event in log order (both shapes), a page at a time."""

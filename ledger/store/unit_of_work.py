@@ -26,6 +26,7 @@ from ledger.domain.model import (
     AmplitudeIds,
     AmplitudeIdentity,
     Cause,
+    Correction,
     Device,
     JournaledAggregate,
     User,
@@ -255,10 +256,14 @@ class UnitOfWork:
             raise LookupError(f"amplitude ID {amplitude_id} is referenced but was never created")
         return identity
 
-    def new_identity(self, cause: Cause) -> AmplitudeIdentity:
-        allocator = self._allocator()
-        amplitude_id = allocator.next_amplitude_id + self._issued
+    def allocate(self) -> int:
+        """A new amplitude ID, reserved when the unit is committed."""
+        amplitude_id = self._allocator().next_amplitude_id + self._issued
         self._issued += 1
+        return amplitude_id
+
+    def new_identity(self, cause: Cause) -> AmplitudeIdentity:
+        amplitude_id = self.allocate()
         identity = AmplitudeIdentity.create(amplitude_id, cause)
         self._create(("identity", amplitude_id), identity)
         for kind in (Timeline.Tracked, Timeline.Identified):
@@ -284,8 +289,17 @@ class UnitOfWork:
         if insert_id is not None:
             self._received[self._key(state["device_id"], insert_id)] = state["server_time"]
 
-    def add(self, aggregate: Device | User) -> None:
-        key: Key = ("device", aggregate.device_id) if isinstance(aggregate, Device) else ("user", aggregate.user_id)
+    def add(self, aggregate: Device | User | AmplitudeIdentity | Correction) -> None:
+        """A new aggregate, stored with the unit (an identity made by a correction, the correction itself)."""
+        key: Key
+        if isinstance(aggregate, Device):
+            key = ("device", aggregate.device_id)
+        elif isinstance(aggregate, User):
+            key = ("user", aggregate.user_id)
+        elif isinstance(aggregate, AmplitudeIdentity):
+            key = ("identity", aggregate.amplitude_id)
+        else:
+            key = ("correction", aggregate.id)
         self._create(key, aggregate)
 
     def _create(self, key: Key, aggregate: JournaledAggregate) -> None:

@@ -98,6 +98,11 @@ class Transaction:
         # IDs come from the sequence in row order, under the table lock: sorted, they are the rows' positions.
         return sorted(row[0] for row in self._cursor.fetchall())
 
+    def latest(self) -> int:
+        """The log's last position, as this transaction sees it (under the write lock: final)."""
+        position = "notification_id" if self.postgres else "rowid"
+        return int(self.execute(f"SELECT MAX({position}) FROM {self._events}")[0][0] or 0)
+
     def mark_applied(self, stream: str, sequence: int, stored: int | None) -> None:
         """Store `sequence` as the last message applied from `stream`; `stored` is the one read before."""
         if stored is None:

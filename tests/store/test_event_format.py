@@ -14,12 +14,12 @@ from eventsourcing.utils import register_topic
 
 from ledger import IdentityLedger
 from ledger.domain.deletions import DeletionJob
-from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Device, User
+from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Correction, Device, User
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper, decode_event
 from tests.helpers import event
 
-AGGREGATES = (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline, DeletionJob)
+AGGREGATES = (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline, DeletionJob, Correction)
 
 
 def stored_event_classes() -> list[type]:
@@ -28,7 +28,7 @@ def stored_event_classes() -> list[type]:
 
 def test_every_stored_name_is_explicit_and_independent_of_the_module_path() -> None:
     names = [aggregate.STORED_AS for aggregate in AGGREGATES] + [cls.TOPIC for cls in stored_event_classes()]
-    assert len(names) == len(set(names)) == 6 + 21
+    assert len(names) == len(set(names)) == 7 + 27
     assert all(":" not in name and "ledger" not in name for name in names)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 import sqlalchemy as sa
 
-from ledger import IdentityLedger
+from ledger import CorrectionRefused, IdentityLedger
 from tests.golden.write_golden import answers
 from tests.helpers import Clock, event
 
@@ -127,3 +127,17 @@ def test_golden_ledger_rekeyed_answers_as_it_did_and_hides_its_keys(backend: str
         assert again.resolve(user_id="user-David").merged_amplitude_ids == [9]
         again.rebuild()
         assert again.resolve(device_id="device-Y").amplitude_id == 8
+
+
+def test_golden_history_is_refused_by_a_correction_and_new_history_is_corrected(
+        backend: str, new_url: Callable[[], str], tmp_path: Path) -> None:
+    """0.1.0 kept tracked events on device streams: a correction touching them is refused (422), whole."""
+    with open_golden(backend, new_url, tmp_path) as lg:
+        position = lg.position
+        with pytest.raises(CorrectionRefused) as refused:
+            lg.retract_user_id("user-David", reason="test", requester="test")
+        assert refused.value.status == 422 and lg.position == position
+        assert answers(lg) == expected()
+        lg.ingest([event("device-fresh-1", "user-fresh"), event("device-fresh-2", "user-fresh")])
+        correction = lg.retract_user_id("user-fresh", reason="test", requester="test")
+        assert correction.changes.people_after == 2 and lg.resolve(user_id="user-fresh") is None
