@@ -107,7 +107,7 @@ class Deletions:
         unknown_ids = []
         for amplitude_id in amplitude_ids:
             identity = self._cache.get(("identity", amplitude_id))
-            if identity is None or identity.forgotten:
+            if identity is None or identity.forgotten or identity.retired:  # a retired ID is nobody's now
                 unknown_ids.append(amplitude_id)
             elif amplitude_id not in wanted:
                 wanted.append(amplitude_id)
@@ -191,7 +191,7 @@ class Deletions:
             erased = Eraser(tx, self._cache.keys, self._postgres, self._events).erase(job.staging(), job.day)
             job.ran(job.staging(), erased.amplitude_ids, server_time, _timestamp(server_time))
             facts, first, last = self._insert(tx, job)
-            erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted)
+            erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted, erased.unbound)
             if not self._runner.apply_in(tx, facts, first, last):
                 raise Conflict("the projections are behind the log: catch up first")
             self._recorder.forgets = settings.count_forget(tx)

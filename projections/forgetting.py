@@ -1,7 +1,7 @@
 """A deletion job's effect on the projection tables, in the job's own write transaction.
 
 The log rows of the forgotten people are already erased or rewritten (`ledger.store.erasure`);
-these deletes bring every table to exactly what a rebuild from the rewritten log gives
+these deletes bring every table (corrections' included) to exactly what a rebuild from the rewritten log gives
 (checked by the tests' incremental == rebuild comparisons): no row of the people is left but
 the audit rows of pointer moves on devices they shared with someone else, which the rewritten
 log still holds without their user ID and insert_id.
@@ -19,17 +19,25 @@ def _in(values: list[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
-def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str], redacted: list[int]) -> None:
-    """Delete the rows of these amplitude IDs and devices; keep the redacted audit rows, without IDs."""
+def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str], redacted: list[int],
+               unbound: list[int]) -> None:
+    """Delete the rows of these amplitude IDs and devices; keep the audit rows of the rewritten facts,
+    without the IDs they lost (`redacted`: the user ID and insert_id; `unbound`: the device ID and insert_id)."""
     if amplitude_ids:
         ids = _in(amplitude_ids)
-        for table in (t.identities, t.device_identities, t.merges, t.legacy_timeline):
+        for table in (t.identities, t.device_identities, t.merges, t.legacy_timeline, t.retired, t.reattributed):
             tx.execute(f"DELETE FROM {table.name} WHERE amplitude_id IN ({ids})", amplitude_ids)
-        keep = f" AND position NOT IN ({_in(redacted)})" if redacted else ""
-        tx.execute(f"DELETE FROM {t.audit.name} WHERE amplitude_id IN ({ids}){keep}", [*amplitude_ids, *redacted])
+        # A correction's own row stays: it names the retracted user ID, not the person (its fact stays too).
+        kept = [*redacted, *unbound]
+        keep = f" AND position NOT IN ({_in(kept)})" if kept else ""
+        tx.execute(f"DELETE FROM {t.audit.name} WHERE amplitude_id IN ({ids}) AND kind <> 'retracted'{keep}",
+                   [*amplitude_ids, *kept])
     if redacted:
         tx.execute(f"UPDATE {t.audit.name} SET user_id = NULL, insert_id = NULL WHERE position IN ({_in(redacted)})",
                    redacted)
+    if unbound:
+        tx.execute(f"UPDATE {t.audit.name} SET device_id = '', insert_id = NULL WHERE position IN ({_in(unbound)})",
+                   unbound)
     if devices:  # with the audit rows of earlier forgotten people who shared them
         for table in (t.devices, t.audit):
             tx.execute(f"DELETE FROM {table.name} WHERE device_id IN ({_in(devices)})", devices)

@@ -429,6 +429,7 @@ class AmplitudeIdentity(JournaledAggregate):
             identity.user_id = self.user_id
             identity.device_ids.extend(self.device_ids)
             identity.user_properties = self.user_properties
+            identity.split_from = tuple(self.split_from)
 
     class Retired(Amendment):
         """A correction gave this amplitude ID's events to other ones; `merged_into`, if any, is undone."""
@@ -445,6 +446,8 @@ class AmplitudeIdentity(JournaledAggregate):
 
     #: Whether a correction retired this amplitude ID (no device points at it, no user ID is bound to it).
     retired = False
+    #: The retired amplitude IDs a correction made this one from (`SplitOff`); their streams hold its history.
+    split_from: tuple[int, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

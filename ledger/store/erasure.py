@@ -11,6 +11,12 @@ every stored row that holds a forgotten person's data, so nothing of it can be r
   `Device.Forgotten`), so the stream keeps its versions and the device its pointer;
 - each Identity stream becomes one tombstone (`Identity.Forgotten`) at its first event's place,
   so positions, replay and `as_of` stay consistent.
+
+A person a correction split off (docs/corrections.md) also has history on the amplitude IDs it
+was split from: those retired IDs hold its earlier identity facts, and their Timeline streams its
+calls (re-attributed by position). They are forgotten with it: tombstoned like its own IDs, and
+on their Timeline streams exactly the calls now attributed to a forgotten person are deleted, so
+the people split off the same ID who stay keep every call of theirs.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ledger.domain.model import AmplitudeIdentity, Device, identity_key
 from ledger.domain.timeline import Timeline
 from ledger.store.database import canonical_topic, decode_event, decode_state
 from ledger.store.writer import RECEIPTS, Transaction
+from projections import tables as t
 
 _encode = msgspec.msgpack.Encoder().encode
 #: Device facts rewritten without the person's IDs; 0.1.0's tracked events and identify records are replaced.
@@ -45,6 +52,8 @@ class Erased:
     devices: list[str] = field(default_factory=list)
     #: Positions of pointer moves on shared devices, rewritten without the person's IDs.
     redacted: list[int] = field(default_factory=list)
+    #: Positions of retracted user IDs' bindings, rewritten without the binding call's device ID and insert_id.
+    unbound: list[int] = field(default_factory=list)
 
 
 class Eraser:
@@ -98,10 +107,16 @@ class Eraser:
         for amplitude_id in requested:
             if amplitude_id not in erased.amplitude_ids:
                 erased.amplitude_ids.extend(self.person(amplitude_id))
-        forgotten = set(erased.amplitude_ids)
         identities = [identity for identity in map(self.identity, erased.amplitude_ids) if identity is not None]
+        identities += self._retired_ancestors(identities, erased)
+        forgotten = set(erased.amplitude_ids)
         devices = list(dict.fromkeys(device_id for identity in identities for device_id in identity.device_ids))
         for identity in identities:
+            if identity.retired:
+                self._erase_calls_of(forgotten, identity.amplitude_id)
+                if identity.user_id is not None:
+                    self._unbind_retracted(identity.user_id, erased)
+                continue
             if identity.user_id is not None:
                 self._delete(self._keys.user(identity.user_id))
             self._erase_timelines(identity.amplitude_id)
@@ -111,15 +126,56 @@ class Eraser:
             self._tombstone(identity.amplitude_id, job_day)
         return erased
 
+    def _retired_ancestors(self, identities: list[AmplitudeIdentity], erased: Erased) -> list[AmplitudeIdentity]:
+        """The retired amplitude IDs the people were split off from, and theirs, recursively."""
+        found: list[AmplitudeIdentity] = []
+        waiting = [ancestor for identity in identities for ancestor in identity.split_from]
+        while waiting:
+            amplitude_id = waiting.pop()
+            ancestor = self.identity(amplitude_id)
+            if ancestor is None or ancestor.forgotten or amplitude_id in erased.amplitude_ids:
+                continue
+            erased.amplitude_ids.append(amplitude_id)
+            found.append(ancestor)
+            waiting.extend(ancestor.split_from)
+        return found
+
+    def _unbind_retracted(self, user_id: str, erased: Erased) -> None:
+        """A retracted user ID's binding was made by a call now someone else's, maybe the person's:
+        the stream stays (the user ID stays retracted), the call's device ID and insert_id go."""
+        stream = self._keys.user(user_id)
+        rows = self.rows(stream)
+        user = self._load(stream)
+        if user is None or not user.retracted:
+            return  # a user ID the correction re-bound: its binding call is its own person's
+        position, version, topic, state = rows[0]
+        self._rewrite(stream, version, topic, {**decode_state(topic, state), "device_id": "", "insert_id": None})
+        erased.unbound.append(position)
+
     def _erase_timelines(self, amplitude_id: int) -> None:
-        receipts = []
         for kind in (Timeline.Tracked, Timeline.Identified):
             stream = Timeline.stream(kind, amplitude_id)
-            for _, _, topic, state in self.rows(stream):
-                fields = decode_state(topic, state)
-                if fields["insert_id"] is not None:
-                    receipts.append((self._keys.receipt(fields["device_id"], fields["insert_id"]),))
+            self._forget_receipts(self.rows(stream))
             self._delete(stream)
+
+    def _erase_calls_of(self, forgotten: set[int], retired: int) -> None:
+        """On a retired amplitude ID's Timeline streams, delete the calls now attributed to forgotten people."""
+        for kind in (Timeline.Tracked, Timeline.Identified):
+            rows = self.rows(Timeline.stream(kind, retired))
+            owners = dict(self._tx.execute(
+                f"SELECT position, amplitude_id FROM {t.reattributed.name} WHERE position IN "
+                f"({', '.join('?' * len(rows))})", [row[0] for row in rows])) if rows else {}
+            doomed = [row for row in rows if owners.get(row[0], retired) in forgotten]
+            self._forget_receipts(doomed)
+            self._tx.executemany(f"DELETE FROM {self._table} WHERE {self._position} = ?",
+                                 [(row[0],) for row in doomed])
+
+    def _forget_receipts(self, rows: list[StoredRow]) -> None:
+        receipts = []
+        for _, _, topic, state in rows:
+            fields = decode_state(topic, state)
+            if fields["insert_id"] is not None:
+                receipts.append((self._keys.receipt(fields["device_id"], fields["insert_id"]),))
         self._tx.executemany(f"DELETE FROM {RECEIPTS} WHERE key = ?", receipts)
 
     def _erase_device(self, device_id: str, forgotten: set[int], erased: Erased) -> None:
@@ -143,9 +199,9 @@ class Eraser:
                               {"amplitude_id": fields["amplitude_id"], "timestamp": fields["timestamp"]})
 
     def _in_use(self, amplitude_id: int) -> bool:
-        """Whether an amplitude ID belongs to someone (not to a person forgotten earlier)."""
+        """Whether an amplitude ID belongs to someone (not to a person forgotten earlier, nor retired)."""
         identity = self.identity(amplitude_id)
-        return identity is not None and not identity.forgotten
+        return identity is not None and not identity.forgotten and not identity.retired
 
     def _tombstone(self, amplitude_id: int, job_day: str) -> None:
         stream = identity_key(amplitude_id)

@@ -54,9 +54,11 @@ def stored_text(lg: IdentityLedger) -> bytes:
     schema = lg._store.schema
     with lg._store.engine.connect() as connection:
         tables = connection.execute(sa.text("SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_schema = :schema"), {"schema": schema}).scalars().all()
-        rows = [row[0] for table in tables
-                for row in connection.execute(sa.text(f'SELECT t::text FROM "{schema}"."{table}" t'))]
+                                            "WHERE table_schema = :schema ORDER BY table_name"),
+                                    {"schema": schema}).scalars().all()
+        # In a fixed order, so that two readings compare: PostgreSQL returns rows as they lie in the heap.
+        rows = [row for table in tables for row in sorted(
+            connection.execute(sa.text(f'SELECT t::text FROM "{schema}"."{table}" t')).scalars())]
     return "\n".join(rows).encode()
 
 
