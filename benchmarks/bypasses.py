@@ -17,7 +17,8 @@ from uuid import UUID, uuid4
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from ledger.domain.model import Device, device_key
+from ledger.domain.keys import UNKEYED
+from ledger.domain.model import Device
 from ledger.store.database import EventStoreApp, MsgspecMapper, decode_event, open_store
 from ledger.store.event_log import EventLog
 from ledger.store.writer import Writer
@@ -107,7 +108,7 @@ def loading(directory: str) -> tuple[float, float]:
     library_app = EventStoreApp(env={**store.env, "CREATE_TABLE": "n"})  # the library's own path, for comparison
     events = []
     for n in range(EVENTS):
-        key = device_key(f"device-{n}")
+        key = UNKEYED.device(f"device-{n}")
         events.append(Device.Seen(originator_topic="Device", originator_id=key, originator_version=1, timestamp=NOW,
                                   device_id=f"device-{n}", user_id=None, event_time=n, server_time=n,
                                   insert_id=None, amplitude_id=n))

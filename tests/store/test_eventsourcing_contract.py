@@ -79,7 +79,7 @@ register_topic("ContractTest.Probe", Probe)
 
 
 def without_init(event_class: type, fields: dict[str, Any]) -> Any:
-    """The ledger's way of building an event (ledger.domain.model._new_event): no dataclass __init__."""
+    """The ledger's way of building an event (ledger.domain.facts.new_event): no dataclass __init__."""
     built = object.__new__(event_class)
     object.__setattr__(built, "__dict__", fields)
     return built
