@@ -9,38 +9,32 @@ LEDGER_DEBUG=1 to see one, for every failure, above that line).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import os
 import sqlite3
 import sys
 import time
 import traceback
-from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Callable, Iterator, NoReturn
 
 import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import amplitude_export, buffered, corrections, demo, forgetting, graph, render, synthetic
+from ledger.cli import buffered, corrections, demo, forgetting, render, synthetic
+from ledger.cli import reading as read_commands
+from ledger.cli.opening import CommandError, NotFound, db_url, open_ledger, open_reader, print_json, sqlite_file
 from ledger.deleting import RUN_DUE_EVERY
-from ledger.errors import CannotListen, LedgerError, LedgerNotFound
+from ledger.errors import CannotListen, LedgerError
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
-from ledger.ledger import IdentityLedger, LedgerView
 from ledger.cli.progress import ProgressBar
 from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.store.database import DEFAULT_URL, BadDatabaseURL
-from projections.models import Identity
 
 OK, NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 0, 1, 2, 3, 130
 EXPORT_PAGE = 10_000
 _json = msgspec.json.Encoder()
-
-
-class CommandError(Exception):
-    """Something the user can fix (bad input, wrong database): one line, exit 2."""
 
 
 class Interrupted(Exception):
@@ -51,81 +45,22 @@ class Interrupted(Exception):
                          "running it again stores no call with an insert_id twice")
 
 
-class NotFound(Exception):
-    """The ledger has no answer for what was asked: one line, exit 1."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise CommandError(f"{message} (see '{self.prog} --help')")
-
-
-# -- opening the ledger ------------------------------------------------------------
-
-
-def _db_url(args: argparse.Namespace) -> str:
-    return getattr(args, "db", None) or buffered.project_db(args) or os.environ.get("LEDGER_DB") or DEFAULT_URL
-
-
-def _sqlite_file(url: str) -> str | None:
-    """The file an SQLite URL names, or None (a scratch database, another database, or a bad URL)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        return None
-    path = parsed.database
-    return path if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" else None
-
-
-@contextmanager
-def _ledger(args: argparse.Namespace, *, create: bool = False, **options: Any) -> Iterator[IdentityLedger]:
-    try:
-        lg = IdentityLedger(_db_url(args), create=create, **options)
-    except LedgerNotFound as error:
-        # Reading must not create an empty ledger.db by accident in the wrong directory.
-        raise CommandError(f"{error}: run 'ledger demo' or 'ledger ingest FILE' first, or pass --db URL") from None
-    with lg:
-        yield lg
-
-
-@contextmanager
-def _reader(args: argparse.Namespace) -> Iterator[IdentityLedger | LedgerView]:
-    """The live ledger, or with --as-of the ledger as it stood at that position."""
-    with _ledger(args) as lg:
-        if args.as_of is None:
-            yield lg
-        else:
-            with lg.as_of(args.as_of) as view:
-                yield view
-
-
-def _person(reader: IdentityLedger | LedgerView, args: argparse.Namespace) -> Identity:
-    if args.user_id is not None:
-        found, asked = reader.resolve(user_id=args.user_id), f"user ID {args.user_id!r}"
-    elif args.device_id is not None:
-        found, asked = reader.resolve(device_id=args.device_id), f"device ID {args.device_id!r}"
-    else:
-        found, asked = reader.identity(args.amplitude_id), f"amplitude ID {args.amplitude_id}"
-    if found is None:
-        raise NotFound(f"no identity for {asked}")
-    return found
-
-
-def _print_json(value: Any) -> None:
-    print(_json.encode(value).decode())
 
 
 # -- writing commands ----------------------------------------------------------------
 
 
 def _demo(args: argparse.Namespace) -> int:
-    url = _db_url(args)
-    with _ledger(args, create=True, cache_size=demo.CACHE_SIZE) as lg:
+    url = db_url(args)
+    with open_ledger(args, create=True, cache_size=demo.CACHE_SIZE) as lg:
         if lg.position:
             raise CommandError(f"{url} already holds a ledger (position {lg.position:,}); "
                                "the demo needs an empty one: pass --db sqlite:///demo.db or remove the file")
         history = synthetic.generate(args.calls, args.seed)
-        path = _sqlite_file(url)
+        path = sqlite_file(url)
         where = f"{url} ({os.path.abspath(path)})" if path else url
         print(demo.wrapped(f"Demo: {render.count(history.calls)} synthetic calls from "
                            f"{render.count(history.people)} people (seed {args.seed}) into {where}"))
@@ -137,7 +72,7 @@ def _demo(args: argparse.Namespace) -> int:
         example = lg.resolve(user_id=synthetic.EXAMPLE_USER_ID)
         if example is not None:
             print(f"\n{demo.wrapped(f'Worked example: {synthetic.EXAMPLE_STORY}')}\n")
-            print(_person_text(lg, example, events=10, width=demo.WIDTH))
+            print(read_commands.person_text(lg, example, events=10, width=demo.WIDTH))
         db = "" if url == DEFAULT_URL else f" --db {url}"
         print(f"\nExplore it:\n  ledger show{db} --user-id {synthetic.EXAMPLE_USER_ID}\n"
               f"  ledger graph{db} --user-id {synthetic.EXAMPLE_USER_ID}\n  ledger merges{db}\n  ledger stats{db}")
@@ -150,7 +85,7 @@ def _ingest(args: argparse.Namespace) -> int:
         raise CommandError(problem)
     reading = Reading(args.files)
     sender = Sender(strict=args.strict)
-    with _ledger(args, create=True) as lg, ProgressBar("ingesting", "bytes" if reading.total else "lines",
+    with open_ledger(args, create=True) as lg, ProgressBar("ingesting", "bytes" if reading.total else "lines",
                                                       reading.total) as bar:
         submit = partial(lg.ingest, min_id_length=args.min_id_length)
         try:
@@ -163,7 +98,7 @@ def _ingest(args: argparse.Namespace) -> int:
     for warning in tally.warnings:
         print(f"{warning.where}: warning: {warning.reason}", file=sys.stderr)
     if args.json:
-        _print_json({"lines": lines, "stopped": sender.stopped, **dataclasses.asdict(tally), "position": position})
+        print_json({"lines": lines, "stopped": sender.stopped, **dataclasses.asdict(tally), "position": position})
     else:
         print(render.table([
             ("lines read", render.count(lines)),
@@ -226,137 +161,22 @@ def _serve(args: argparse.Namespace) -> int:
         from ledger.server.app import serve
     except ImportError as error:
         raise CommandError(f"the server cannot start: {error}") from error
-    serve(db_url=_db_url(args), host=args.host, port=args.port, api_keys=api_keys,
+    serve(db_url=db_url(args), host=args.host, port=args.port, api_keys=api_keys,
           secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin,
           projects=projects, buffer=args.buffer, deletions_every=args.run_deletions_every)
     return OK
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    with _ledger(args) as lg, ProgressBar("rebuilding", "events") as bar:
+    with open_ledger(args) as lg, ProgressBar("rebuilding", "events") as bar:
         started = time.perf_counter()
         position = lg.rebuild(progress=lambda progress: bar.update(progress.done, progress.total))
         seconds = time.perf_counter() - started
     if args.json:
-        _print_json({"position": position, "seconds": round(seconds, 3)})
+        print_json({"position": position, "seconds": round(seconds, 3)})
     else:
         rate = f" ({position / seconds:,.0f} events/s)" if seconds > 0 and position else ""
         print(f"Rebuilt the projections from position 0 to {position:,} in {seconds:.1f} s{rate}")
-    return OK
-
-
-# -- reading commands ------------------------------------------------------------------
-
-
-def _resolve(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        identity = _person(reader, args)
-    if args.json:
-        _print_json(identity)
-    else:
-        print(render.identity_table(identity))
-    return OK
-
-
-def _timeline(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        events = reader.timeline(_person(reader, args).amplitude_id, after=args.after, limit=args.limit)
-    if args.json:
-        _print_json(events)
-    else:
-        print(render.timeline_table(events) or "(no events)")
-    return OK
-
-
-def _audit(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        entries = reader.audit(user_id=args.user_id, device_id=args.device_id, amplitude_id=args.amplitude_id)
-    if not entries:
-        asked = next(f"{name} {value!r}" for name, value in
-                     (("user ID", args.user_id), ("device ID", args.device_id), ("amplitude ID", args.amplitude_id))
-                     if value is not None)
-        raise NotFound(f"no audit trail for {asked}")
-    if args.json:
-        _print_json(entries)
-    else:
-        print(render.audit_table(entries))
-    return OK
-
-
-def _merges(args: argparse.Namespace) -> int:
-    if args.json and args.format:
-        raise CommandError("choose one of --json and --format")
-    with _reader(args) as reader:
-        merges = reader.merges()
-    if args.json:
-        _print_json(merges)
-    elif args.format == "jsonl":
-        for merge in merges:
-            _print_json(amplitude_export.merge_row(merge))
-    elif args.format == "csv":
-        undone = any(merge.undone_server_time is not None for merge in merges)
-        writer = csv.DictWriter(sys.stdout, lineterminator="\n", fieldnames=amplitude_export.MERGE_COLUMNS
-                                + ([amplitude_export.UNDONE_COLUMN] if undone else []))
-        writer.writeheader()
-        writer.writerows(amplitude_export.merge_row(merge) for merge in merges)
-    else:
-        print(render.merges_table(merges) if merges else "(no merges)")
-    return OK
-
-
-def _stats(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        lag = buffered.lag(args, reader)  # first: the counts then hold at least what it calls applied
-        stats = {**msgspec.structs.asdict(reader.stats()), "position": reader.position, **lag}
-    if args.json:
-        _print_json(stats)
-    else:
-        print(render.table((name.replace("_", " "), render.count(value)) for name, value in stats.items()))
-    return OK
-
-
-def _person_text(reader: IdentityLedger | LedgerView, identity: Identity, events: int,
-                 width: int | None = None) -> str:
-    audit, latest, total = _person_facts(reader, identity, events)
-    return render.person(identity, audit, latest, total, width)
-
-
-def _person_facts(reader: IdentityLedger | LedgerView, identity: Identity,
-                  events: int) -> tuple[list[Any], list[Any], int]:
-    """The person's audit trail, their latest `events` tracked events (oldest first), and how many they have."""
-    latest = reader.timeline(identity.amplitude_id, limit=events, newest_first=True)[::-1] if events else []
-    return reader.audit(amplitude_id=identity.amplitude_id), latest, reader.event_count(identity.amplitude_id)
-
-
-def _show(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        identity = _person(reader, args)
-        if not args.json:
-            print(_person_text(reader, identity, args.events))
-            return OK
-        audit, latest, total = _person_facts(reader, identity, args.events)
-    _print_json({"identity": identity, "audit": audit, "events": total, "latest_events": latest})
-    return OK
-
-
-def _graph(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        identity = _person(reader, args)
-        person = graph.person_graph(identity, reader.audit(amplitude_id=identity.amplitude_id))
-    if args.json:
-        _print_json(person)
-    else:
-        print(graph.mermaid(person) if args.format == "mermaid" else graph.dot(person))
-    return OK
-
-
-def _export(args: argparse.Namespace) -> int:
-    with _reader(args) as reader:
-        after = 0
-        while page := reader.events(after=after, limit=EXPORT_PAGE):
-            sys.stdout.write("".join(_json.encode(amplitude_export.warehouse_row(event)).decode() + "\n"
-                                     for event in page))
-            after = page[-1].position
     return OK
 
 
@@ -391,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--user-id", metavar="U")
     who.add_argument("--device-id", metavar="D", help="the person the device's next anonymous event goes to")
     who.add_argument("--amplitude-id", type=_number(1), metavar="A", help="a live or merged amplitude ID")
-    reading = [db, as_json, as_of]
+    answering = [db, as_json, as_of]
 
     parser = _Parser(prog="ledger", parents=[db],
                      description="An event-sourced identity ledger that resolves users the way Amplitude does.")
@@ -434,31 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-wait", dest="wait", action="store_false", help="refuse if another writer holds a project")
 
     command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
-    command("resolve", _resolve, "who a device ID, user ID or amplitude ID is", reading + [person])
-    sub = command("timeline", _timeline, "a person's merged timeline of events", reading + [person])
+    command("resolve", read_commands.resolve, "who a device ID, user ID or amplitude ID is", answering + [person])
+    sub = command("timeline", read_commands.timeline, "a person's merged timeline of events", answering + [person])
     sub.add_argument("--after", type=_number(0), default=0, metavar="POSITION", help="only events after this position")
     sub.add_argument("--limit", type=_number(1), metavar="N", help="at most N events")
-    command("audit", _audit, "when, where and by which call IDs were bound, linked, moved, merged", reading + [person])
-    sub = command("merges", _merges, "the merged-users table (Amplitude's export shape)", reading)
+    command("audit", read_commands.audit, "when, where and by which call IDs were bound, linked, moved, merged", answering + [person])
+    sub = command("merges", read_commands.merges, "the merged-users table (Amplitude's export shape)", answering)
     sub.add_argument("--format", choices=["csv", "jsonl"], help="Amplitude's merged-users export as CSV or JSON Lines")
-    sub = command("stats", _stats, "counts: events, users, identified users, devices, merges", reading)
+    sub = command("stats", read_commands.stats, "counts: events, users, identified users, devices, merges", answering)
     buffered.add_project_options(sub)
-    sub = command("show", _show, "one person at a glance: identity, audit trail, latest events", reading + [person])
+    sub = command("show", read_commands.show, "one person at a glance: identity, audit trail, latest events", answering + [person])
     sub.add_argument("--events", type=_number(0), default=10, metavar="N", help="latest events to show (default 10)")
-    sub = command("graph", _graph, "a person's devices, amplitude IDs, merges and binding as a graph",
-                  reading + [person])
+    sub = command("graph", read_commands.graph_command, "a person's devices, amplitude IDs, merges and binding as a graph",
+                  answering + [person])
     sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
-    sub = command("forget", partial(forgetting.forget, _ledger),
+    sub = command("forget", partial(forgetting.forget, open_ledger),
                   "forget people: every event and property of theirs (a deletion job; --now runs it)", [db, as_json])
     forgetting.add_forget_options(sub)
-    sub = command("deletions", partial(forgetting.deletions, _ledger),
+    sub = command("deletions", partial(forgetting.deletions, open_ledger),
                   "the deletion jobs; --run runs those whose day has come (for cron)", [db, as_json])
     forgetting.add_deletions_options(sub)
-    command("rekey", partial(forgetting.rekey, _ledger),
+    command("rekey", partial(forgetting.rekey, open_ledger),
             "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
-    sub = command("export", _export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
+    sub = command("export", read_commands.export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
     sub.add_argument("--format", choices=["jsonl"], default="jsonl")
-    corrections.add_commands(command, _ledger, _reader, db, as_json, reading)
+    corrections.add_commands(command, open_ledger, open_reader, db, as_json, answering)
     return parser
 
 

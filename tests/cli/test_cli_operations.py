@@ -106,12 +106,12 @@ def test_ledger_debug_gives_a_traceback_for_every_error(capsys: pytest.CaptureFi
 
 def test_ledger_debug_shows_the_traceback_of_a_bug(capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.cli.commands as commands
+    import ledger.cli.reading as reading
 
     def broken(_: object) -> int:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(commands, "_stats", broken)
+    monkeypatch.setattr(reading, "stats", broken)
     assert_one_line_error(ledger(capsys, "stats"), 2, "ZeroDivisionError: a bug")
     monkeypatch.setenv("LEDGER_DEBUG", "1")
     loud = ledger(capsys, "stats")
