@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 import sqlite3
 import threading
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -197,15 +198,16 @@ class EventLog:
 
     # -- the timelines (what `projections.timeline.TimelineLog` asks for) -------------
 
-    def stream_page(self, amplitude_ids: list[int], *, after: int, stop: int, limit: int,
-                    newest_first: bool) -> list[TrackedRow]:
+    def stream_page(self, connection: sa.Connection, amplitude_ids: list[int], *, after: int, stop: int,
+                    limit: int, newest_first: bool) -> list[TrackedRow]:
         """The tracked events stored under these amplitude IDs, in log order or reversed: one index range each.
 
         Each stream gives at most `limit` rows in order (its versions follow the log); merged in log order.
+        Read on the caller's connection when it is the store's (see `_on`).
         """
         streams = {self._param(Timeline.stream(Timeline.Tracked, amplitude_id)): amplitude_id
                    for amplitude_id in amplitude_ids}
-        with self.engine.connect() as connection:
+        with self._on(connection) as connection:
             if self._is_postgres:
                 found = self._tops_of(connection, list(streams), after=after, stop=stop, limit=limit,
                                       newest_first=newest_first)
@@ -260,10 +262,21 @@ class EventLog:
         rows = connection.execute(self._versions, {"id": stream, "low": min(versions), "high": max(versions)}).all()
         return sorted(rows, key=lambda row: row[0], reverse=newest_first)
 
-    def stream_count(self, amplitude_ids: list[int], stop: int) -> int:
+    def stream_count(self, connection: sa.Connection, amplitude_ids: list[int], stop: int) -> int:
         streams = [self._param(Timeline.stream(Timeline.Tracked, amplitude_id)) for amplitude_id in amplitude_ids]
-        with self.engine.connect() as connection:
+        with self._on(connection) as connection:
             return int(connection.execute(self._streams_count, {"ids": streams, "stop": stop}).scalar() or 0)
+
+    @contextmanager
+    def _on(self, connection: sa.Connection) -> Iterator[sa.Connection]:
+        """The caller's connection if it reaches this store (a checkout fewer: on PostgreSQL a ping
+        and a rollback), else one of the store's own: an `as_of` view reads its projections from
+        a scratch database and the log from here."""
+        if connection.engine is self.engine:
+            yield connection
+        else:
+            with self.engine.connect() as own:
+                yield own
 
     def tracked_at(self, positions: list[int]) -> list[TrackedRow]:
         """The tracked events (either shape) at these positions, in log order."""
