@@ -25,10 +25,10 @@ ALL = 2**62
 class TimelineLog(Protocol):
     """What the timelines need from the log (implemented by `ledger.store.event_log.EventLog`)."""
 
-    def stream_page(self, amplitude_ids: list[int], *, after: int, stop: int, limit: int,
-                    newest_first: bool) -> list[TrackedRow]: ...
+    def stream_page(self, connection: sa.Connection, amplitude_ids: list[int], *, after: int, stop: int,
+                    limit: int, newest_first: bool) -> list[TrackedRow]: ...
 
-    def stream_count(self, amplitude_ids: list[int], stop: int) -> int: ...
+    def stream_count(self, connection: sa.Connection, amplitude_ids: list[int], stop: int) -> int: ...
 
     def tracked_at(self, positions: list[int]) -> list[TrackedRow]: ...
 
@@ -46,15 +46,16 @@ def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int],
     """
     limit = ALL if limit is None else limit
     streams, moved = ids, []
-    if has_corrections(connection):
+    corrected, legacy_stored = marks(connection)
+    if corrected:
         retired = retired_among(connection, ids)
         streams = [amplitude_id for amplitude_id in ids if amplitude_id not in retired]
         moved = _moved_positions(connection, ids, after=after, limit=limit, newest_first=newest_first)
-    pages = [log.stream_page(streams, after=after, stop=stop, limit=limit, newest_first=newest_first)]
+    pages = [log.stream_page(connection, streams, after=after, stop=stop, limit=limit, newest_first=newest_first)]
     if moved:
         pages.append(log.tracked_at(moved)[::-1] if newest_first else log.tracked_at(moved))
     legacy = _legacy_positions(connection, ids, after=after, limit=limit,
-                               newest_first=newest_first) if has_legacy(connection) else []
+                               newest_first=newest_first) if legacy_stored else []
     if legacy:
         pages.append(log.tracked_at(legacy)[::-1] if newest_first else log.tracked_at(legacy))
     rows = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
@@ -63,24 +64,35 @@ def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int],
 
 def person_event_count(connection: sa.Connection, log: TimelineLog, ids: list[int], stop: int) -> int:
     legacy = t.legacy_timeline
+    corrected, legacy_stored = marks(connection)
     old = connection.execute(sa.select(sa.func.count()).where(legacy.c.amplitude_id.in_(ids))).scalar() or 0 \
-        if has_legacy(connection) else 0
-    if not has_corrections(connection):
-        return old + log.stream_count(ids, stop)
+        if legacy_stored else 0
+    if not corrected:
+        return old + log.stream_count(connection, ids, stop)
     retired = retired_among(connection, ids)
     moved = t.reattributed
     moved_in = connection.execute(sa.select(sa.func.count()).where(
         moved.c.amplitude_id.in_(ids), moved.c.tracked)).scalar() or 0
-    return old + moved_in + log.stream_count([amplitude_id for amplitude_id in ids if amplitude_id not in retired],
+    return old + moved_in + log.stream_count(connection, [amplitude_id for amplitude_id in ids if amplitude_id not in retired],
                                              stop)
 
 
 _ANY_CORRECTION = sa.text(f"SELECT 1 FROM {t.corrections.name} LIMIT 1")
+_MARKS = sa.text(f"SELECT EXISTS (SELECT 1 FROM {t.corrections.name}), EXISTS (SELECT 1 FROM {t.legacy_timeline.name})")
 
 
 def has_corrections(connection: sa.Connection) -> bool:
     """Whether any correction was recorded (one cheap look; without one, no event was re-attributed)."""
     return connection.execute(_ANY_CORRECTION).first() is not None
+
+
+def marks(connection: sa.Connection) -> tuple[bool, bool]:
+    """Whether any correction was recorded, and whether any tracked event of 0.1.0's shape is stored.
+
+    Asked together, in one round trip: a person's page asks both (usually: neither).
+    """
+    corrected, legacy_stored = connection.execute(_MARKS).one()
+    return bool(corrected), bool(legacy_stored)
 
 
 def retired_among(connection: sa.Connection, ids: list[int]) -> set[int]:
@@ -103,14 +115,6 @@ def _moved_positions(connection: sa.Connection, ids: list[int], *, after: int, l
     query = (sa.select(position).where(moved.c.amplitude_id.in_(ids), moved.c.tracked, position > after)
              .order_by(position.desc() if newest_first else position).limit(limit))
     return [row[0] for row in connection.execute(query)]
-
-
-_ANY_LEGACY = sa.text(f"SELECT 1 FROM {t.legacy_timeline.name} LIMIT 1")
-
-
-def has_legacy(connection: sa.Connection) -> bool:
-    """Whether the ledger holds any tracked event of 0.1.0's shape (one cheap look, usually: none)."""
-    return connection.execute(_ANY_LEGACY).first() is not None
 
 
 def counts_by_attribution(connection: sa.Connection, log: TimelineLog, stop: int) -> dict[int, int]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import heapq
 import sqlite3
 import threading
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -41,6 +42,11 @@ class EventLog:
         table = store.app.recorder.events_table_name  # type: ignore[attr-defined]
         self._is_postgres = store.is_postgres
         position = "notification_id" if store.is_postgres else "rowid"
+        # Bounds on the position of a stream's rows are checked on the rows its (originator_id,
+        # version) index gives, never looked up in the position index (`+ 0` hides it): without
+        # fresh statistics PostgreSQL otherwise ANDs a bitmap of the whole log's positions with
+        # the stream's rows, a cost that grows with the log, not with the stream.
+        within = f"{position} + 0"
         columns = "originator_id, originator_version, topic, state"
         # Asked before every request (`_select_in`): on the raw driver, a list of values in one parameter.
         self._by_aggregate = (f"SELECT {columns} FROM {table} WHERE originator_id {{in}} "
@@ -61,14 +67,31 @@ class EventLog:
                             f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit")
             for newest in (False, True)
         }
+        # PostgreSQL walks that index only for a query without other conditions: with bounds on
+        # the position it sorts the whole stream (no statistics: the bounds look selective) or
+        # ANDs the position index. So it reads each stream's first `limit` rows bare, all streams
+        # in one query, and checks the bounds here; a stream they cut into is walked again below.
+        self._tops = {
+            newest: sa.text(f"SELECT walk.id, e.{position}, e.state FROM unnest(CAST(:ids AS uuid[])) AS walk(id) "
+                            f"CROSS JOIN LATERAL (SELECT {position}, state FROM {table} WHERE originator_id = walk.id "
+                            f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit) AS e")
+            for newest in (False, True)
+        }
+        self._walk = {
+            newest: sa.text(f"SELECT {position}, originator_version FROM {table} WHERE originator_id = :id "
+                            f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit OFFSET :skip")
+            for newest in (False, True)
+        }
+        self._versions = sa.text(f"SELECT {position}, state FROM {table} WHERE originator_id = :id "
+                                 "AND originator_version BETWEEN :low AND :high")
         self._streams_count = sa.text(
-            f"SELECT COUNT(*) FROM {table} WHERE originator_id IN :ids AND {position} <= :stop"
+            f"SELECT COUNT(*) FROM {table} WHERE originator_id IN :ids AND {within} <= :stop"
         ).bindparams(sa.bindparam("ids", expanding=True))
         self._at = sa.text(f"SELECT {position}, originator_id, topic, state FROM {table} "
                            f"WHERE {position} IN :positions").bindparams(sa.bindparam("positions", expanding=True))
         self._calls = sa.text(
             f"SELECT {position}, originator_id, topic, state FROM {table} WHERE originator_id IN :ids "
-            f"AND {position} <= :stop").bindparams(sa.bindparam("ids", expanding=True))
+            f"AND {within} <= :stop").bindparams(sa.bindparam("ids", expanding=True))
         self._tracked = sa.text(
             f"SELECT {position}, originator_id, topic, state FROM {table} WHERE {position} > :after "
             f"AND {position} <= :stop AND topic IN ({', '.join(repr(topic) for topic in _TRACKED_TOPICS)}) "
@@ -175,27 +198,85 @@ class EventLog:
 
     # -- the timelines (what `projections.timeline.TimelineLog` asks for) -------------
 
-    def stream_page(self, amplitude_ids: list[int], *, after: int, stop: int, limit: int,
-                    newest_first: bool) -> list[TrackedRow]:
+    def stream_page(self, connection: sa.Connection, amplitude_ids: list[int], *, after: int, stop: int,
+                    limit: int, newest_first: bool) -> list[TrackedRow]:
         """The tracked events stored under these amplitude IDs, in log order or reversed: one index range each.
 
         Each stream gives at most `limit` rows in order (its versions follow the log); merged in log order.
+        Read on the caller's connection when it is the store's (see `_on`).
         """
-        pages = []
-        with self.engine.connect() as connection:
-            for amplitude_id in amplitude_ids:
-                stream = self._param(Timeline.stream(Timeline.Tracked, amplitude_id))
-                rows = connection.execute(self._stream[newest_first], {"id": stream, "after": after, "stop": stop,
-                                                                       "limit": limit}).all()
-                pages.append([(row[0], amplitude_id, row[1]) for row in rows])
+        streams = {self._param(Timeline.stream(Timeline.Tracked, amplitude_id)): amplitude_id
+                   for amplitude_id in amplitude_ids}
+        with self._on(connection) as connection:
+            if self._is_postgres:
+                found = self._tops_of(connection, list(streams), after=after, stop=stop, limit=limit,
+                                      newest_first=newest_first)
+            else:
+                found = {stream: list(connection.execute(self._stream[newest_first], {
+                    "id": stream, "after": after, "stop": stop, "limit": limit})) for stream in streams}
+        pages = [[(row[0], streams[stream], row[1]) for row in rows] for stream, rows in found.items()]
         merged = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
         return [(position, amplitude_id, decode_state(Timeline.Tracked.TOPIC, state))
                 for _, (position, amplitude_id, state) in zip(range(limit), merged)]
 
-    def stream_count(self, amplitude_ids: list[int], stop: int) -> int:
+    def _tops_of(self, connection: sa.Connection, streams: list[Any], *, after: int, stop: int, limit: int,
+                 newest_first: bool) -> dict[Any, list[Any]]:
+        """Each stream's first `limit` rows (position, state) with after < position <= stop, in stream order."""
+        fetched: dict[Any, list[Any]] = {stream: [] for stream in streams}
+        for stream, position, state in connection.execute(self._tops[newest_first], {"ids": streams, "limit": limit}):
+            fetched[stream].append((position, state))
+        found = {}
+        for stream, rows in fetched.items():
+            rows.sort(key=lambda row: row[0], reverse=newest_first)
+            kept = [row for row in rows if after < row[0] <= stop]
+            # Complete when the stream ended, every row read is wanted, or the walk passed the far bound.
+            passed = bool(rows) and (rows[-1][0] <= after if newest_first else rows[-1][0] > stop)
+            found[stream] = kept if len(rows) < limit or len(kept) == limit or passed else self._walked(
+                connection, stream, after=after, stop=stop, limit=limit, newest_first=newest_first)
+        return found
+
+    def _walked(self, connection: sa.Connection, stream: Any, *, after: int, stop: int, limit: int,
+                newest_first: bool) -> list[Any]:
+        """Up to `limit` rows (position, state) of one stream with after < position <= stop, in stream order.
+
+        A stream's positions grow with its versions, so the rows wanted are one range of versions:
+        found by walking (position, version) in the page's order, in chunks that double, then read.
+        """
+        versions: list[int] = []
+        skip, chunk = 0, min(limit, 1000)
+        while len(versions) < limit:
+            walked = connection.execute(self._walk[newest_first], {"id": stream, "limit": chunk, "skip": skip}).all()
+            for position, version in walked:
+                if position <= after if newest_first else position > stop:
+                    break
+                if after < position <= stop:
+                    versions.append(version)
+            else:
+                if len(walked) == chunk:
+                    skip, chunk = skip + chunk, chunk * 2
+                    continue
+            break
+        versions = versions[:limit]
+        if not versions:
+            return []
+        rows = connection.execute(self._versions, {"id": stream, "low": min(versions), "high": max(versions)}).all()
+        return sorted(rows, key=lambda row: row[0], reverse=newest_first)
+
+    def stream_count(self, connection: sa.Connection, amplitude_ids: list[int], stop: int) -> int:
         streams = [self._param(Timeline.stream(Timeline.Tracked, amplitude_id)) for amplitude_id in amplitude_ids]
-        with self.engine.connect() as connection:
+        with self._on(connection) as connection:
             return int(connection.execute(self._streams_count, {"ids": streams, "stop": stop}).scalar() or 0)
+
+    @contextmanager
+    def _on(self, connection: sa.Connection) -> Iterator[sa.Connection]:
+        """The caller's connection if it reaches this store (a checkout fewer: on PostgreSQL a ping
+        and a rollback), else one of the store's own: an `as_of` view reads its projections from
+        a scratch database and the log from here."""
+        if connection.engine is self.engine:
+            yield connection
+        else:
+            with self.engine.connect() as own:
+                yield own
 
     def tracked_at(self, positions: list[int]) -> list[TrackedRow]:
         """The tracked events (either shape) at these positions, in log order."""

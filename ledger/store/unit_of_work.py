@@ -208,7 +208,8 @@ class UnitOfWork:
             if aggregate is not None:
                 identities.add(("identity", aggregate.pointer if key[0] == "device" else aggregate.amplitude_id))
         cache.prefetch(identities)
-        cache.load_heads(Timeline.stream(kind, key[1]) for key in identities if key[0] == "identity"
+        # Through `_stream`: each stream ID is made once per unit (a UUID costs microseconds), here.
+        cache.load_heads(self._stream(kind, key[1]) for key in identities if key[0] == "identity"
                          for kind in (Timeline.Tracked, Timeline.Identified))
         # A device the store does not hold has no receipts: its calls were never stored (a
         # concurrent writer storing one would also create the device, and our commit would conflict).
@@ -220,8 +221,11 @@ class UnitOfWork:
         self._receipts = cache.log.receipts(set(keys.values()))
 
     def _key(self, device_id: str, insert_id: str) -> bytes:
+        """A call's receipt key: asked twice per call (`last_received`, `append`), an HMAC made once."""
         key = self._keys.get((device_id, insert_id))
-        return self.keys.receipt(device_id, insert_id) if key is None else key
+        if key is None:
+            key = self._keys[device_id, insert_id] = self.keys.receipt(device_id, insert_id)
+        return key
 
     def _stream(self, kind: type[Any], amplitude_id: int) -> UUID:
         stream = self._streams.get((kind, amplitude_id))
@@ -267,7 +271,7 @@ class UnitOfWork:
         identity = AmplitudeIdentity.create(amplitude_id, cause)
         self._create(("identity", amplitude_id), identity)
         for kind in (Timeline.Tracked, Timeline.Identified):
-            self._heads[Timeline.stream(kind, amplitude_id)] = 0
+            self._heads[self._stream(kind, amplitude_id)] = 0
         return identity
 
     def last_received(self, device_id: str, insert_id: str) -> int | None:
