@@ -68,7 +68,7 @@ def _open_and_write(url: str, barrier: Any, index: int) -> None:
 def test_many_processes_can_create_one_ledger_at_once(backend: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     processes = 4
     url, drop = fresh_url(backend, tmp_path_factory)
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # fork in a process with threads may deadlock the child
     try:
         barrier = context.Barrier(processes)
         workers = [context.Process(target=_open_and_write, args=(url, barrier, index)) for index in range(processes)]
