@@ -24,7 +24,7 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.cli import buffered, corrections, demo, forgetting, render, synthetic
 from ledger.cli import reading as read_commands
-from ledger.cli.opening import CommandError, NotFound, db_url, open_ledger, open_reader, print_json, sqlite_file
+from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import CannotListen, LedgerError
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
@@ -32,7 +32,7 @@ from ledger.cli.progress import ProgressBar
 from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.store.database import DEFAULT_URL, BadDatabaseURL
 
-OK, NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 0, 1, 2, 3, 130
+NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 1, 2, 3, 130
 EXPORT_PAGE = 10_000
 _json = msgspec.json.Encoder()
 
@@ -268,17 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("graph", read_commands.graph_command, "a person's devices, amplitude IDs, merges and binding as a graph",
                   answering + [person])
     sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
-    sub = command("forget", partial(forgetting.forget, open_ledger),
+    sub = command("forget", forgetting.forget,
                   "forget people: every event and property of theirs (a deletion job; --now runs it)", [db, as_json])
     forgetting.add_forget_options(sub)
-    sub = command("deletions", partial(forgetting.deletions, open_ledger),
+    sub = command("deletions", forgetting.deletions,
                   "the deletion jobs; --run runs those whose day has come (for cron)", [db, as_json])
     forgetting.add_deletions_options(sub)
-    command("rekey", partial(forgetting.rekey, open_ledger),
+    command("rekey", forgetting.rekey,
             "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
     sub = command("export", read_commands.export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
     sub.add_argument("--format", choices=["jsonl"], default="jsonl")
-    corrections.add_commands(command, open_ledger, open_reader, db, as_json, answering)
+    sub = command("retract", corrections.retract, "retract a bad user ID: re-resolve every call it touched, as an "
+                  "audited correction (nothing stored is rewritten)", [db, as_json])
+    corrections.add_retract_options(sub)
+    command("corrections", corrections.corrections, "every correction: who, why, when, what it changed", answering)
     return parser
 
 

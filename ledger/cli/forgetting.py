@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import msgspec
 
 from ledger.errors import DeletionRefused
-from ledger.ledger import IdentityLedger
+from ledger.cli.opening import OK, open_ledger
 
-OK = 0
 #: `ledger deletions` lists this many days back, and forward, by default.
 DAYS_BACK, DAYS_AHEAD = 90, 7
-Opener = Callable[[argparse.Namespace], ContextManager[IdentityLedger]]
 _json = msgspec.json.Encoder()
 
 
@@ -43,7 +41,7 @@ def add_deletions_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--end-day", type=_day, metavar="YYYY-MM-DD", help=f"default: in {DAYS_AHEAD} days")
 
 
-def forget(open_ledger: Opener, args: argparse.Namespace) -> int:
+def forget(args: argparse.Namespace) -> int:
     with open_ledger(args) as lg:
         job = lg.forget(user_ids=args.user_id, amplitude_ids=args.amplitude_id, requester=args.requester,
                         ignore_invalid_id=args.ignore_invalid_id, now=args.now)
@@ -54,7 +52,7 @@ def forget(open_ledger: Opener, args: argparse.Namespace) -> int:
     return OK
 
 
-def deletions(open_ledger: Opener, args: argparse.Namespace) -> int:
+def deletions(args: argparse.Namespace) -> int:
     if (args.withdraw is None) != (args.day is None):
         raise DeletionRefused.because("--withdraw and --day go together")
     with open_ledger(args) as lg:
@@ -88,7 +86,7 @@ def deletions(open_ledger: Opener, args: argparse.Namespace) -> int:
     return OK
 
 
-def rekey(open_ledger: Opener, args: argparse.Namespace) -> int:
+def rekey(args: argparse.Namespace) -> int:
     with open_ledger(args) as lg:
         moved = lg.rekey()
     if args.json:

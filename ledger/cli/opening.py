@@ -16,6 +16,8 @@ from ledger.ledger import IdentityLedger, LedgerView
 from ledger.store.database import DEFAULT_URL
 from projections.models import Identity
 
+#: The exit code of a command that did its job (the others are `commands`').
+OK = 0
 _json = msgspec.json.Encoder()
 
 

@@ -11,11 +11,10 @@ from typing import Any
 import msgspec
 
 from ledger.cli import amplitude_export, buffered, graph, render
-from ledger.cli.opening import CommandError, NotFound, open_reader, person, print_json
+from ledger.cli.opening import OK, CommandError, NotFound, open_reader, person, print_json
 from ledger.ledger import IdentityLedger, LedgerView
 from projections.models import Identity
 
-OK = 0
 EXPORT_PAGE = 10_000
 _json = msgspec.json.Encoder()
 
