@@ -1,12 +1,14 @@
 """A real browser for tests: Debian's chromium driven by Playwright (never a downloaded browser).
 
-Test modules import the fixture `browser` from here. Tests that need it are skipped when
-/usr/bin/chromium is missing (`.ci/run` installs it).
+`launched_chromium` starts it, with any extra command-line flags; the fixture `browser` is one
+headless chromium per test module. A missing chromium fails the tests with the command that
+fixes it (`.ci/run` installs it): browser tests are never skipped.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
@@ -17,6 +19,16 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+@contextmanager
+def launched_chromium(*extra_args: str) -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (as .ci/run does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra_args])
+        yield launched
+        launched.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless chromium per test module; each test opens its own context (cookies, auth).
@@ -24,9 +36,5 @@ def browser() -> Iterator[Browser]:
     Not one per session: while Playwright's sync API is open it holds an asyncio loop running
     in the main thread, and other modules' tests that run a loop of their own would fail.
     """
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()

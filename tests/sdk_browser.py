@@ -16,17 +16,15 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from tests.playwright_browser import launched_chromium
 from tests.server_helpers import running_app
 
 SDKS = Path(__file__).parent / "browser_sdks"
 MODULES = SDKS / "node_modules"
-CHROMIUM = "/usr/bin/chromium"
 LOOPBACK = {"127.0.0.1", "localhost"}
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 # Only this machine resolves. Not Playwright's request routing: it answers CORS
-                 # preflights itself, and the preflights are what these tests are about.
-                 "--host-resolver-rules=MAP * ~NOTFOUND, " + ", ".join(f"EXCLUDE {host}" for host in LOOPBACK)]
+#: Only this machine resolves. Not Playwright's request routing: it answers CORS preflights
+#: itself, and the preflights are what these tests are about.
+LOOPBACK_ONLY = "--host-resolver-rules=MAP * ~NOTFOUND, " + ", ".join(f"EXCLUDE {host}" for host in LOOPBACK)
 
 
 def require_sdks() -> None:
@@ -59,12 +57,6 @@ def running_site() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """One headless Debian chromium for the module, driven by Playwright (never `playwright install`)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (as .ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    """One headless Debian chromium for the module that reaches no host but this one."""
+    with launched_chromium(LOOPBACK_ONLY) as browser:
         yield browser
-        browser.close()
