@@ -1,7 +1,8 @@
 """The same-run comparison: the ledger against its baselines on the same events, repeats interleaved.
 
 Every repeat runs each contender once on a fresh database, so drifting load on a
-shared machine hits all of them alike; the report compares medians.
+shared machine hits all of them alike; the report compares medians. The storage floor
+(`benchmarks.floor`) replays the very transactions the repeat's ledger run committed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from benchmarks import ledger_runs
 from benchmarks.baselines import raw_insert, raw_scan
 from benchmarks.databases import Databases
+from benchmarks.floor import Transaction, replay
 from benchmarks.measure import Series
 from benchmarks.naive import naive_ingest
 from benchmarks.workload import Event, requests
@@ -37,6 +39,7 @@ def compare(databases: Databases, events: list[Event], plan: Plan) -> dict[str, 
     series = {
         "ingest_1000": Series("ledger ingest, 1000 events/request", f"{len(events):,} events"),
         "raw_insert": Series("raw executemany, 1000 rows/transaction", f"{len(events):,} events"),
+        "floor": Series("storage floor: the ledger's own write transactions replayed", f"{len(events):,} events"),
     }
     if small:
         for size in plan.small_sizes:
@@ -52,7 +55,11 @@ def compare(databases: Databases, events: list[Event], plan: Plan) -> dict[str, 
 
         step("ledger ingest")
         url = databases.ledger_url(f"ledger_{REQUEST_SIZE}_r{repeat}")
-        series["ingest_1000"].add(ledger_runs.ingest(url, requests(events, REQUEST_SIZE)))
+        writes: list[Transaction] = []
+        series["ingest_1000"].add(ledger_runs.ingest(url, requests(events, REQUEST_SIZE), writes))
+        step("storage floor")
+        series["floor"].add(replay(databases.ledger_url(f"floor_r{repeat}"), writes, len(events)))
+        del writes
         step("raw insert")
         series["raw_insert"].add(raw_insert(databases.raw_table(f"raw_r{repeat}"), requests(events, REQUEST_SIZE)))
         if small:

@@ -9,16 +9,22 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
+from benchmarks.floor import Transaction, record_writes
 from benchmarks.measure import Run, percentile
 from benchmarks.workload import Event
 from ledger import IdentityLedger
 
 
-def ingest(url: str, requests: Iterable[list[Event]]) -> Run:
-    """Send every request through `ledger.ingest`; items are the events sent (duplicates included)."""
+def ingest(url: str, requests: Iterable[list[Event]], writes: list[Transaction] | None = None) -> Run:
+    """Send every request through `ledger.ingest`; items are the events sent (duplicates included).
+
+    Given `writes`, each committed write transaction is recorded there (`benchmarks.floor`).
+    """
     sent = duplicates = 0
     seconds = 0.0
     with IdentityLedger(url) as ledger:
+        if writes is not None:
+            record_writes(ledger, writes)
         for request in requests:
             started = time.perf_counter()
             report = ledger.ingest(request)

@@ -5,12 +5,17 @@ No timings are asserted: figures depend on the machine. Run with `pytest benchma
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
+from benchmarks import ledger_runs
 from benchmarks.compare import Plan, compare
 from benchmarks.databases import SQLiteDatabases
+from benchmarks.floor import Transaction, replay
 from benchmarks.report import markdown, targets
 from benchmarks.scaling import rate_drops
 from benchmarks.suite import QUICK, notes
@@ -74,11 +79,35 @@ def test_a_tiny_comparison_runs_every_contender_and_reports(tmp_path: Path) -> N
     events = list(Workload().events(300))
     series = compare(SQLiteDatabases(tmp_path), events, Plan(300, 100, 50, repeats=1))
     section = {key: value.to_json() for key, value in series.items()}
-    assert set(section) == {"ingest_1000", "raw_insert", "ingest_10", "ingest_100", "naive", "rebuild", "raw_scan"}
+    assert set(section) == {"ingest_1000", "raw_insert", "floor", "ingest_10", "ingest_100", "naive", "rebuild",
+                            "raw_scan"}
     assert section["raw_scan"]["items"] == section["ingest_1000"]["log_events"]
     results = _results(section, {"sizes": [], "flags": [], "resolve": {}})
     assert {target.met for target in targets(results)} <= {True, False, None}
     assert "ledger/raw ingest" in markdown(results)
+    assert "storage floor/raw" in markdown(results)
+
+
+def test_the_storage_floor_replays_exactly_what_the_ledger_wrote(tmp_path: Path) -> None:
+    databases = SQLiteDatabases(tmp_path)
+    ingested, replayed = databases.ledger_url("ledger"), databases.ledger_url("floor")
+    writes: list[Transaction] = []
+    run = ledger_runs.ingest(ingested, requests(Workload().events(500), 100), writes)
+    assert len(writes) == 5  # one transaction per request
+    replay(replayed, writes, run.items)
+
+    def content(url: str) -> dict[str, list[Any]]:
+        connection = sqlite3.connect(make_url(url).database or "")
+        try:
+            return {table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                    for table in ("stored_events", "ledger_receipts", "ledger_devices", "ledger_identities",
+                                  "ledger_audit")}
+        finally:
+            connection.close()
+
+    found = content(replayed)
+    assert len(found["stored_events"]) == run.extra["log_events"] and found["ledger_receipts"]
+    assert found == content(ingested)
 
 
 def test_a_failed_size_is_reported_not_judged() -> None:
