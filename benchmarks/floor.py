@@ -10,15 +10,26 @@ and none of its Python: validation, resolution, encoding and bookkeeping are alr
 floor/raw says what the storage shape allows against the physical limit; ledger/floor
 says how close the code comes to its own floor. The prefetch reads (on the reader
 connection) are not part of it: the floor is what any code writing these rows must pay.
+
+`python -m benchmarks` reports it at 1000 events/request; for SDK-sized requests
+from concurrent clients (group commit decides the transactions), run
+`python -m benchmarks.floor --size 10 --threads 4`.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+import tempfile
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
-from benchmarks.measure import Run
+from benchmarks.baselines import raw_insert
+from benchmarks.databases import SQLiteDatabases
+from benchmarks.measure import Run, Series
+from benchmarks.workload import Workload, requests
 from ledger import IdentityLedger
 
 #: One committed transaction: the `Transaction` calls it made, in order, with their arguments.
@@ -97,3 +108,36 @@ def replay(url: str, committed: list[Transaction], events: int) -> Run:
                     getattr(tx, name)(*args)
         seconds = time.perf_counter() - started
     return Run(events, seconds)
+
+
+def main() -> None:
+    """`python -m benchmarks.floor`: the ledger, its storage floor and the raw limit, at one request size."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=main.__doc__)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=10, help="events per request")
+    parser.add_argument("--threads", type=int, default=4, help="client threads sharing the ledger")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    from benchmarks import ledger_runs  # not at the top: ledger_runs records through this module
+
+    events = list(Workload().events(args.events))
+    ledger, floor, raw = Series("ledger"), Series("storage floor"), Series("raw, 1000 rows/transaction")
+    with tempfile.TemporaryDirectory(prefix="ledger-floor-") as scratch:
+        databases = SQLiteDatabases(Path(scratch))
+        for repeat in range(1, args.repeats + 1):
+            writes: list[Transaction] = []
+            ledger.add(ledger_runs.ingest_concurrently(databases.ledger_url(f"ledger_r{repeat}"),
+                                                       requests(events, args.size), args.threads, writes))
+            floor.add(replay(databases.ledger_url(f"floor_r{repeat}"), writes, len(events)))
+            raw.add(raw_insert(databases.raw_table(f"raw_r{repeat}"), requests(events, 1000)))
+            print(f"repeat {repeat}: {len(writes)} commits, {len(events) / len(writes):.0f} events each",
+                  file=sys.stderr, flush=True)
+    print(f"SQLite, {args.events:,} events, {args.size}/request, {args.threads} threads; medians of {args.repeats}:")
+    for series in (ledger, floor, raw):
+        print(f"  {series.name:<28} {series.median:>10,.0f} events/s   runs {[round(r.rate) for r in series.runs]}")
+    print(f"  ledger/floor {ledger.median / floor.median:.2f}x, floor/raw {floor.median / raw.median:.2f}x, "
+          f"ledger/raw {ledger.median / raw.median:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -110,6 +110,17 @@ def test_the_storage_floor_replays_exactly_what_the_ledger_wrote(tmp_path: Path)
     assert found == content(ingested)
 
 
+def test_concurrent_clients_send_every_request_and_their_commits_are_recorded(tmp_path: Path) -> None:
+    databases = SQLiteDatabases(tmp_path)
+    writes: list[Transaction] = []
+    run = ledger_runs.ingest_concurrently(databases.ledger_url("ledger"), requests(Workload().events(400), 10), 4,
+                                          writes)
+    assert run.items == 400
+    assert 1 <= len(writes) <= 40
+    stored = sum(len(args[0]) for calls in writes for name, args in calls if name == "insert_events")
+    assert stored >= 400 - 10  # every event but the workload's few duplicates, plus identity facts
+
+
 def test_a_failed_size_is_reported_not_judged() -> None:
     sizes = [{"events": 10, "ingest_per_s": 5.0, "ingest_peak_rss_mb": 50.0, "log_events": 15,
               "rebuild_per_s": 9.0, "rebuild_peak_rss_mb": 60.0},
