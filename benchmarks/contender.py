@@ -13,44 +13,20 @@ which every version has. Prints one JSON object.
 from __future__ import annotations
 
 import json
-import queue
 import sys
-import threading
 import time
 from typing import Any
 
+from clients import send_concurrently  # from this directory
 from ledger import IdentityLedger  # from the checkout under test
 from workload import DEFAULT_SEED, MIXES, Workload, requests  # from this directory
 
 
 def ingest(url: str, count: int, size: int, threads: int, mix: str, seed: int) -> dict[str, Any]:
     """`threads` clients share one ledger and send the requests in order, as SDKs would."""
-    waiting: queue.Queue[list[dict[str, Any]]] = queue.Queue()
-    for request in requests(Workload(seed, MIXES[mix]).events(count), size):
-        waiting.put(request)
-    failures: list[BaseException] = []
     with IdentityLedger(url) as ledger:
-        def client() -> None:
-            try:
-                while True:
-                    try:
-                        request = waiting.get_nowait()
-                    except queue.Empty:
-                        return
-                    ledger.ingest(request)
-            except BaseException as error:  # noqa: BLE001 - reported below
-                failures.append(error)
-
-        workers = [threading.Thread(target=client) for _ in range(threads)]
-        started = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        seconds = time.perf_counter() - started
+        seconds = send_concurrently(ledger.ingest, requests(Workload(seed, MIXES[mix]).events(count), size), threads)
         position = ledger.position
-    if failures:
-        raise failures[0]
     return {"events": count, "seconds": seconds, "rate": count / seconds, "log_events": position}
 
 

@@ -6,10 +6,10 @@ the database stay outside the clock, so the figures compare with the baselines.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Iterable
 
+from benchmarks.clients import send_concurrently
 from benchmarks.floor import Transaction, record_writes
 from benchmarks.measure import Run, percentile
 from benchmarks.workload import Event
@@ -40,38 +40,12 @@ def ingest(url: str, requests: Iterable[list[Event]], writes: list[Transaction] 
 def ingest_concurrently(url: str, requests: Iterable[list[Event]], threads: int,
                         writes: list[Transaction] | None = None) -> Run:
     """`threads` clients share one ledger and send the requests in order; wall time from first to last."""
-    waiting = iter(list(requests))
-    taking = threading.Lock()
-    failures: list[BaseException] = []
-    sent = 0
+    waiting = list(requests)
     with IdentityLedger(url) as ledger:
         if writes is not None:
             record_writes(ledger, writes)
-
-        def client() -> None:
-            nonlocal sent
-            try:
-                while True:
-                    with taking:
-                        request = next(waiting, None)
-                    if request is None:
-                        return
-                    ledger.ingest(request)
-                    with taking:
-                        sent += len(request)
-            except BaseException as error:  # noqa: BLE001 - raised below, in the caller's thread
-                failures.append(error)
-
-        workers = [threading.Thread(target=client) for _ in range(threads)]
-        started = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        seconds = time.perf_counter() - started
-    if failures:
-        raise failures[0]
-    return Run(sent, seconds)
+        seconds = send_concurrently(ledger.ingest, waiting, threads)
+    return Run(sum(len(request) for request in waiting), seconds)
 
 
 def rebuild(url: str) -> Run:
