@@ -19,6 +19,7 @@ from concurrent clients (group commit decides the transactions), run
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -31,6 +32,9 @@ from benchmarks.databases import SQLiteDatabases
 from benchmarks.measure import Run, Series
 from benchmarks.workload import Workload, requests
 from ledger import IdentityLedger
+from ledger.domain.timeline import Timeline
+from ledger.store.writer import RECEIPTS
+from projections import tables
 
 #: One committed transaction: the `Transaction` calls it made, in order, with their arguments.
 Transaction = list[tuple[str, tuple[Any, ...]]]
@@ -97,15 +101,44 @@ def record_writes(ledger: IdentityLedger, committed: list[Transaction]) -> None:
     recorder._writer = _RecordingWriter(recorder._writer, committed)  # type: ignore[assignment]  # noqa: SLF001
 
 
-def replay(url: str, committed: list[Transaction], events: int) -> Run:
-    """Run the recorded transactions against a fresh ledger at `url`; items are the events they stored."""
+#: The parts of the ledger's shape, by the tables they write; "timeline" and "facts" split the log by topic.
+PARTS = {
+    "the log: tracked and identify events": frozenset({"timeline"}),
+    "the log: identity facts": frozenset({"facts"}),
+    "insert-ID receipts": frozenset({RECEIPTS}),
+    "audit trail": frozenset({tables.audit.name}),
+    "other identity projections": frozenset({tables.devices.name, tables.device_identities.name,
+                                             tables.identities.name, tables.merges.name}),
+}
+_TIMELINE_TOPICS = frozenset({Timeline.Tracked.TOPIC, Timeline.Identified.TOPIC})
+_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+(\w+)", re.IGNORECASE)
+
+
+def _without(name: str, args: tuple[Any, ...], parts: frozenset[str]) -> tuple[Any, ...] | None:
+    """The call's arguments with what belongs to `parts` left out; None to skip the call."""
+    if name == "insert_events":
+        rows = [row for row in args[0] if ("timeline" if row[2] in _TIMELINE_TOPICS else "facts") not in parts]
+        return (rows,) if rows else None
+    if name == "copy":
+        return None if args[0] in parts else args
+    found = _TABLE.search(args[0]) if name in ("execute", "executemany") else None
+    return None if found and found.group(1) in parts else args
+
+
+def replay(url: str, committed: list[Transaction], events: int, without: frozenset[str] = frozenset()) -> Run:
+    """Run the recorded transactions against a fresh ledger at `url`; items are the events they stored.
+
+    `without` (names from `PARTS`' values) leaves those writes out, to tell what each part costs.
+    """
     with IdentityLedger(url) as ledger:
         writer = ledger._recorder._writer  # noqa: SLF001
         started = time.perf_counter()
         for calls in committed:
             with writer.transaction() as tx:
                 for name, args in calls:
-                    getattr(tx, name)(*args)
+                    kept = _without(name, args, without) if without else args
+                    if kept is not None:
+                        getattr(tx, name)(*kept)
         seconds = time.perf_counter() - started
     return Run(events, seconds)
 
@@ -117,11 +150,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10, help="events per request")
     parser.add_argument("--threads", type=int, default=4, help="client threads sharing the ledger")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--breakdown", action="store_true", help="also replay without each part of the shape")
     args = parser.parse_args()
     from benchmarks import ledger_runs  # not at the top: ledger_runs records through this module
 
     events = list(Workload().events(args.events))
     ledger, floor, raw = Series("ledger"), Series("storage floor"), Series("raw, 1000 rows/transaction")
+    parts = {part: Series(f"floor without {part}") for part in (PARTS if args.breakdown else ())}
     with tempfile.TemporaryDirectory(prefix="ledger-floor-") as scratch:
         databases = SQLiteDatabases(Path(scratch))
         for repeat in range(1, args.repeats + 1):
@@ -129,6 +164,8 @@ def main() -> None:
             ledger.add(ledger_runs.ingest_concurrently(databases.ledger_url(f"ledger_r{repeat}"),
                                                        requests(events, args.size), args.threads, writes))
             floor.add(replay(databases.ledger_url(f"floor_r{repeat}"), writes, len(events)))
+            for index, (part, series) in enumerate(parts.items()):
+                series.add(replay(databases.ledger_url(f"part{index}_r{repeat}"), writes, len(events), PARTS[part]))
             raw.add(raw_insert(databases.raw_table(f"raw_r{repeat}"), requests(events, 1000)))
             print(f"repeat {repeat}: {len(writes)} commits, {len(events) / len(writes):.0f} events each",
                   file=sys.stderr, flush=True)
@@ -137,6 +174,10 @@ def main() -> None:
         print(f"  {series.name:<28} {series.median:>10,.0f} events/s   runs {[round(r.rate) for r in series.runs]}")
     print(f"  ledger/floor {ledger.median / floor.median:.2f}x, floor/raw {floor.median / raw.median:.2f}x, "
           f"ledger/raw {ledger.median / raw.median:.2f}x")
+    if parts:
+        print("What each part of the shape costs (share of the floor's time, from medians):")
+        for part, series in parts.items():
+            print(f"  {part:<38} {1 - floor.median / series.median:>6.0%}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from benchmarks import ledger_runs
 from benchmarks.compare import Plan, compare
 from benchmarks.databases import SQLiteDatabases
-from benchmarks.floor import Transaction, replay
+from benchmarks.floor import PARTS, Transaction, replay
 from benchmarks.report import markdown, targets
 from benchmarks.scaling import rate_drops
 from benchmarks.suite import QUICK, notes
@@ -108,6 +108,13 @@ def test_the_storage_floor_replays_exactly_what_the_ledger_wrote(tmp_path: Path)
     found = content(replayed)
     assert len(found["stored_events"]) == run.extra["log_events"] and found["ledger_receipts"]
     assert found == content(ingested)
+
+    parted = databases.ledger_url("parted")
+    replay(parted, writes, run.items, PARTS["insert-ID receipts"] | PARTS["the log: tracked and identify events"])
+    left = content(parted)
+    assert left["ledger_receipts"] == [] and left["ledger_audit"] == found["ledger_audit"]
+    assert {row[2] for row in left["stored_events"]} == {row[2] for row in found["stored_events"]} - {
+        "Timeline.Tracked", "Timeline.Identified"}
 
 
 def test_concurrent_clients_send_every_request_and_their_commits_are_recorded(tmp_path: Path) -> None:
