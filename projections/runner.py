@@ -84,6 +84,7 @@ class ProjectionRunner:
                 _drop_tables(connection)
         t.metadata.create_all(self.engine)
         with self.engine.begin() as connection:
+            _create_secondary_indexes(connection)  # a rebuild interrupted before it made them again
             if connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == NAME)).first() is None:
                 connection.execute(t.positions.insert(), [{"name": NAME, "position": 0},
                                                           {"name": SCHEMA, "position": t.SCHEMA_VERSION}])
@@ -153,11 +154,33 @@ class ProjectionRunner:
         _set_position(connection, reached)
 
     def rebuild(self, stop: int, progress: ProgressCallback | None = None) -> int:
-        """Drop every projection table and replay the log's identity facts from position 0."""
+        """Drop every projection table and replay the log's identity facts from position 0.
+
+        The secondary indexes are made after the replay, from the loaded rows: maintaining them
+        row by row cost a third of a rebuild (random inserts), sorting once costs little. The
+        replay itself looks rows up by primary key only. Interrupted, the next open makes them.
+        """
         with self.engine.begin() as connection:
             _drop_tables(connection)
         self.position = self._create_tables()
-        return self.catch_up(stop, progress)
+        with self.engine.begin() as connection:
+            for index in _secondary_indexes():
+                connection.execute(sa.schema.DropIndex(index))
+        position = self.catch_up(stop, progress)
+        with self.engine.begin() as connection:
+            _create_secondary_indexes(connection)
+        return position
+
+
+def _secondary_indexes() -> list[sa.Index]:
+    """The projection tables' indexes that no uniqueness rests on (queries use them, replay does not)."""
+    return [index for table in t.metadata.sorted_tables for index in sorted(table.indexes, key=lambda i: str(i.name))
+            if not index.unique]
+
+
+def _create_secondary_indexes(connection: sa.Connection) -> None:
+    for index in _secondary_indexes():
+        connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _drop_tables(connection: sa.Connection) -> None:
