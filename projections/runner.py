@@ -181,11 +181,12 @@ def _secondary_indexes() -> list[sa.Index]:
 def _create_secondary_indexes(connection: sa.Connection) -> None:
     """Make the ones missing. Looked up first: on PostgreSQL even `CREATE INDEX IF NOT EXISTS`
     takes a lock on the table that would hold up every writer at each open."""
-    wanted = _secondary_indexes()
-    inspector = sa.inspect(connection)
-    present = {str(found["name"]) for table in {index.table.name for index in wanted if index.table is not None}
-               for found in inspector.get_indexes(table)}
-    for index in wanted:
+    if connection.dialect.name == "postgresql":
+        listed = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        listed = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    present = {row[0] for row in connection.exec_driver_sql(listed)}
+    for index in _secondary_indexes():
         if index.name not in present:
             connection.execute(sa.schema.CreateIndex(index))
 
