@@ -156,8 +156,8 @@ class ProjectionRunner:
     def rebuild(self, stop: int, progress: ProgressCallback | None = None) -> int:
         """Drop every projection table and replay the log's identity facts from position 0.
 
-        The secondary indexes are made after the replay, from the loaded rows: maintaining them
-        row by row cost a third of a rebuild (random inserts), sorting once costs little. The
+        The secondary indexes are made after the replay, from the loaded rows: maintained row by
+        row they took random inserts into growing indexes; made once they take one sort. The
         replay itself looks rows up by primary key only. Interrupted, the next open makes them.
         """
         with self.engine.begin() as connection:
