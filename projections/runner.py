@@ -166,10 +166,24 @@ class ProjectionRunner:
         with self.engine.begin() as connection:
             for index in _secondary_indexes():
                 connection.execute(sa.schema.DropIndex(index))
-        position = self.catch_up(stop, progress)
+        finished: list[Progress] = []  # reported once the indexes exist: on a large log they take a while
+        started = time.perf_counter()
+        position = self.catch_up(stop, None if progress is None else _holding_back_the_end(progress, finished))
         with self.engine.begin() as connection:
             _create_secondary_indexes(connection)
+        if progress is not None and finished:
+            progress(Progress(finished[-1].done, finished[-1].total, time.perf_counter() - started))
         return position
+
+
+def _holding_back_the_end(progress: ProgressCallback, finished: list[Progress]) -> ProgressCallback:
+    """Pass reports on to `progress`, except the last (all done), which goes to `finished`."""
+    def report(reached: Progress) -> None:
+        if reached.done < reached.total:
+            progress(reached)
+        else:
+            finished.append(reached)
+    return report
 
 
 def _secondary_indexes() -> list[sa.Index]:

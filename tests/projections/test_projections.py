@@ -196,7 +196,14 @@ def test_rebuild_reports_progress(lg: IdentityLedger) -> None:
     feed(lg, scenario())
     lg._runner.page_size = 10
     seen: list[Progress] = []
-    assert lg.rebuild(progress=seen.append) == lg.position
+    indexed: list[bool] = []
+
+    def report(progress: Progress) -> None:
+        seen.append(progress)
+        indexed.append(secondary_indexes(lg) == SECONDARY_INDEXES)
+
+    assert lg.rebuild(progress=report) == lg.position
+    assert indexed[-1] and not any(indexed[:-1])  # done only once the indexes are made again
     assert [p.done for p in seen] == sorted(p.done for p in seen)
     assert seen[-1].done == seen[-1].total == lg.position and seen[-1].eta == 0
     assert all(p.rate > 0 for p in seen)
