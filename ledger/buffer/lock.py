@@ -10,9 +10,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import time
+import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg
 from sqlalchemy.engine import URL, make_url
@@ -26,22 +26,41 @@ class WriterBusy(LedgerError):
     """Another writer holds the project; this one was told not to wait."""
 
 
+class LockWaitAbandoned(LedgerError):
+    """The writer was told to stop while it waited for the lock: it never held it."""
+
+
 @contextmanager
-def writer_lock(project: str, db_url: str, *, wait: bool = True) -> Iterator[None]:
-    """Hold the project's writer lock; waits for it, or raises WriterBusy with `wait=False`."""
+def writer_lock(project: str, db_url: str, *, wait: bool = True,
+                until: threading.Event | None = None) -> Iterator[None]:
+    """Hold the project's writer lock; waits for it (LockWaitAbandoned once `until` is set),
+    or raises WriterBusy with `wait=False`."""
     url = make_url(db_url)
+    pause = _pause(project, wait, until or threading.Event())
     if url.get_backend_name() == "postgresql":
-        with _advisory_lock(project, url, wait):
+        with _advisory_lock(url, pause):
             yield
     elif url.database and url.database != ":memory:":
-        with _file_lock(project, url.database + ".writer-lock", wait):
+        with _file_lock(url.database + ".writer-lock", pause):
             yield
     else:
         yield  # a private scratch database: nobody else can write it
 
 
+def _pause(project: str, wait: bool, until: threading.Event) -> Callable[[str], None]:
+    """What to do each time the lock is found taken (`holder` says where): wait a poll, or give up."""
+
+    def pause(holder: str) -> None:
+        if not wait:
+            raise WriterBusy(f"another writer applies project {project!r} ({holder} is locked)")
+        if until.wait(POLL_S):
+            raise LockWaitAbandoned(f"stopped while waiting for the writer lock of project {project!r}")
+
+    return pause
+
+
 @contextmanager
-def _file_lock(project: str, path: str, wait: bool) -> Iterator[None]:
+def _file_lock(path: str, pause: Callable[[str], None]) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while True:
@@ -49,23 +68,19 @@ def _file_lock(project: str, path: str, wait: bool) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not wait:
-                    raise WriterBusy(f"another writer applies project {project!r} ({path} is locked)") from None
-                time.sleep(POLL_S)
+                pause(path)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
 @contextmanager
-def _advisory_lock(project: str, url: URL, wait: bool) -> Iterator[None]:
+def _advisory_lock(url: URL, pause: Callable[[str], None]) -> Iterator[None]:
     schema = url.query.get("schema", "public")
     plain = url.difference_update_query(["schema"]).set(drivername="postgresql")
     key = int.from_bytes(hashlib.sha256(f"ledger-writer:{plain.database}:{schema}".encode()).digest()[:8],
                          "big", signed=True)
     with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as connection:
         while not (connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() or (False,))[0]:
-            if not wait:
-                raise WriterBusy(f"another writer applies project {project!r} (schema {schema} is locked)")
-            time.sleep(POLL_S)
+            pause(f"schema {schema}")
         yield

@@ -10,14 +10,17 @@ the request's place in the project's order.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Coroutine, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import nats
+import nats.errors
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -95,25 +98,47 @@ class BufferConfig:
 
 
 class NatsLink:
-    """One NATS connection on a private event loop; `call` runs a coroutine there and waits."""
+    """One NATS connection on a private event loop; `call` runs a coroutine there and waits.
+
+    `close` is bounded and may come from any thread: calls still waiting then raise
+    `ConnectionClosedError` at once, as they would had the server gone away, so a writer
+    blocked on NATS cannot hold up its process's shutdown.
+    """
 
     def __init__(self, buffer: BufferConfig, connect_timeout: float = 5.0) -> None:
         self.buffer = buffer
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
         self._thread.start()
+        self._guard = threading.Lock()
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
         try:
             self.nc = self.call(nats.connect(servers=list(buffer.servers), max_reconnect_attempts=-1,
                                              reconnect_time_wait=0.25, connect_timeout=connect_timeout,
                                              allow_reconnect=True), connect_timeout * 2)
         except BaseException as error:
-            self._stop()
+            self._stop(connect_timeout)
             raise BufferUnavailable(f"cannot reach NATS at {','.join(buffer.servers)}: {error or type(error).__name__}") \
                 from error
         self.js = self.nc.jetstream()
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+        """Run `work` on the link's loop; a call that times out or is closed under is cancelled there too."""
+        with self._guard:
+            if self._closed:
+                work.close()
+                raise nats.errors.ConnectionClosedError
+            future = asyncio.run_coroutine_threadsafe(work, self._loop)
+            self._pending.add(future)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.CancelledError:
+            raise nats.errors.ConnectionClosedError from None
+        finally:
+            future.cancel()  # a no-op once done; otherwise the coroutine must not outlive its caller
+            with self._guard:
+                self._pending.discard(future)
 
     def ensure_stream(self, project: str) -> None:
         """Create the project's stream if it does not exist yet (servers and writers all may)."""
@@ -131,16 +156,28 @@ class NatsLink:
         info = self.call(self.js.stream_info(self.buffer.stream(project)), 5)
         return info.state.last_seq
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel waiting calls, close the connection and stop the loop, in `timeout` seconds at most."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            waiting = list(self._pending)
+        for future in waiting:
+            future.cancel()
+        deadline = time.monotonic() + timeout
         try:
-            self.call(self.nc.close(), 10)
+            asyncio.run_coroutine_threadsafe(self.nc.close(), self._loop).result(timeout)
+        except (concurrent.futures.TimeoutError, nats.errors.Error):
+            pass  # a connection that cannot close cleanly in time is dropped with its loop
         finally:
-            self._stop()
+            self._stop(max(0.0, deadline - time.monotonic()))
 
-    def _stop(self) -> None:
+    def _stop(self, timeout: float) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def __enter__(self) -> NatsLink:
         return self

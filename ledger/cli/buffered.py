@@ -10,9 +10,10 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from typing import Any, Callable
 
-from ledger.buffer.lock import writer_lock
+from ledger.buffer.lock import LockWaitAbandoned, writer_lock
 from ledger.buffer.publisher import applied_sequence
 from ledger.buffer.stream import BufferConfig, NatsLink
 from ledger.buffer.writer import Writer
@@ -21,6 +22,8 @@ from ledger.ledger import IdentityLedger
 from ledger.server.projects import ProjectConfig, load_projects
 
 log = logging.getLogger("ledger.apply")
+#: How long `ledger apply` may take to stop, in all, once told to (SIGTERM, SIGINT or a failure).
+SHUTDOWN_S = 15.0
 
 
 def add_project_options(sub: argparse.ArgumentParser, *, several: bool = False) -> None:
@@ -84,11 +87,30 @@ def apply(args: argparse.Namespace) -> int:
         while not stop.wait(0.5) and any(thread.is_alive() for thread in threads):
             pass
         stop.set()
-        for thread in threads:
-            thread.join(30)
+        _wind_down(threads, link, SHUTDOWN_S)
     if failures:
         raise failures[0]
     return 0
+
+
+def _wind_down(threads: list[threading.Thread], link: NatsLink, budget_s: float) -> None:
+    """Let the writers finish their batch in half the budget, then close NATS under any still waiting on it.
+
+    One budget in all, not one per writer, so a supervisor's grace period can be set once.
+    Nothing is lost by stopping a writer mid-batch: what it did not commit is unacknowledged
+    and delivered again, and what it committed but did not acknowledge is recognised by its
+    stored stream sequence.
+    """
+    deadline = time.monotonic() + budget_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - budget_s / 2 - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        link.close(max(0.0, deadline - time.monotonic()) / 2)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.warning("%s did not stop within %.0f s; its unacknowledged requests will be applied on restart",
+                        thread.name, budget_s)
 
 
 def _guard(work: Callable[..., None], stop: threading.Event, failures: list[BaseException]) -> Callable[..., None]:
@@ -107,6 +129,9 @@ def _guard(work: Callable[..., None], stop: threading.Event, failures: list[Base
 
 def _apply_project(config: ProjectConfig, link: NatsLink, stop: threading.Event, wait: bool) -> None:
     log.info("project %s: waiting for its writer lock", config.name)
-    with writer_lock(config.name, config.db, wait=wait), IdentityLedger(config.db) as ledger:
-        log.info("project %s: writer lock held", config.name)
-        Writer(ledger, link, config.name).run(stop)
+    try:
+        with writer_lock(config.name, config.db, wait=wait, until=stop), IdentityLedger(config.db) as ledger:
+            log.info("project %s: writer lock held", config.name)
+            Writer(ledger, link, config.name).run(stop)
+    except LockWaitAbandoned:
+        log.info("project %s: stopped while waiting for its writer lock", config.name)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from contextlib import ExitStack
 from typing import Any, Iterator
 
 import httpx
+import nats.errors
 import pytest
 
 from ledger import IdentityLedger
-from ledger.buffer.lock import WriterBusy, writer_lock
+from ledger.buffer.lock import LockWaitAbandoned, WriterBusy, writer_lock
 from ledger.buffer.stream import BadBufferURL, BufferConfig, NatsLink
 from ledger.errors import BufferUnavailable
 from ledger.buffer.writer import Writer
@@ -163,6 +166,65 @@ def test_one_writer_per_project_a_second_refuses_or_waits(configs: list[ProjectC
 def _take(config: ProjectConfig, taken: threading.Event) -> None:
     with writer_lock(config.name, config.db):
         taken.set()
+
+
+def test_a_writer_waiting_for_the_lock_gives_up_when_told_to_stop(configs: list[ProjectConfig]) -> None:
+    web = configs[0]
+    stop = threading.Event()
+    outcome: list[BaseException] = []
+    with writer_lock("web", web.db, wait=False):
+        waiting = threading.Thread(target=lambda: _wait_for(web, stop, outcome))
+        waiting.start()
+        stop.set()
+        waiting.join(5)
+        assert not waiting.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], LockWaitAbandoned)
+
+
+def _wait_for(config: ProjectConfig, stop: threading.Event, outcome: list[BaseException]) -> None:
+    try:
+        with writer_lock(config.name, config.db, until=stop):
+            pass
+    except LockWaitAbandoned as error:
+        outcome.append(error)
+
+
+def test_closing_the_link_releases_a_call_waiting_on_it_and_refuses_later_ones(buffer_url: str) -> None:
+    link = NatsLink(BufferConfig.from_url(buffer_url))
+    outcome: list[BaseException] = []
+    waiting = threading.Thread(target=lambda: _call_forever(link, outcome))
+    waiting.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    link.close(2)
+    waiting.join(5)
+    assert not waiting.is_alive() and time.monotonic() - started < 3
+    assert len(outcome) == 1 and isinstance(outcome[0], nats.errors.ConnectionClosedError)
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        link.call(asyncio.sleep(0))
+    link.close()  # twice is harmless
+
+
+def _call_forever(link: NatsLink, outcome: list[BaseException]) -> None:
+    try:
+        link.call(asyncio.sleep(3600))
+    except BaseException as error:
+        outcome.append(error)
+
+
+def test_a_call_that_times_out_is_cancelled_on_the_loop(link: NatsLink) -> None:
+    cancelled = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(TimeoutError):
+        link.call(slow(), 0.1)
+    assert cancelled.wait(2)
 
 
 def test_an_unreachable_log_is_a_retryable_503(configs: list[ProjectConfig], buffer_url: str) -> None:

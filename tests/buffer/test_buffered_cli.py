@@ -3,12 +3,15 @@ writer, its lock and the ledger are tested on both backends in test_buffered.py)
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -76,3 +79,34 @@ def test_serve_passes_the_projects_and_the_buffer(capsys: pytest.CaptureFixture[
     assert seen["projects"] == configs[1:] and seen["buffer"] is None
     path.write_text("[projects.web]\n")
     assert_one_line_error(ledger(capsys, "serve", "--projects", str(path)), 2, "api_keys must be a list")
+
+
+def test_apply_winds_down_within_one_budget_even_with_writers_stuck(buffer_url: str,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from ledger.buffer.stream import BufferConfig, NatsLink
+    from ledger.cli.buffered import _wind_down
+
+    link = NatsLink(BufferConfig.from_url(buffer_url))
+    never = threading.Event()
+    on_nats = threading.Thread(target=_swallow(lambda: link.call(asyncio.sleep(3600))), name="apply-web")
+    elsewhere = threading.Thread(target=never.wait, name="apply-app", daemon=True)
+    for thread in (on_nats, elsewhere):
+        thread.start()
+    started = time.monotonic()
+    _wind_down([on_nats, elsewhere], link, 2.0)
+    took = time.monotonic() - started
+    never.set()
+    assert not on_nats.is_alive(), "closing NATS must release a writer waiting on it"
+    assert 1.9 <= took < 3.0, took
+    assert "apply-app did not stop within 2 s" in caplog.text
+    assert "apply-web" not in caplog.text
+
+
+def _swallow(work: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            pass
+
+    return run
