@@ -24,7 +24,7 @@ from ledger.following import LogFollower
 from ledger.recording import MAX_ATTEMPTS, Recorder
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import Conflict, Transaction
+from ledger.store.writer import Conflict, Transaction, back_off
 from projections import component
 from projections.models import Correction as CorrectionAnswer
 from projections.models import CorrectionChanges
@@ -68,7 +68,7 @@ class Corrector:
         check_argument("reason", reason, MAX_REASON)
         check_argument("requester", requester, MAX_REQUESTER)
         conflict: Conflict | None = None
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             seen = self._follower.sync()
             amplitude_id, calls, retracted = self._read(user_id, seen)
             try:
@@ -88,6 +88,7 @@ class Corrector:
                 unit.discard()
                 self._cache.forget_absent()
                 conflict = error
+                back_off(attempt)
                 continue
             except BaseException:
                 unit.discard()

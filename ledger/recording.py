@@ -21,7 +21,7 @@ from ledger.following import LogFollower
 from ledger.store import settings
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import Conflict, Transaction, Writer
+from ledger.store.writer import Conflict, Transaction, Writer, back_off
 from projections.collection import collection_paused
 from projections.runner import ProjectionRunner
 
@@ -68,7 +68,7 @@ class Recorder:
     def _store(self, batch: list[Request]) -> list[IngestReport]:
         conflict: Conflict | None = None
         violated_at: int | None = None
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             self._follower.sync()
             markers = self._log.applied() if any(request.applied for request in batch) else {}
             unit = UnitOfWork(self._cache, batch[-1].server_time)
@@ -87,6 +87,7 @@ class Recorder:
                 unit.discard()
                 self._cache.forget_absent()
                 conflict = error
+                back_off(attempt)
                 continue
             except RuleViolation:
                 # A cached aggregate may have met a fresher one mid-request: try once more on

@@ -220,6 +220,14 @@ def _open_postgres(url: str, parsed: sa.URL, create: bool) -> Store:
     return Store(url, _application(env, create), engine, is_postgres=True, schema=schema, env=env)
 
 
+def postgres_connection(store: Store, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    """A raw psycopg connection to the store's database, in its schema (the ledger's own write and hot reads)."""
+    url = store.engine.url
+    return psycopg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, dbname=url.database or "postgres",
+                           user=url.username or "postgres", password=url.password or "",
+                           options=f"-csearch_path={store.schema}", autocommit=autocommit)
+
+
 def _application(env: dict[str, str], create: bool) -> EventStoreApp:
     # The ledger's own settings win over stray environment variables of the process.
     return EventStoreApp(env={**env, "CREATE_TABLE": "y" if create else "n", "IS_SNAPSHOTTING_ENABLED": "n"})

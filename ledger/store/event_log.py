@@ -10,8 +10,6 @@ decoded), and the timelines straight from the store's (originator_id, version) i
 from __future__ import annotations
 
 import heapq
-import sqlite3
-import threading
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 from uuid import UUID
@@ -20,7 +18,8 @@ import sqlalchemy as sa
 
 from ledger.domain.model import Device
 from ledger.domain.timeline import Timeline
-from ledger.store.database import Store, canonical_topic, decode_event, decode_state, sqlite_pragmas
+from ledger.store.database import Store, canonical_topic, decode_event, decode_state
+from ledger.store.direct import DirectReads
 from ledger.store.writer import APPLIED, RECEIPTS
 
 #: (position, original amplitude ID, the event's stored fields): one tracked event as readers see it.
@@ -106,16 +105,10 @@ class EventLog:
             f"SELECT {position}, originator_id FROM {table} "
             f"WHERE {position} > :start AND {position} <= :stop ORDER BY {position} LIMIT :limit"
         )
-        self._latest = sa.text(f"SELECT MAX({position}) FROM {table}")
-        # "Has anything been written?" is asked before every request and query; on SQLite a
-        # plain connection answers it in microseconds, SQLAlchemy's pool in a hundred.
-        self._latest_sql = f"SELECT MAX(rowid) FROM {table}"
-        self._sqlite: sqlite3.Connection | None = None
-        if not store.is_postgres:
-            self._sqlite = sqlite3.connect(store.engine.url.database or "", isolation_level=None,
-                                           check_same_thread=False)
-            sqlite_pragmas(self._sqlite, None)
-        self._sqlite_lock = threading.Lock()
+        # "Has anything been written?" is asked before every request and query: one statement
+        # on a connection of its own, not a checkout of SQLAlchemy's pool (`ledger.store.direct`).
+        self._latest_sql = f"SELECT MAX({position}) FROM {table}"
+        self._direct = DirectReads(store)
 
     def _param(self, originator_id: UUID) -> Any:
         return originator_id if self._is_postgres else originator_id.hex
@@ -125,33 +118,26 @@ class EventLog:
 
     def latest(self) -> int:
         """The position of the last stored event (0 for an empty ledger)."""
-        if self._sqlite is not None:
-            with self._sqlite_lock:
-                return self._sqlite.execute(self._latest_sql).fetchone()[0] or 0
-        with self.engine.connect() as connection:
-            return connection.execute(self._latest).scalar() or 0
+        return int(self._direct.rows(self._latest_sql)[0][0] or 0)
 
     def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
+        self._direct.close()
 
     def _select_in(self, sql: str, values: list[Any]) -> list[Any]:
-        """Rows of `sql` whose `{in}` matches any of `values`, straight on the driver.
+        """Rows of `sql` whose `{in}` matches any of `values`, on the direct connection.
 
         SQLAlchemy's expanding parameters cost more than the query itself for the few
-        values a request asks about. SQLite: `IN (?, ...)` in chunks on the raw
-        connection; PostgreSQL: `= ANY(%s)`, the whole list as one array parameter.
+        values a request asks about. SQLite: `IN (?, ...)` in chunks; PostgreSQL:
+        `= ANY(%s)`, the whole list as one array parameter.
         """
         if not values:
             return []
-        if self._sqlite is None:
-            with self.engine.connect() as connection:
-                return list(connection.exec_driver_sql(sql.format(**{"in": "= ANY(%s)"}), (values,)))
+        if self._is_postgres:
+            return self._direct.rows(sql.format(**{"in": "= ANY(%s)"}), (values,))
         rows: list[Any] = []
-        with self._sqlite_lock:
-            for start in range(0, len(values), IN_CHUNK):
-                chunk = values[start:start + IN_CHUNK]
-                rows += self._sqlite.execute(sql.format(**{"in": f"IN ({', '.join('?' * len(chunk))})"}), chunk)
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start:start + IN_CHUNK]
+            rows += self._direct.rows(sql.format(**{"in": f"IN ({', '.join('?' * len(chunk))})"}), chunk)
         return rows
 
     def events_by_aggregate(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Any]]:
