@@ -13,7 +13,9 @@ connection) are not part of it: the floor is what any code writing these rows mu
 
 `python -m benchmarks` reports it at 1000 events/request; for SDK-sized requests
 from concurrent clients (group commit decides the transactions), run
-`python -m benchmarks.floor --size 10 --threads 4`.
+`python -m benchmarks.floor --size 10 --threads 4`. That command also prints what a target
+ratio against the raw limit (`--target`) leaves the code per event, beside what the rules
+alone ask of any code per event (`rules_minimum`: validation and duplicate keys).
 """
 
 from __future__ import annotations
@@ -30,14 +32,18 @@ from typing import Any, Iterator
 from benchmarks.baselines import raw_insert
 from benchmarks.databases import SQLiteDatabases
 from benchmarks.measure import Run, Series
-from benchmarks.workload import Workload, requests
+from benchmarks.workload import Event, Workload, requests
 from ledger import IdentityLedger
+from ledger.domain.calls import accept
+from ledger.domain.keys import SECRET_BYTES, Keys
 from ledger.domain.timeline import Timeline
 from ledger.store.writer import RECEIPTS
 from projections import tables
 
 #: One committed transaction: the `Transaction` calls it made, in order, with their arguments.
 Transaction = list[tuple[str, tuple[Any, ...]]]
+#: The first "call" of a transaction the ledger pipelined (PostgreSQL), so the replay does too.
+PIPELINED = "pipelined"
 
 
 class _RecordingTransaction:
@@ -85,9 +91,9 @@ class _RecordingWriter:
         self._committed = committed
 
     @contextmanager
-    def transaction(self) -> Iterator[_RecordingTransaction]:
-        calls: Transaction = []
-        with self._writer.transaction() as tx:
+    def transaction(self, pipelined: bool = False) -> Iterator[_RecordingTransaction]:
+        calls: Transaction = [(PIPELINED, ())] if pipelined else []
+        with self._writer.transaction(pipelined) as tx:
             yield _RecordingTransaction(tx, calls)
         self._committed.append(calls)  # reached only once the commit succeeded
 
@@ -134,13 +140,34 @@ def replay(url: str, committed: list[Transaction], events: int, without: frozens
         writer = ledger._recorder._writer  # noqa: SLF001
         started = time.perf_counter()
         for calls in committed:
-            with writer.transaction() as tx:
-                for name, args in calls:
+            pipelined = bool(calls) and calls[0][0] == PIPELINED
+            with writer.transaction(pipelined) as tx:
+                for name, args in calls[pipelined:]:
                     kept = _without(name, args, without) if without else args
                     if kept is not None:
                         getattr(tx, name)(*kept)
         seconds = time.perf_counter() - started
     return Run(events, seconds)
+
+
+def rules_minimum(events: list[Event], size: int) -> dict[str, Run]:
+    """What the rules make every implementation pay per event that a raw append does not, measured alone.
+
+    Validating the request contract (`accept`) and deriving each call's duplicate key under a
+    ledger secret (`Keys.receipt`). The raw append encodes the event and derives a stream ID
+    too, so neither is counted. Items are events; one run each (`main` repeats them).
+    """
+    batches = list(requests(events, size))
+    started = time.perf_counter()
+    calls = [call for batch in batches for call in accept(batch, server_time=0).calls]
+    validated = time.perf_counter() - started
+    receipt = Keys(bytes(SECRET_BYTES)).receipt
+    started = time.perf_counter()
+    for call in calls:
+        if call.insert_id is not None:
+            receipt(call.device_id, call.insert_id)
+    keyed = time.perf_counter() - started
+    return {"validation": Run(len(events), validated), "duplicate key": Run(len(events), keyed)}
 
 
 def main() -> None:
@@ -151,12 +178,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="client threads sharing the ledger")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--breakdown", action="store_true", help="also replay without each part of the shape")
+    parser.add_argument("--target", type=float, default=0.5, metavar="RATIO",
+                        help="the ledger/raw ratio wanted; prints what it leaves the code per event (default 0.5)")
     args = parser.parse_args()
     from benchmarks import ledger_runs  # not at the top: ledger_runs records through this module
 
     events = list(Workload().events(args.events))
     ledger, floor, raw = Series("ledger"), Series("storage floor"), Series("raw, 1000 rows/transaction")
     parts = {part: Series(f"floor without {part}") for part in (PARTS if args.breakdown else ())}
+    minimum = {name: Series(name) for name in ("validation", "duplicate key")}
     with tempfile.TemporaryDirectory(prefix="ledger-floor-") as scratch:
         databases = SQLiteDatabases(Path(scratch))
         for repeat in range(1, args.repeats + 1):
@@ -167,6 +197,8 @@ def main() -> None:
             for index, (part, series) in enumerate(parts.items()):
                 series.add(replay(databases.ledger_url(f"part{index}_r{repeat}"), writes, len(events), PARTS[part]))
             raw.add(raw_insert(databases.raw_table(f"raw_r{repeat}"), requests(events, 1000)))
+            for name, run in rules_minimum(events, args.size).items():
+                minimum[name].add(run)
             print(f"repeat {repeat}: {len(writes)} commits, {len(events) / len(writes):.0f} events each",
                   file=sys.stderr, flush=True)
     print(f"SQLite, {args.events:,} events, {args.size}/request, {args.threads} threads; medians of {args.repeats}:")
@@ -174,6 +206,11 @@ def main() -> None:
         print(f"  {series.name:<28} {series.median:>10,.0f} events/s   runs {[round(r.rate) for r in series.runs]}")
     print(f"  ledger/floor {ledger.median / floor.median:.2f}x, floor/raw {floor.median / raw.median:.2f}x, "
           f"ledger/raw {ledger.median / raw.median:.2f}x")
+    left = 1e6 / (args.target * raw.median) - 1e6 / floor.median
+    print(f"A ledger at {args.target}x raw leaves its code {left:.1f} µs/event beyond the storage floor "
+          f"(it takes {1e6 / ledger.median - 1e6 / floor.median:.1f}). Of that, the rules alone ask for:")
+    for name, series in minimum.items():
+        print(f"  {name:<28} {1e6 / series.median:>8.1f} µs/event")
     if parts:
         print("What each part of the shape costs (share of the floor's time, from medians):")
         for part, series in parts.items():

@@ -21,7 +21,7 @@ from ledger.following import LogFollower
 from ledger.store import settings
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import Conflict, Transaction, Writer, back_off
+from ledger.store.writer import COPY_FROM, Conflict, Transaction, Writer, back_off
 from projections.collection import collection_paused
 from projections.runner import ProjectionRunner
 
@@ -120,7 +120,7 @@ class Recorder:
 
         Raises `Conflict` (nothing stored; the caller discards the unit and resolves again).
         """
-        with self._writer.transaction() as tx:
+        with self._writer.transaction(pipelined=len(unit.events) < COPY_FROM) as tx:
             self._check_forgets(tx)
             also(tx)
             facts = unit.commit(tx)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from benchmarks import ledger_runs
 from benchmarks.compare import Plan, compare
 from benchmarks.databases import SQLiteDatabases
-from benchmarks.floor import PARTS, Transaction, replay
+from benchmarks.floor import PARTS, Transaction, replay, rules_minimum
 from benchmarks.report import markdown, targets
 from benchmarks.scaling import rate_drops
 from benchmarks.suite import QUICK, notes
@@ -137,3 +137,10 @@ def test_a_failed_size_is_reported_not_judged() -> None:
     assert found["peak RSS, ingest and rebuild at 100 events"].met is None
     assert found["ingest rate drop between the two largest sizes"].met is None
     assert "replay failed: boom" in markdown(results)
+
+
+def test_the_rules_minimum_times_validation_and_duplicate_keys_of_every_event() -> None:
+    events = list(Workload().events(300))
+    minimum = rules_minimum(events, 100)
+    assert set(minimum) == {"validation", "duplicate key"}
+    assert all(run.items == 300 and run.seconds > 0 for run in minimum.values())

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator, Sequence
 from uuid import UUID
 
@@ -62,14 +62,16 @@ def back_off(attempt: int) -> None:
 class Transaction:
     """One open write transaction: statements use `?` placeholders on both backends."""
 
-    def __init__(self, cursor: Any, postgres: bool, events_table: str) -> None:
+    def __init__(self, cursor: Any, postgres: bool, events_table: str, pipeline: psycopg.Pipeline | None = None) -> None:
         self._cursor = cursor
         self.postgres = postgres
         self._events = events_table
+        self._pipeline = pipeline
         #: Appended to a SELECT that must lock the rows it reads (PostgreSQL; SQLite holds the database).
         self.locking = " FOR UPDATE" if postgres else ""
-        #: Bulk inserts by `COPY` on PostgreSQL (its `executemany` costs a round of Python per row).
-        self.copy: CopySink | None = self._copy if postgres else None
+        #: Bulk inserts by `COPY` on PostgreSQL (its `executemany` costs a round of Python per row);
+        #: not in a pipelined transaction, where COPY is not allowed (and its rows are few).
+        self.copy: CopySink | None = self._copy if postgres and pipeline is None else None
 
     def _copy(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         copy_rows(self._cursor, table, columns, rows)
@@ -78,7 +80,10 @@ class Transaction:
         return sql.replace("?", "%s") if self.postgres else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; its rows if it returns any. Pipelined, only a query waits for the server."""
         self._cursor.execute(self._sql(sql), params)
+        if self._pipeline is not None:
+            return self._cursor.fetchall() if _returns_rows(sql) else []
         return self._cursor.fetchall() if self._cursor.description else []
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -86,7 +91,9 @@ class Transaction:
             self._cursor.executemany(self._sql(sql), rows)
 
     def changed(self) -> int:
-        """Rows changed by the last statement."""
+        """Rows changed by the last statement (pipelined: once the server has answered everything sent)."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
         return int(self._cursor.rowcount)
 
     def insert_events(self, rows: list[Row]) -> list[int]:
@@ -99,7 +106,7 @@ class Transaction:
                                      [(row[0].hex, row[1], row[2], row[3]) for row in rows])
             last = self._cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
             return list(range(last - len(rows) + 1, last + 1))
-        if len(rows) >= COPY_FROM:
+        if len(rows) >= COPY_FROM and self.copy is not None:
             copy_rows(self._cursor, self._events, _COLUMNS, rows)
             # Under the table lock nobody else draws from the sequence: the rows hold the last len(rows) IDs.
             self._cursor.execute(f"SELECT MAX(notification_id) FROM {self._events}")
@@ -126,6 +133,11 @@ class Transaction:
         self.execute(f"UPDATE {APPLIED} SET sequence = ? WHERE stream = ? AND sequence = ?", (sequence, stream, stored))
         if self.changed() != 1:
             raise Conflict(f"another writer applied {stream!r} meanwhile")
+
+
+def _returns_rows(sql: str) -> bool:
+    """Whether a statement answers with rows (a query, or a write with RETURNING)."""
+    return sql.lstrip()[:6].upper() == "SELECT" or " RETURNING " in sql.upper()
 
 
 _WRITE_TABLES = (
@@ -181,17 +193,23 @@ class Writer:
                 tx.execute(statement.format(blob=blob, clustered=clustered))
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """Commit everything done in the block, or nothing; a taken key raises `Conflict`."""
+    def transaction(self, pipelined: bool = False) -> Iterator[Transaction]:
+        """Commit everything done in the block, or nothing; a taken key raises `Conflict`.
+
+        `pipelined` (PostgreSQL; for a few rows, as COPY is not allowed): statements are sent
+        without waiting for each answer, only queries and row counts wait, so a request's dozen
+        statements cost a few round trips, not a dozen.
+        """
         connection = self._connection
         cursor = connection.cursor()
         try:
-            if self._postgres:
-                cursor.execute(f"LOCK TABLE {self._events} IN EXCLUSIVE MODE")
-            else:
-                cursor.execute("BEGIN IMMEDIATE")
-            yield Transaction(cursor, self._postgres, self._events)
-            connection.commit() if self._postgres else cursor.execute("COMMIT")
+            with connection.pipeline() if pipelined and self._postgres else nullcontext() as pipeline:
+                if self._postgres:
+                    cursor.execute(f"LOCK TABLE {self._events} IN EXCLUSIVE MODE")
+                else:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield Transaction(cursor, self._postgres, self._events, pipeline)
+                connection.commit() if self._postgres else cursor.execute("COMMIT")
         except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as error:
             connection.rollback()
             raise Conflict(str(error)) from error
