@@ -62,7 +62,8 @@ def back_off(attempt: int) -> None:
 class Transaction:
     """One open write transaction: statements use `?` placeholders on both backends."""
 
-    def __init__(self, cursor: Any, postgres: bool, events_table: str, pipeline: psycopg.Pipeline | None = None) -> None:
+    def __init__(self, cursor: Any, postgres: bool, events_table: str,
+                 pipeline: psycopg.Pipeline | None = None) -> None:
         self._cursor = cursor
         self.postgres = postgres
         self._events = events_table
