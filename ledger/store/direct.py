@@ -32,16 +32,16 @@ class DirectReads:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
-            for attempt in (1, 2):
-                if self._connection is None:
-                    self._connection = self._connect()
-                try:
-                    return list(self._connection.execute(sql, params).fetchall())
-                except psycopg.OperationalError:
-                    self._close()
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
+            try:
+                return self._rows(sql, params)
+            except psycopg.OperationalError:
+                self._close()  # the server dropped the connection: once more, on a new one
+                return self._rows(sql, params)
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if self._connection is None:
+            self._connection = self._connect()
+        return list(self._connection.execute(sql, params).fetchall())
 
     def _connect(self) -> Any:
         if self._store.is_postgres:
