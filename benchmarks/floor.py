@@ -142,7 +142,7 @@ def replay(url: str, committed: list[Transaction], events: int, without: frozens
         for calls in committed:
             pipelined = bool(calls) and calls[0][0] == PIPELINED
             with writer.transaction(pipelined) as tx:
-                for name, args in calls[pipelined:]:
+                for name, args in (calls[1:] if pipelined else calls):
                     kept = _without(name, args, without) if without else args
                     if kept is not None:
                         getattr(tx, name)(*kept)
