@@ -21,10 +21,10 @@ from ledger.domain.properties import PropertyLimitExceeded
 from ledger.domain.reresolution import Regrouping, StoredCall, regroup
 from ledger.errors import ConflictRetriesExhausted, CorrectionRefused
 from ledger.following import LogFollower
-from ledger.recording import MAX_ATTEMPTS, Recorder
+from ledger.recording import MAX_ATTEMPTS, Recorder, back_off
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import Conflict, Transaction, back_off
+from ledger.store.writer import Conflict, Transaction
 from projections import component
 from projections.models import Correction as CorrectionAnswer
 from projections.models import CorrectionChanges

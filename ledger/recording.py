@@ -8,6 +8,8 @@ fresh state, up to `MAX_ATTEMPTS` times.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,11 +23,24 @@ from ledger.following import LogFollower
 from ledger.store import settings
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import COPY_FROM, Conflict, Transaction, Writer, back_off
+from ledger.store.writer import COPY_FROM, Conflict, Transaction, Writer
 from projections.collection import collection_paused
 from projections.runner import ProjectionRunner
 
 MAX_ATTEMPTS = 20
+#: The longest and the first waits after a conflict (`back_off`).
+BACK_OFF_MAX_S = 0.05
+BACK_OFF_FIRST_S = 0.001
+
+
+def back_off(attempt: int) -> None:
+    """Wait a random moment, growing with each conflict, before resolving again.
+
+    Two writers that resolve side by side fall into step: the one that commits first
+    starts its next request while the other resolves again, and wins again. Jitter
+    breaks the step; the first retry waits at most a millisecond.
+    """
+    time.sleep(random.uniform(0, min(BACK_OFF_MAX_S, BACK_OFF_FIRST_S * 2 ** attempt)))
 
 
 class IngestReport(msgspec.Struct, frozen=True, kw_only=True):

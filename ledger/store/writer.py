@@ -18,9 +18,7 @@ position into ONE transaction (see docs/architecture.md for the measurements).
 
 from __future__ import annotations
 
-import random
 import sqlite3
-import time
 from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator, Sequence
 from uuid import UUID
@@ -37,9 +35,6 @@ Row = tuple[UUID, int, str, bytes]
 #: From this many rows on, PostgreSQL gets them by COPY (2.4x the multi-row INSERT at 1000 rows;
 #: slower for a handful: see `python -m benchmarks.postgres_insert`).
 COPY_FROM = 100
-#: The longest and the first waits after a conflict (`back_off`).
-BACK_OFF_MAX_S = 0.05
-BACK_OFF_FIRST_S = 0.001
 RECEIPTS = "ledger_receipts"
 _COLUMNS = ("originator_id", "originator_version", "topic", "state")
 APPLIED = "ledger_applied"
@@ -47,16 +42,6 @@ APPLIED = "ledger_applied"
 
 class Conflict(Exception):
     """Another writer got there first (a version or a receipt is taken): resolve again on fresh state."""
-
-
-def back_off(attempt: int) -> None:
-    """Wait a random moment, growing with each conflict, before resolving again.
-
-    Two writers that resolve side by side fall into step: the one that commits first
-    starts its next request while the other resolves again, and wins again. Jitter
-    breaks the step; the first retry waits at most a millisecond.
-    """
-    time.sleep(random.uniform(0, min(BACK_OFF_MAX_S, BACK_OFF_FIRST_S * 2 ** attempt)))
 
 
 class Transaction:
