@@ -19,9 +19,9 @@ from ledger.domain.calls import IDENTIFY, NUL, Call
 from ledger.domain.model import AmplitudeIdentity, Correction, Device, User, amendment_fields, identity_key
 from ledger.domain.properties import PropertyLimitExceeded
 from ledger.domain.reresolution import Regrouping, StoredCall, regroup
-from ledger.errors import ConflictRetriesExhausted, CorrectionRefused
+from ledger.errors import CorrectionRefused
 from ledger.following import LogFollower
-from ledger.recording import MAX_ATTEMPTS, Recorder, back_off
+from ledger.recording import Recorder, in_fresh_units
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
 from ledger.store.writer import Conflict, Transaction
@@ -67,35 +67,25 @@ class Corrector:
         check_argument("user_id", user_id, MAX_USER_ID)
         check_argument("reason", reason, MAX_REASON)
         check_argument("requester", requester, MAX_REQUESTER)
-        conflict: Conflict | None = None
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt(unit: UnitOfWork) -> CorrectionAnswer:
             seen = self._follower.sync()
             amplitude_id, calls, retracted = self._read(user_id, seen)
             try:
                 regrouping = regroup(calls, retracted, user_id)
             except PropertyLimitExceeded as error:
                 raise CorrectionRefused.property_limits(user_id, str(error)) from error
-            unit = UnitOfWork(self._cache, server_time)
-            try:
-                changes = _record(unit, regrouping, user_id, amplitude_id, reason, requester, server_time)
+            changes = _record(unit, regrouping, user_id, amplitude_id, reason, requester, server_time)
 
-                def still_at(tx: Transaction) -> None:
-                    if tx.latest() != seen:  # a call stored meanwhile may belong to these people
-                        raise Conflict("the log moved while the correction was planned")
+            def still_at(tx: Transaction) -> None:
+                if tx.latest() != seen:  # a call stored meanwhile may belong to these people
+                    raise Conflict("the log moved while the correction was planned")
 
-                self._recorder.commit(unit, still_at)
-            except Conflict as error:
-                unit.discard()
-                self._cache.forget_absent()
-                conflict = error
-                back_off(attempt)
-                continue
-            except BaseException:
-                unit.discard()
-                raise
+            self._recorder.commit(unit, still_at)
             return CorrectionAnswer(position=unit.span[0], user_id=user_id, amplitude_id=amplitude_id, reason=reason,
                                     requester=requester, server_time=server_time, changes=changes)
-        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
+
+        return in_fresh_units(self._cache, server_time, attempt)
 
     def _read(self, user_id: str, seen: int) -> tuple[int, list[StoredCall], set[str]]:
         """The amplitude ID `user_id` is bound to, the calls of everyone it touches, the user IDs retracted."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import msgspec
 
@@ -31,6 +31,7 @@ MAX_ATTEMPTS = 20
 #: The longest and the first waits after a conflict (`back_off`).
 BACK_OFF_MAX_S = 0.05
 BACK_OFF_FIRST_S = 0.001
+T = TypeVar("T")
 
 
 def back_off(attempt: int) -> None:
@@ -41,6 +42,29 @@ def back_off(attempt: int) -> None:
     breaks the step; the first retry waits at most a millisecond.
     """
     time.sleep(random.uniform(0, min(BACK_OFF_MAX_S, BACK_OFF_FIRST_S * 2 ** attempt)))
+
+
+def in_fresh_units(cache: AggregateCache, server_time: int, work: Callable[[UnitOfWork], T]) -> T:
+    """Run `work` on a fresh unit of work until it stores without a conflict, up to `MAX_ATTEMPTS` times.
+
+    Another writer may win a race: the store refuses a stale version or a taken key
+    (`Conflict`), and nothing is stored. The unit is discarded and `work` runs again on fresh
+    state, after a back-off. Any other error discards the unit and is raised.
+    """
+    conflict: Conflict | None = None
+    for attempt in range(MAX_ATTEMPTS):
+        unit = UnitOfWork(cache, server_time)
+        try:
+            return work(unit)
+        except Conflict as error:
+            unit.discard()
+            cache.forget_absent()
+            conflict = error
+            back_off(attempt)
+        except BaseException:
+            unit.discard()
+            raise
+    raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
 
 
 class IngestReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,46 +105,34 @@ class Recorder:
             return self._store(batch)
 
     def _store(self, batch: list[Request]) -> list[IngestReport]:
-        conflict: Conflict | None = None
         violated_at: int | None = None
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt(unit: UnitOfWork) -> list[IngestReport]:
+            nonlocal violated_at
             self._follower.sync()
             markers = self._log.applied() if any(request.applied for request in batch) else {}
-            unit = UnitOfWork(self._cache, batch[-1].server_time)
             warnings: list[list[IngestWarning]] = [list(request.accepted.warnings) for request in batch]
             try:
                 duplicates, marks = self._resolve(batch, unit, markers, warnings)
-
-                def mark(tx: Transaction) -> None:
-                    for stream, sequence in marks.items():
-                        tx.mark_applied(stream, sequence, markers.get(stream))
-
-                self.commit(unit, mark)
-            except Conflict as error:
-                # Another writer won a race: the store refused a stale version or a taken key.
-                # Resolve again on fresh state.
-                unit.discard()
-                self._cache.forget_absent()
-                conflict = error
-                back_off(attempt)
-                continue
             except RuleViolation:
                 # A cached aggregate may have met a fresher one mid-request: try once more on
                 # reloaded state. Broken again with no other write in between, it is a bug: raise it.
-                unit.discard()
-                self._cache.forget_absent()
                 if violated_at == self._follower.seen:
                     raise
                 violated_at = self._follower.seen
-                continue
-            except BaseException:
-                unit.discard()
-                raise
+                raise Conflict("a rule broke on cached state: resolve again on reloaded state") from None
+
+            def mark(tx: Transaction) -> None:
+                for stream, sequence in marks.items():
+                    tx.mark_applied(stream, sequence, markers.get(stream))
+
+            self.commit(unit, mark)
             return [IngestReport(ingested=len(request.accepted.calls) - dropped, duplicates=dropped,
                                  position=self._follower.seen, server_time=request.server_time,
                                  warnings=sorted(found, key=lambda warning: warning.index))
                     for request, dropped, found in zip(batch, duplicates, warnings)]
-        raise ConflictRetriesExhausted(f"gave up after {MAX_ATTEMPTS} conflicting attempts") from conflict
+
+        return in_fresh_units(self._cache, batch[-1].server_time, attempt)
 
     def _check_forgets(self, tx: Transaction) -> None:
         """A deletion job that ran since this batch was resolved may have erased what it read: resolve again."""
