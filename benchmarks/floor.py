@@ -60,8 +60,11 @@ class _RecordingTransaction:
         self._calls.append((name, args))
         return getattr(self._tx, name)(*args)
 
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        return self._call("execute", sql, params)
+    def execute(self, sql: str, params: Any = ()) -> None:
+        self._call("execute", sql, params)
+
+    def query(self, sql: str, params: Any = ()) -> Any:
+        return self._call("query", sql, params)
 
     def executemany(self, sql: str, rows: list[Any]) -> None:
         self._call("executemany", sql, rows)
@@ -127,7 +130,7 @@ def _without(name: str, args: tuple[Any, ...], parts: frozenset[str]) -> tuple[A
         return (rows,) if rows else None
     if name == "copy":
         return None if args[0] in parts else args
-    found = _TABLE.search(args[0]) if name in ("execute", "executemany") else None
+    found = _TABLE.search(args[0]) if name in ("execute", "query", "executemany") else None
     return None if found and found.group(1) in parts else args
 
 

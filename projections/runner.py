@@ -54,7 +54,9 @@ class WriteTransaction(Protocol):
     #: Bulk inserts (PostgreSQL's `COPY`), or None where `executemany` is as fast.
     copy: CopySink | None
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
 
@@ -95,7 +97,7 @@ class ProjectionRunner:
 
         Only if the projections stand right before it (else a later catch-up does it); False then.
         """
-        [(current,)] = tx.execute(f"SELECT position FROM {t.positions.name} WHERE name = ?{tx.locking}", (NAME,))
+        [(current,)] = tx.query(f"SELECT position FROM {t.positions.name} WHERE name = ?{tx.locking}", (NAME,))
         if current != first - 1:
             return False
         projector = Projector(tx.copy)

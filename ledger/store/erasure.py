@@ -70,7 +70,7 @@ class Eraser:
         return stream if self._postgres else stream.hex
 
     def rows(self, stream: UUID) -> list[StoredRow]:
-        return [(row[0], row[1], row[2], bytes(row[3])) for row in self._tx.execute(
+        return [(row[0], row[1], row[2], bytes(row[3])) for row in self._tx.query(
             f"SELECT {self._position}, originator_version, topic, state FROM {self._table} "
             "WHERE originator_id = ? ORDER BY originator_version", (self._id(stream),))]
 
@@ -162,7 +162,7 @@ class Eraser:
         """On a retired amplitude ID's Timeline streams, delete the calls now attributed to forgotten people."""
         for kind in (Timeline.Tracked, Timeline.Identified):
             rows = self.rows(Timeline.stream(kind, retired))
-            owners = dict(self._tx.execute(
+            owners = dict(self._tx.query(
                 f"SELECT position, amplitude_id FROM {t.reattributed.name} WHERE position IN "
                 f"({', '.join('?' * len(rows))})", [row[0] for row in rows])) if rows else {}
             doomed = [row for row in rows if owners.get(row[0], retired) in forgotten]

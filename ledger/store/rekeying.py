@@ -27,7 +27,7 @@ def rekey(tx: Transaction, keys: Keys, postgres: bool, events_table: str) -> int
         return stream if postgres else stream.hex
 
     topics = [*_FIRST_EVENTS, *("ledger.domain:" + topic for topic in _FIRST_EVENTS)]
-    rows = tx.execute(f"SELECT originator_id, topic, state FROM {events_table} WHERE originator_version = 1 "
+    rows = tx.query(f"SELECT originator_id, topic, state FROM {events_table} WHERE originator_version = 1 "
                       f"AND topic IN ({', '.join('?' * len(topics))})", topics)
     moved = 0
     for originator_id, topic, state in rows:
@@ -46,7 +46,7 @@ def _rekey_receipts(tx: Transaction, keys: Keys, events_table: str) -> None:
     """Every receipt key, recomputed from the timelines' (device ID, insert_id) pairs."""
     topics = (Timeline.Tracked.TOPIC, Timeline.Identified.TOPIC)
     pairs = {(fields["device_id"], fields["insert_id"]) for fields in (
-        decode_state(topic, bytes(state)) for topic, state in tx.execute(
+        decode_state(topic, bytes(state)) for topic, state in tx.query(
             f"SELECT topic, state FROM {events_table} WHERE topic IN (?, ?)", topics))
         if fields["insert_id"] is not None}
     tx.executemany(f"UPDATE {RECEIPTS} SET key = ? WHERE key = ?",

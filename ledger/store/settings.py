@@ -30,7 +30,7 @@ def store(connection: sa.Connection, name: str, value: str) -> None:
 
 def forgets_in(tx: Any) -> int:
     """How many deletion jobs have run, read in the writer's open transaction."""
-    rows = tx.execute(_READ, (FORGETS,))
+    rows = tx.query(_READ, (FORGETS,))
     return int(rows[0][0]) if rows else 0
 
 

@@ -65,12 +65,14 @@ class Transaction:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement; its rows if it returns any. Pipelined, only a query waits for the server."""
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement that returns no rows. Pipelined, it does not wait for the server."""
         self._cursor.execute(self._sql(sql), params)
-        if self._pipeline is not None:
-            return self._cursor.fetchall() if _returns_rows(sql) else []
-        return self._cursor.fetchall() if self._cursor.description else []
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows (pipelined: waits for them)."""
+        self._cursor.execute(self._sql(sql), params)
+        return list(self._cursor.fetchall())
 
     def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -109,7 +111,7 @@ class Transaction:
     def latest(self) -> int:
         """The log's last position, as this transaction sees it (under the write lock: final)."""
         position = "notification_id" if self.postgres else "rowid"
-        return int(self.execute(f"SELECT MAX({position}) FROM {self._events}")[0][0] or 0)
+        return int(self.query(f"SELECT MAX({position}) FROM {self._events}")[0][0] or 0)
 
     def mark_applied(self, stream: str, sequence: int, stored: int | None) -> None:
         """Store `sequence` as the last message applied from `stream`; `stored` is the one read before."""
@@ -119,11 +121,6 @@ class Transaction:
         self.execute(f"UPDATE {APPLIED} SET sequence = ? WHERE stream = ? AND sequence = ?", (sequence, stream, stored))
         if self.changed() != 1:
             raise Conflict(f"another writer applied {stream!r} meanwhile")
-
-
-def _returns_rows(sql: str) -> bool:
-    """Whether a statement answers with rows (a query, or a write with RETURNING)."""
-    return sql.lstrip()[:6].upper() == "SELECT" or " RETURNING " in sql.upper()
 
 
 _WRITE_TABLES = (
@@ -142,7 +139,7 @@ def _cluster_receipts(tx: Transaction) -> None:
     The rows are copied as they are, in the open transaction: the duplicate rule keeps every
     receipt, and an older release reading the table sees the same columns.
     """
-    found = tx.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (RECEIPTS,))
+    found = tx.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (RECEIPTS,))
     if not found or "WITHOUT ROWID" in found[0][0].upper():
         return
     tx.execute(f"ALTER TABLE {RECEIPTS} RENAME TO {RECEIPTS}_rowid")

@@ -69,7 +69,7 @@ def test_row_counts_and_query_answers_are_exact_mid_transaction(writer: Writer, 
         assert tx.changed() == 2
         tx.execute(f"UPDATE {APPLIED} SET sequence = ? WHERE stream = ?", (3, "nobody"))
         assert tx.changed() == 0
-        assert tx.execute(f"SELECT stream FROM {APPLIED} WHERE sequence = ? ORDER BY stream", (2,)) == [("a",), ("b",)]
+        assert tx.query(f"SELECT stream FROM {APPLIED} WHERE sequence = ? ORDER BY stream", (2,)) == [("a",), ("b",)]
 
 
 def test_direct_reads_see_another_connection_commit_at_once(store: Store, writer: Writer) -> None:
