@@ -1,6 +1,6 @@
 """The storage floor: the ledger's own write transactions, replayed with nothing between them.
 
-While the ledger ingests, every call its write transactions make (`Transaction.execute`,
+While the ledger ingests, every call its write transactions make (`Transaction.execute`, `query`,
 `executemany`, `insert_events`, `copy`, with their arguments) is recorded, one list per
 committed transaction. Replaying those lists, transaction by transaction, into a fresh
 ledger of the same schema costs exactly the storage work the ledger's shape demands (log
