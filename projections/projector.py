@@ -8,8 +8,10 @@ are buffered per statement and sent as one `executemany` each, inserts first, th
 updates in order of first use. That order is equivalent to applying the facts one by
 one because an update only touches rows inserted before it, updates of different
 statements set different columns, and each statement sets one column by one key, so only
-its last row per key is sent (the last write wins). On PostgreSQL, large inserts go by
-`COPY` (`CopySink`): psycopg's `executemany` costs a round of Python per row. Tracked events are not projected: the log's own index is the
+its last row per key is sent (the last write wins). On PostgreSQL, where psycopg's
+`executemany` costs a round of Python and a message per row, large inserts go by `COPY`
+(`CopySink`) and each update statement goes as ONE `UPDATE ... FROM unnest(arrays)`
+(`Update.over_arrays`). Tracked events are not projected: the log's own index is the
 timeline (0.1.0's tracked events only get their position indexed).
 """
 
@@ -19,12 +21,15 @@ from typing import Any, Callable
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from projections import tables as t
 
 _json = msgspec.json.Encoder()
 #: Runs one statement (`?` placeholders) for each row.
 Sink = Callable[[str, list[tuple[Any, ...]]], None]
+#: Runs one statement (`?` placeholders) once, with these parameters.
+Execute = Callable[[str, tuple[Any, ...]], None]
 #: Appends rows to a table in bulk: (table name, column names, rows in that column order).
 CopySink = Callable[[str, tuple[str, ...], list[tuple[Any, ...]]], None]
 #: From this many rows on, an insert goes to the `CopySink` if there is one.
@@ -46,20 +51,43 @@ _INSERT = {table.name: _insert_sql(table) for table in t.PROJECTION_TABLES}
 #: What `COPY` needs of each insert statement: its table's name and columns.
 _COPY = {_INSERT[table.name]: (table.name, tuple(column.name for column in table.columns))
          for table in t.PROJECTION_TABLES}
-_MOVE_POINTER = f"UPDATE {t.devices.name} SET pointer = ? WHERE device_id = ?"
-_RECORD_USER_ID = f"UPDATE {t.identities.name} SET user_id = ? WHERE amplitude_id = ?"
-_SET_PROPERTIES = f"UPDATE {t.identities.name} SET user_properties = ? WHERE amplitude_id = ?"
-_MARK_MERGED = f"UPDATE {t.identities.name} SET merged_into = ? WHERE amplitude_id = ?"
-_REATTRIBUTE = f"UPDATE {t.reattributed.name} SET amplitude_id = ? WHERE position = ?"
+
+
+class Update:
+    """`UPDATE table SET column = ? WHERE key = ?`, for rows of (value, key)."""
+
+    __slots__ = ("one_row", "over_arrays")
+
+    def __init__(self, table: sa.Table, column: str, key: str) -> None:
+        self.one_row = f"UPDATE {table.name} SET {column} = ? WHERE {key} = ?"
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        value_type, key_type = (table.c[name].type.compile(dialect=dialect) for name in (column, key))
+        #: The same for every row at once, given (values, keys) as two PostgreSQL arrays.
+        self.over_arrays = (f"UPDATE {table.name} AS target SET {column} = source.value "
+                            f"FROM unnest(?::{value_type}[], ?::{key_type}[]) AS source(value, key) "
+                            f"WHERE target.{key} = source.key")
+
+
+_MOVE_POINTER = Update(t.devices, "pointer", "device_id")
+#: user_id is unique: rows must go in log order when one releases a user ID another takes.
+_RECORD_USER_ID = Update(t.identities, "user_id", "amplitude_id")
+_SET_PROPERTIES = Update(t.identities, "user_properties", "amplitude_id")
+_MARK_MERGED = Update(t.identities, "merged_into", "amplitude_id")
+_REATTRIBUTE = Update(t.reattributed, "amplitude_id", "position")
 
 
 class Projector:
-    """Buffers the writes for a page of facts; `flush` sends them (large inserts to `copy`, if given)."""
+    """Buffers the writes for a page of facts; `flush` sends them.
 
-    def __init__(self, copy: CopySink | None = None) -> None:
+    `copy`: large inserts go there (PostgreSQL outside a pipeline). `arrays`: updates go as one
+    statement over arrays (PostgreSQL).
+    """
+
+    def __init__(self, copy: CopySink | None = None, *, arrays: bool = False) -> None:
         self._copy = copy
+        self._arrays = arrays
         self._inserts: dict[str, list[tuple[Any, ...]]] = {}
-        self._updates: dict[str, list[tuple[Any, ...]]] = {}
+        self._updates: dict[Update, list[tuple[Any, ...]]] = {}
         self._handlers: dict[str, Callable[[int, Fields], None]] = {
             "Identity.Created": self._identity_created,
             "User.Bound": self._user_bound,
@@ -84,19 +112,25 @@ class Projector:
         if handler is not None:
             handler(position, fields)
 
-    def flush(self, sink: Sink) -> None:
+    def flush(self, sink: Sink, execute: Execute) -> None:
         for statement, rows in self._inserts.items():
             if self._copy is not None and len(rows) >= COPY_FROM:
                 self._copy(*_COPY[statement], rows)
             else:
                 sink(statement, rows)
-        for statement, rows in self._updates.items():
-            sink(statement, list({row[-1]: row for row in rows}.values()))  # the last row per key
+        for update, rows in self._updates.items():
+            last = list({row[-1]: row for row in rows}.values())  # the last row per key
+            # A user ID released (None) may be taken by another row of the same statement: in order, then.
+            if self._arrays and len(last) > 1 and not (update is _RECORD_USER_ID and any(row[0] is None for row in last)):
+                values, keys = zip(*last)
+                execute(update.over_arrays, (list(values), list(keys)))
+            else:
+                sink(update.one_row, last)
         self._inserts.clear()
         self._updates.clear()
 
-    def _update(self, statement: str, row: tuple[Any, ...]) -> None:
-        self._updates.setdefault(statement, []).append(row)
+    def _update(self, update: Update, row: tuple[Any, ...]) -> None:
+        self._updates.setdefault(update, []).append(row)
 
     def _insert(self, table: sa.Table, row: tuple[Any, ...]) -> None:
         """`row` lists the values in the table's column order (see projections.tables)."""

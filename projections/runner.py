@@ -51,6 +51,8 @@ class WriteTransaction(Protocol):
     """The ledger's open write transaction (`?` placeholders), for projecting a request in its own commit."""
 
     locking: str
+    #: PostgreSQL (updates of many rows go as one statement over arrays).
+    postgres: bool
     #: Bulk inserts (PostgreSQL's `COPY`), or None where `executemany` is as fast.
     copy: CopySink | None
 
@@ -100,10 +102,10 @@ class ProjectionRunner:
         [(current,)] = tx.query(f"SELECT position FROM {t.positions.name} WHERE name = ?{tx.locking}", (NAME,))
         if current != first - 1:
             return False
-        projector = Projector(tx.copy)
+        projector = Projector(tx.copy, arrays=tx.postgres)
         for fact in facts:
             projector.apply(*fact)
-        projector.flush(tx.executemany)
+        projector.flush(tx.executemany, tx.execute)
         tx.execute(f"UPDATE {t.positions.name} SET position = ? WHERE name = ?", (last, NAME))
         return True
 
@@ -145,14 +147,18 @@ class ProjectionRunner:
         def write(sql: str, rows: list[tuple[Any, ...]]) -> None:
             connection.exec_driver_sql(_for_driver(sql, connection), rows)
 
+        def execute(sql: str, params: tuple[Any, ...]) -> None:
+            connection.exec_driver_sql(_for_driver(sql, connection), params)
+
         def copy(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
             with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                 copy_rows(cursor, table, columns, rows)
 
-        projector = Projector(copy if connection.dialect.name == "postgresql" else None)
+        postgres = connection.dialect.name == "postgresql"
+        projector = Projector(copy if postgres else None, arrays=postgres)
         for fact in facts:
             projector.apply(*fact)
-        projector.flush(write)
+        projector.flush(write, execute)
         _set_position(connection, reached)
 
     def rebuild(self, stop: int, progress: ProgressCallback | None = None) -> int:

@@ -122,13 +122,13 @@ def crash_on_flush(monkeypatch: pytest.MonkeyPatch, *, after: int) -> None:
     original = projector_module.Projector.flush
     calls = {"n": 0}
 
-    def flaky(self: projector_module.Projector, sink: Any) -> None:
+    def flaky(self: projector_module.Projector, sink: Any, execute: Any) -> None:
         calls["n"] += 1
         if calls["n"] == after:
             statement, rows = next(iter(self._inserts.items()))
             sink(statement, rows)  # part is written
             raise Crash("power cut")  # ... then the process dies
-        original(self, sink)
+        original(self, sink, execute)
 
     monkeypatch.setattr(projector_module.Projector, "flush", flaky)
 
