@@ -90,8 +90,7 @@ class ProjectionRunner:
         with self.engine.begin() as connection:
             _create_secondary_indexes(connection)  # a rebuild interrupted before it made them again
             if connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == NAME)).first() is None:
-                connection.execute(t.positions.insert(), [{"name": NAME, "position": 0},
-                                                          {"name": SCHEMA, "position": t.SCHEMA_VERSION}])
+                _start_positions(connection)
             return _position(connection)
 
     def apply_in(self, tx: WriteTransaction, facts: list[Fact], first: int, last: int) -> bool:
@@ -170,10 +169,8 @@ class ProjectionRunner:
         """
         with self.engine.begin() as connection:
             _drop_tables(connection)
-        self.position = self._create_tables()
-        with self.engine.begin() as connection:
-            for index in _secondary_indexes():
-                connection.execute(sa.schema.DropIndex(index))
+            _create_empty_tables(connection)
+        self.position = 0
         finished: list[Progress] = []  # reported once the indexes exist: on a large log they take a while
         started = time.perf_counter()
         position = self.catch_up(stop, None if progress is None else _holding_back_the_end(progress, finished))
@@ -198,6 +195,21 @@ def _secondary_indexes() -> list[sa.Index]:
     """The projection tables' indexes that no uniqueness rests on (queries use them, replay does not)."""
     return [index for table in t.metadata.sorted_tables for index in sorted(table.indexes, key=lambda i: str(i.name))
             if not index.unique]
+
+
+def _create_empty_tables(connection: sa.Connection) -> None:
+    """Every table with its keys and unique indexes, at position 0; no secondary index (a rebuild makes them last)."""
+    for table in t.metadata.sorted_tables:
+        connection.execute(sa.schema.CreateTable(table))
+        for index in table.indexes:
+            if index.unique:
+                connection.execute(sa.schema.CreateIndex(index))
+    _start_positions(connection)
+
+
+def _start_positions(connection: sa.Connection) -> None:
+    connection.execute(t.positions.insert(), [{"name": NAME, "position": 0},
+                                              {"name": SCHEMA, "position": t.SCHEMA_VERSION}])
 
 
 def _create_secondary_indexes(connection: sa.Connection) -> None:
