@@ -56,10 +56,12 @@ _COPY = {_INSERT[table.name]: (table.name, tuple(column.name for column in table
 class Update:
     """`UPDATE table SET column = ? WHERE key = ?`, for rows of (value, key)."""
 
-    __slots__ = ("one_row", "over_arrays")
+    __slots__ = ("one_row", "over_arrays", "unique")
 
     def __init__(self, table: sa.Table, column: str, key: str) -> None:
         self.one_row = f"UPDATE {table.name} SET {column} = ? WHERE {key} = ?"
+        #: A unique column's value is handed on only after a row released it (set it to None).
+        self.unique = bool(table.c[column].unique)
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         value_type, key_type = (table.c[name].type.compile(dialect=dialect) for name in (column, key))
         #: The same for every row at once, given (values, keys) as two PostgreSQL arrays.
@@ -69,11 +71,15 @@ class Update:
 
 
 _MOVE_POINTER = Update(t.devices, "pointer", "device_id")
-#: user_id is unique: rows must go in log order when one releases a user ID another takes.
 _RECORD_USER_ID = Update(t.identities, "user_id", "amplitude_id")
 _SET_PROPERTIES = Update(t.identities, "user_properties", "amplitude_id")
 _MARK_MERGED = Update(t.identities, "merged_into", "amplitude_id")
 _REATTRIBUTE = Update(t.reattributed, "amplitude_id", "position")
+
+
+def _releases(rows: list[tuple[Any, ...]]) -> bool:
+    """Whether a row frees its value, which a later row may take: one statement promises no order."""
+    return any(row[0] is None for row in rows)
 
 
 class Projector:
@@ -120,8 +126,7 @@ class Projector:
                 sink(statement, rows)
         for update, rows in self._updates.items():
             last = list({row[-1]: row for row in rows}.values())  # the last row per key
-            # A user ID released (None) may be taken by another row of the same statement: in order, then.
-            if self._arrays and len(last) > 1 and not (update is _RECORD_USER_ID and any(row[0] is None for row in last)):
+            if self._arrays and len(last) > 1 and not (update.unique and _releases(last)):
                 values, keys = zip(*last)
                 execute(update.over_arrays, (list(values), list(keys)))
             else:
