@@ -24,7 +24,7 @@ from ledger.following import LogFollower
 from ledger.recording import Recorder, in_fresh_units
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
-from ledger.store.writer import Conflict, Transaction
+from ledger.store.writer import Transaction
 from projections import component
 from projections.models import Correction as CorrectionAnswer
 from projections.models import CorrectionChanges
@@ -69,19 +69,23 @@ class Corrector:
         check_argument("requester", requester, MAX_REQUESTER)
 
         def attempt(unit: UnitOfWork) -> CorrectionAnswer:
-            seen = self._follower.sync()
-            amplitude_id, calls, retracted = self._read(user_id, seen)
-            try:
-                regrouping = regroup(calls, retracted, user_id)
-            except PropertyLimitExceeded as error:
-                raise CorrectionRefused.property_limits(user_id, str(error)) from error
-            changes = _record(unit, regrouping, user_id, amplitude_id, reason, requester, server_time)
+            self._follower.sync()  # the projections catch up here, outside the write turn
+            planned: list[tuple[int, CorrectionChanges]] = []
 
-            def still_at(tx: Transaction) -> None:
-                if tx.latest() != seen:  # a call stored meanwhile may belong to these people
-                    raise Conflict("the log moved while the correction was planned")
+            def plan(tx: Transaction) -> None:
+                """Plan in the writer's turn: a call stored meanwhile (by any process) could belong to these
+                people, so nobody stores one until the correction is stored (docs/corrections.md)."""
+                seen = self._recorder.follow_in(tx)
+                amplitude_id, calls, retracted = self._read(user_id, seen)
+                try:
+                    regrouping = regroup(calls, retracted, user_id)
+                except PropertyLimitExceeded as error:
+                    raise CorrectionRefused.property_limits(user_id, str(error)) from error
+                planned.append((amplitude_id, _record(unit, regrouping, user_id, amplitude_id, reason, requester,
+                                                      server_time)))
 
-            self._recorder.commit(unit, still_at)
+            self._recorder.commit(unit, plan, pipelined=False)
+            amplitude_id, changes = planned[0]
             return CorrectionAnswer(position=unit.span[0], user_id=user_id, amplitude_id=amplitude_id, reason=reason,
                                     requester=requester, server_time=server_time, changes=changes)
 

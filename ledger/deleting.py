@@ -188,9 +188,10 @@ class Deletions:
     def _erase(self, job: DeletionJob) -> tuple[Erased, int, int]:
         server_time = self._clock()
         with self._writer.transaction() as tx:
+            end = tx.latest()
             erased = Eraser(tx, self._cache.keys, self._postgres, self._events).erase(job.staging(), job.day)
             job.ran(job.staging(), erased.amplitude_ids, server_time, _timestamp(server_time))
-            facts, first, last = self._insert(tx, job)
+            facts, first, last = self._insert(tx, job, after=end)
             erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted, erased.unbound)
             if not self._runner.apply_in(tx, facts, first, last):
                 raise Conflict("the projections are behind the log: catch up first")
@@ -215,14 +216,15 @@ class Deletions:
             return
         raise ConflictRetriesExhausted(f"gave up storing the deletion job of {day} after {MAX_ATTEMPTS} attempts")
 
-    def _insert(self, tx: Transaction, job: DeletionJob) -> tuple[list[Fact], int, int]:
-        """Append the job's pending events; returns them as facts for the read side, and their positions."""
+    def _insert(self, tx: Transaction, job: DeletionJob, after: int = 0) -> tuple[list[Fact], int, int]:
+        """Append the job's pending events (past `after`, the log's end before an erasure); returns them
+        as facts for the read side, and their positions."""
         events = job.collect_events()
         rows: list[Row] = []
         for event in events:
             stored = _mapper.to_stored_event(event)
             rows.append((cast(UUID, stored.originator_id), stored.originator_version, stored.topic, stored.state))
-        positions = tx.insert_events(rows)
+        positions = tx.insert_events(rows, after)
         facts = [(position, row[2], event.__dict__) for position, row, event in zip(positions, rows, events)]
         return facts, positions[0], positions[-1]
 

@@ -142,12 +142,27 @@ class Recorder:
             self._cache.clear()
             raise Conflict("a deletion job ran meanwhile")
 
-    def commit(self, unit: UnitOfWork, also: Callable[[Transaction], None]) -> None:
+    def follow_in(self, tx: Transaction) -> int:
+        """Follow the log to its end from inside a write transaction; returns the position.
+
+        The transaction holds the database's write lock: this is the writer's turn, and nothing
+        is stored by anyone until it ends, so an operator action planned in it (a correction)
+        cannot be overtaken by ingest from another process. Raises `Conflict` if the projections
+        are behind the log: they catch up in transactions of their own, outside the turn.
+        """
+        if not self._runner.stands_at(tx, tx.latest()):
+            raise Conflict("the projections are behind the log: catch up before taking the turn")
+        return self._follower.sync()
+
+    def commit(self, unit: UnitOfWork, also: Callable[[Transaction], None], *, pipelined: bool | None = None) -> None:
         """Store the unit's events, their projection and whatever `also` writes, in ONE transaction.
 
-        Raises `Conflict` (nothing stored; the caller discards the unit and resolves again).
+        `also` runs first, under the write lock: it may also record the unit's events (see
+        `follow_in`). Raises `Conflict` (nothing stored; the caller discards the unit and resolves again).
         """
-        with self._writer.transaction(pipelined=len(unit.events) < COPY_FROM) as tx:
+        if pipelined is None:
+            pipelined = len(unit.events) < COPY_FROM
+        with self._writer.transaction(pipelined=pipelined) as tx:
             self._check_forgets(tx)
             also(tx)
             facts = unit.commit(tx)

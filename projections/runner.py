@@ -108,6 +108,14 @@ class ProjectionRunner:
         tx.execute(f"UPDATE {t.positions.name} SET position = ? WHERE name = ?", (last, NAME))
         return True
 
+    def stands_at(self, tx: WriteTransaction, position: int) -> bool:
+        """Whether the committed projections stand at `position` (then this runner does too), read in `tx`."""
+        [(current,)] = tx.query(f"SELECT position FROM {t.positions.name} WHERE name = ?", (NAME,))
+        if current != position:
+            return False
+        self.position = position
+        return True
+
     def moved_to(self, position: int) -> None:
         """The write transaction that projected up to `position` is committed."""
         self.position = position

@@ -84,12 +84,23 @@ class Transaction:
             self._pipeline.sync()
         return int(self._cursor.rowcount)
 
-    def insert_events(self, rows: list[Row]) -> list[int]:
-        """Append rows to the log; returns their positions, in order."""
+    def insert_events(self, rows: list[Row], after: int = 0) -> list[int]:
+        """Append rows to the log; returns their positions, in order, all past `after`.
+
+        `after`: the log's end before this transaction erased rows. SQLite gives a new row the
+        largest rowid plus one, so once the last rows are erased their positions would be handed
+        out again (a follower that saw them skips the new rows, the projections refuse them);
+        PostgreSQL's sequence never goes back.
+        """
         if not rows:
             return []
         columns = ", ".join(_COLUMNS)
         if not self.postgres:
+            if after > self.latest():
+                self._cursor.executemany(f"INSERT INTO {self._events} (rowid, {columns}) VALUES (?, ?, ?, ?, ?)",
+                                         [(after + number, row[0].hex, row[1], row[2], row[3])
+                                          for number, row in enumerate(rows, 1)])
+                return list(range(after + 1, after + len(rows) + 1))
             self._cursor.executemany(f"INSERT INTO {self._events} ({columns}) VALUES (?, ?, ?, ?)",
                                      [(row[0].hex, row[1], row[2], row[3]) for row in rows])
             last = self._cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
