@@ -11,6 +11,10 @@ When the writer has caught up, every event in the ledger is counted per request:
 - lost: a request answered 200 with an event missing;
 - twice: an event stored more than once;
 - partly: a request with some events stored and some not.
+
+The `correction` kind kills nothing: it is the second-writer trial (`benchmarks.second_writer`),
+a component of `--component` calls retracted by `ledger retract` from a second process while
+a direct `ledger serve` ingests steadily; it must finish every time, with nothing lost.
 """
 
 from __future__ import annotations
@@ -28,18 +32,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.buffered_processes import API_KEY, Deployment
+from benchmarks.second_writer import run_corrections
 
 REQUEST_EVENTS = 5
 SENDERS = 4
 DEVICES = 300
-KINDS = ("serve", "writer", "nats")
+KINDS = ("serve", "writer", "nats", "correction")
 
 
 class Senders:
     """Client threads sending marked requests, retrying each until some server answers 200."""
 
-    def __init__(self, ports: list[int], seed: int) -> None:
+    def __init__(self, ports: list[int], seed: int, pause_s: float = 0.0) -> None:
         self.ports = ports
+        self.pause_s = pause_s
         self.acked: set[int] = set()
         self.retries = 0
         self._ids = itertools.count()
@@ -73,6 +79,7 @@ class Senders:
                 if self._post(connections, port, body):
                     with self._lock:
                         self.acked.add(request)
+                    self._stop.wait(self.pause_s)
                     break
                 with self._lock:
                     self.retries += 1
@@ -112,7 +119,7 @@ def _wait_applying(deployment: Deployment, port: int) -> None:
 
 
 def count_events(db: str) -> Counter[tuple[int, int]]:
-    """How many times each (request, index) event is in the ledger."""
+    """How many times each (request, index) event is in the ledger (events without the marks are not counted)."""
     from ledger import IdentityLedger
 
     seen: Counter[tuple[int, int]] = Counter()
@@ -120,7 +127,8 @@ def count_events(db: str) -> Counter[tuple[int, int]]:
         after = 0
         while page := ledger.events(after=after, limit=10_000):
             for event in page:
-                seen[(event.event_properties["request"], event.event_properties["index"])] += 1
+                if "request" in event.event_properties:
+                    seen[(event.event_properties["request"], event.event_properties["index"])] += 1
             after = page[-1].position
     return seen
 
@@ -168,18 +176,39 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="faults per kind (default %(default)s)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="which targets (default %(default)s)")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--component", type=int, default=20_000, help="calls of each component retracted in "
+                        "the correction trial (default %(default)s)")
+    parser.add_argument("--correction-trials", type=int, default=5, help="retractions under load (default "
+                        "%(default)s)")
+    parser.add_argument("--correction-db", metavar="URL", help="the correction trial's database (default: SQLite "
+                        "in a scratch directory)")
     args = parser.parse_args()
     results = []
+    corrections = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as scratch:
         for kind in args.kinds.split(","):
+            if kind == "correction":
+                corrections.append(run_corrections(args.correction_trials, args.component, Path(scratch),
+                                                   args.correction_db))
+                print(corrections[-1], flush=True)
+                continue
             results.append(run_kind(kind, args.trials, args.seed, Path(scratch)))
             print(results[-1], flush=True)
-    print(f"\n(python -m benchmarks.faults --trials {args.trials} --seed {args.seed})\n")
-    print("| killed (SIGKILL, restarted) | trials | requests answered 200 | stored | lost | applied twice | partly "
-          "| client retries |\n|---|---|---|---|---|---|---|---|")
+    print(f"\n(python -m benchmarks.faults --trials {args.trials} --seed {args.seed} --component {args.component} "
+          f"--correction-trials {args.correction_trials})\n")
+    if results:
+        print("| killed (SIGKILL, restarted) | trials | requests answered 200 | stored | lost | applied twice | partly "
+              "| client retries |\n|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['kind']} | {r['trials']} | {r['requests_acknowledged']:,} | {r['requests_stored']:,} | "
               f"{r['lost']} | {r['applied_twice']} | {r['partly']} | {r['client_retries']:,} |")
+    if corrections:
+        print("\n| second writer: `ledger retract` of | trials | median s under load | s idle | ratio | requests "
+              "answered 200 | lost | applied twice | partly |\n|---|---|---|---|---|---|---|---|---|")
+    for r in corrections:
+        print(f"| {r['component_calls']:,} calls | {r['trials']} | {r['seconds_median_under_load']} | "
+              f"{r['seconds_idle']} | {r['ratio']} | {r['requests_acknowledged']:,} | {r['lost']} | "
+              f"{r['applied_twice']} | {r['partly']} |")
 
 
 if __name__ == "__main__":
