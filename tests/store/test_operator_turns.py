@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from ledger import IdentityLedger
+from tests.cli_helpers import ledger
 from tests.helpers import Clock, event
 
 #: The component a bad user ID glued together: this many devices, each with `CALLS_PER_DEVICE` calls.
@@ -151,3 +152,25 @@ def test_a_job_that_erases_the_end_of_the_log_runs_and_positions_never_go_back(
     lg.ingest([event("someone-else")])
     assert lg.position > before + 1
     assert lg.is_forgotten(1) and lg.resolve(device_id="someone-else") is not None
+
+
+def test_the_operator_commands_finish_beside_a_running_server(
+        open_ledger: Callable[..., IdentityLedger], new_url: Callable[[], str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger retract` and `ledger forget --now` exit 0 while another process (the server) keeps ingesting."""
+    url = new_url()
+    server = open_ledger(url)
+    glued_component(server)
+    server.identify([{"user_id": f"victim-{n}", "device_id": f"victim-{n}-device"} for n in range(3)])
+    sending = ["victim-0-device"]
+    with SteadyIngest(server, sending) as ingest:
+        retracted = ledger(capsys, "retract", "--db", url, "--user-id", "bad-user", "--reason", "shared account")
+        assert retracted.code == 0, retracted.err
+        for number in range(3):
+            sending[0] = f"victim-{number}-device"
+            forgotten = ledger(capsys, "forget", "--db", url, "--user-id", f"victim-{number}", "--requester", "dpo",
+                               "--now")
+            assert forgotten.code == 0, forgotten.err
+    assert not ingest.failures
+    stored_exactly_once(server, ingest.acknowledged)
+    assert server.resolve(device_id="glued-device-0") != server.resolve(device_id="glued-device-1")
