@@ -96,7 +96,7 @@ class Transaction:
             return []
         columns = ", ".join(_COLUMNS)
         if not self.postgres:
-            if after > self.latest():
+            if after and after > self.latest():
                 self._cursor.executemany(f"INSERT INTO {self._events} (rowid, {columns}) VALUES (?, ?, ?, ?, ?)",
                                          [(after + number, row[0].hex, row[1], row[2], row[3])
                                           for number, row in enumerate(rows, 1)])
