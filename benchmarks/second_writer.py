@@ -51,10 +51,12 @@ def build_components(db: str, count: int, calls: int) -> None:
 
 
 def retract(db: str, number: int) -> float:
-    """`ledger retract` in a process of its own; returns its seconds (raises if it failed)."""
+    """`ledger retract` in a process of its own; returns its seconds (raises, saying why, if it failed)."""
     started = time.perf_counter()
-    subprocess.run([*LEDGER, "retract", "--db", db, "--user-id", bad_user_id(number), "--reason", "trial",
-                    "--requester", "benchmarks.second_writer", "--json"], check=True, capture_output=True)
+    done = subprocess.run([*LEDGER, "retract", "--db", db, "--user-id", bad_user_id(number), "--reason", "trial",
+                           "--requester", "benchmarks.second_writer", "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ledger retract exited {done.returncode}: {done.stderr.strip()}")
     return time.perf_counter() - started
 
 
