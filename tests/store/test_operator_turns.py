@@ -2,8 +2,9 @@
 
 A correction of a large component and `forget --now` take the ledger's write turn (the
 database's write lock) for their whole plan, so a writer that keeps storing requests meanwhile
-waits instead of invalidating the plan over and over. Two IdentityLedger objects have their own
-caches and connections, exactly like two processes; a thread keeps the first one ingesting.
+waits instead of invalidating the plan over and over; a job that erases the log's last rows
+never hands their positions out again. Two IdentityLedger objects have their own caches and
+connections, exactly like two processes; a thread keeps the first one ingesting.
 """
 
 from __future__ import annotations
