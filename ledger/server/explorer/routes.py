@@ -1,6 +1,7 @@
 """The explorer's routes: search, figures, person pages, each at any past position (`?as_of=`).
 
-Same HTTP Basic credentials as the query API (a browser is challenged for them). Every
+Same HTTP Basic credentials as the query API, challenged in a realm of its own (`ledger explorer`)
+so that a browser never offers the explorer's cached credentials to the API (docs/privacy.md). Every
 problem a visitor can cause (unknown ID, bad parameter, unknown path) gets an HTML page with
 its status, never a traceback. Templates escape every value (Jinja2 autoescape), and the
 Content-Security-Policy allows no script at all, so a hostile ID can only ever show as text.
@@ -35,7 +36,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-CHALLENGE = {"WWW-Authenticate": 'Basic realm="ledger"'}
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="ledger explorer"'}
 STYLESHEET = (files(__package__) / "static" / "explorer.css").read_bytes()
 
 
