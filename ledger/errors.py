@@ -76,6 +76,10 @@ class CrossSiteRequest(InvalidRequest):
         return cls(403, {"code": 403, "error": f"Cross-site request refused: {reason}"})
 
 
+class ReadAbandoned(LedgerError):
+    """A long read stopped because whoever asked for it went away (an HTTP client hung up)."""
+
+
 class LedgerNotFound(LedgerError):
     """Opened with `create=False` where no ledger was ever written."""
 

@@ -22,7 +22,7 @@ from ledger.server.cross_site import CrossSiteGuard, checked_trusted_origins
 from ledger.server.deletions_api import deletion_routes
 from ledger.server.credentials import ServerConfigError
 from ledger.deleting import RUN_DUE_EVERY
-from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
+from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced, ReadAbandoned
 from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
@@ -77,6 +77,7 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
             ConflictRetriesExhausted: _busy,
             BufferUnavailable: _busy,
             LedgerFileReplaced: _replaced,
+            ReadAbandoned: _abandoned,
             Exception: _failed,
         },
     )
@@ -131,6 +132,11 @@ async def _replaced(_: Request, error: Exception) -> Response:
     """The database file was deleted or replaced under the server: permanent until an operator acts."""
     log.error("%s", error)
     return reply({"code": 500, "error": str(error)}, 500)
+
+
+async def _abandoned(_: Request, __: Exception) -> Response:
+    """The client hung up and its read was stopped: nobody reads this (499, as nginx logs it)."""
+    return reply({"code": 499, "error": "Client closed the request"}, 499)
 
 
 async def _failed(_: Request, __: Exception) -> Response:
