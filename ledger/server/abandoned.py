@@ -39,7 +39,7 @@ async def while_connected(request: Request, work: Callable[[threading.Event], T]
         watching.start_soon(watch)
         try:
             done.append(await run_in_threadpool(work, cancelled))
-        except Exception as error:  # raised below as it is: a task group would wrap it in a group
+        except Exception as error:  # noqa: BLE001 - raised below as it is: a task group would wrap it in a group
             failed.append(error)
         watching.cancel_scope.cancel()
     if failed:
