@@ -20,7 +20,7 @@ from ledger.domain.deletions import DeletionJob
 from ledger.errors import ConflictRetriesExhausted, DeletionRefused
 from ledger.following import LogFollower
 from ledger.recording import MAX_ATTEMPTS, Recorder
-from ledger.store import settings
+from ledger.store import scratch, settings
 from ledger.store.database import MsgspecMapper, Store
 from ledger.store.erasure import Erased, Eraser
 from ledger.store.event_log import EventLog
@@ -182,6 +182,7 @@ class Deletions:
                 self._follower.stored(first, last)
                 self._runner.moved_to(last)
                 tables = [self._events, RECEIPTS, *(table.name for table in t.PROJECTION_TABLES)]
+                scratch.remove_stale()  # copies a crash left behind may hold the people just forgotten
                 return JobRun(job.day, erased.amplitude_ids, self._writer.reclaim(tables))
         raise ConflictRetriesExhausted(f"gave up running the deletion job of {day} after {MAX_ATTEMPTS} attempts")
 

@@ -68,6 +68,18 @@ class InvalidRequest(LedgerError):
         return self
 
 
+class CrossSiteRequest(InvalidRequest):
+    """A state-changing request a browser sent for a page of another site (CSRF): a 403, nothing stored."""
+
+    @classmethod
+    def because(cls, reason: str) -> CrossSiteRequest:
+        return cls(403, {"code": 403, "error": f"Cross-site request refused: {reason}"})
+
+
+class ReadAbandoned(LedgerError):
+    """A long read stopped because whoever asked for it went away (an HTTP client hung up)."""
+
+
 class LedgerNotFound(LedgerError):
     """Opened with `create=False` where no ledger was ever written."""
 

@@ -9,7 +9,7 @@ once) and `projections.runner` (catch-up and rebuild). This module wires them to
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
+import shutil
 import threading
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -20,7 +20,7 @@ from ledger.correcting import Corrector
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.deleting import Deletions, JobRun
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
-from ledger.errors import LedgerError, SchemaTooNew
+from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
 from ledger.recording import IngestReport, Recorder, Request
@@ -29,12 +29,13 @@ from ledger.store import settings
 from ledger.store.event_log import EventLog
 from ledger.store.key_file import new_keys, open_keys
 from ledger.store.rekeying import rekey
+from ledger.store import scratch as scratch_copies
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
 from projections.models import Correction, Identity
 from projections.queries import ReadAPI, Reading
-from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
+from projections.runner import Progress, ProgressCallback, ProjectionRunner, ReadSideTooNew
 
 __all__ = ["IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
 
@@ -43,14 +44,21 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _until(cancelled: threading.Event) -> ProgressCallback:
+    """A replay's progress report that stops the replay once `cancelled` is set."""
+    def check(_: Progress) -> None:
+        if cancelled.is_set():
+            raise ReadAbandoned("the reader went away: the replay stopped")
+    return check
+
+
 class LedgerView(ReadAPI):
     """Read-only answers as the ledger stood at `position`, replayed into a scratch database."""
 
-    def __init__(self, engine: sa.Engine, log: EventLog, position: int,
-                 scratch: tempfile.TemporaryDirectory[str]) -> None:
+    def __init__(self, engine: sa.Engine, log: EventLog, position: int, scratch: str) -> None:
         self._state = Reading(engine, log, position)
         self.position = position
-        self._scratch: tempfile.TemporaryDirectory[str] | None = scratch
+        self._scratch: str | None = scratch
 
     def _reading(self) -> Reading:
         return self._state
@@ -59,7 +67,7 @@ class LedgerView(ReadAPI):
         """Delete the scratch database."""
         if self._scratch is not None:
             self._state.engine.dispose()
-            self._scratch.cleanup()
+            shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 
     def __enter__(self) -> LedgerView:
@@ -100,6 +108,7 @@ class IdentityLedger(ReadAPI):
                         opened.close()
                 raise
         self._runner.catch_up(self._follower.seen)
+        scratch_copies.remove_stale()  # a crashed process's as_of copies hold personal data
 
     def _open(self, dedup_window_ms: int, cache_size: int, clock: Callable[[], int], key_file: str | None) -> None:
         self._writers = WriterLock(self._store)
@@ -246,23 +255,25 @@ class IdentityLedger(ReadAPI):
 
     # -- replay --------------------------------------------------------------------
 
-    def as_of(self, position: int) -> LedgerView:
+    def as_of(self, position: int, cancelled: threading.Event | None = None) -> LedgerView:
         """A read-only view of the ledger as it stood at `position`, replayed into a scratch database.
 
         The scratch database is a temporary SQLite file holding the identity projections
         (memory stays bounded however long the log); timelines are read from the log up to
         `position`. It is deleted by the view's `close()`; use the view as a context manager.
+        Once `cancelled` is set (its reader has gone) the replay stops at the next page, deletes
+        the scratch database and raises ReadAbandoned. A crash leaves it to `scratch.remove_stale`.
         """
         if position < 0:
             raise ValueError("position must be >= 0")
         stop = min(position, self.position)
-        scratch = tempfile.TemporaryDirectory(prefix="ledger-as-of-")
-        engine = sa.create_engine(f"sqlite:///{scratch.name}/as_of.db", connect_args={"check_same_thread": False})
+        scratch = scratch_copies.new_scratch_dir()
+        engine = sa.create_engine(f"sqlite:///{scratch}/as_of.db", connect_args={"check_same_thread": False})
         try:
-            ProjectionRunner(engine, self._log.read).catch_up(stop)
+            ProjectionRunner(engine, self._log.read).catch_up(stop, None if cancelled is None else _until(cancelled))
         except BaseException:
             engine.dispose()
-            scratch.cleanup()
+            shutil.rmtree(scratch, ignore_errors=True)
             raise
         return LedgerView(engine, self._log, stop, scratch)
 

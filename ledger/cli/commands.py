@@ -163,7 +163,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError(f"the server cannot start: {error}") from error
     serve(db_url=db_url(args), host=args.host, port=args.port, api_keys=api_keys,
           secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin,
-          projects=projects, buffer=args.buffer, deletions_every=args.run_deletions_every)
+          projects=projects, buffer=args.buffer, deletions_every=args.run_deletions_every,
+          trusted_origins=args.trusted_origin)
     return OK
 
 
@@ -246,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query API (env LEDGER_SECRET_KEY)")
     sub.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                      help="a web origin whose pages may upload, e.g. https://a.example (repeatable; default any)")
+    sub.add_argument("--trusted-origin", action="append", metavar="ORIGIN",
+                     help="another web origin whose pages may delete or correct, e.g. https://admin.example "
+                          "(repeatable; default none: only the server's own)")
     sub.add_argument("--run-deletions-every", type=_number(0), default=RUN_DUE_EVERY, metavar="SECONDS",
                      help="run due deletion jobs at start and then this often (default %(default)s; 0: leave it to cron)")
     buffered.add_project_options(sub, several=True)

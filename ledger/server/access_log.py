@@ -51,19 +51,28 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 @contextmanager
 def to_stderr() -> Iterator[None]:
-    """Send access-log lines to stderr while the server runs (embedders choose their own), then stop."""
-    if log.handlers:
+    """Send access-log lines, and the server's own INFO lines (deletion jobs run), to stderr while the
+    server runs (embedders choose their own), then stop."""
+    with _lines_to_stderr(log, "%(message)s"), \
+            _lines_to_stderr(logging.getLogger("ledger.server"), "%(asctime)s %(levelname)s %(name)s: %(message)s"):
+        yield
+
+
+@contextmanager
+def _lines_to_stderr(logger: logging.Logger, layout: str) -> Iterator[None]:
+    """INFO and above of `logger` to stderr, unless the embedder already gave it a handler."""
+    if logger.handlers:
         yield
         return
     handler = _Stderr()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    level, propagate = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    handler.setFormatter(logging.Formatter(layout))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     try:
         yield
     finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-        log.propagate = propagate
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -18,10 +18,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ledger.server.cors import UploadCors, checked_origins
+from ledger.server.cross_site import CrossSiteGuard, checked_trusted_origins
 from ledger.server.deletions_api import deletion_routes
 from ledger.server.credentials import ServerConfigError
 from ledger.deleting import RUN_DUE_EVERY
-from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced
+from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced, ReadAbandoned
 from ledger.server.explorer import explorer
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
@@ -41,15 +42,18 @@ log = logging.getLogger("ledger.server")
 
 
 def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), secret_key: str = "", *,
-               cors_origins: list[str] | None = None, body_timeout: float = BODY_TIMEOUT) -> Starlette:
+               cors_origins: list[str] | None = None, body_timeout: float = BODY_TIMEOUT,
+               trusted_origins: list[str] | None = None) -> Starlette:
     """The ASGI app over open projects, or over one open ledger with its API keys and secret key;
     raises ServerConfigError without API keys or secret key.
 
-    `cors_origins` are the web origins whose pages may upload (none: any origin). The explorer
+    `cors_origins` are the web origins whose pages may upload (none: any origin); `trusted_origins`
+    the other origins whose pages may change state (deletions, corrections: `cross_site`). The explorer
     (/ui) and /metrics describe one ledger, so they are served when the app holds one project.
     """
     projects = ledger if isinstance(ledger, Projects) else Projects.single(ledger, api_keys, secret_key)
     origins = checked_origins(cors_origins)
+    trusted = checked_trusted_origins(trusted_origins)
     one_ledger: list[BaseRoute] = []
     middleware: list[Middleware] = []
     if len(projects.projects) == 1:
@@ -61,6 +65,7 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
         middleware.append(Middleware(Observed, metrics=metrics))
     uploads = ingest_routes(projects, body_timeout)
     middleware.append(Middleware(UploadCors, paths=[route.path for route in uploads], origins=origins))
+    middleware.append(Middleware(CrossSiteGuard, open_paths=[route.path for route in uploads], trusted=trusted))
     return Starlette(
         routes=[*uploads, *query_routes(projects), *deletion_routes(projects),
                 *correction_routes(projects, body_timeout), health_route(projects), *one_ledger, openapi.route()],
@@ -72,6 +77,7 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
             ConflictRetriesExhausted: _busy,
             BufferUnavailable: _busy,
             LedgerFileReplaced: _replaced,
+            ReadAbandoned: _abandoned,
             Exception: _failed,
         },
     )
@@ -79,7 +85,8 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
 
 def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: str,
           cors_origins: list[str] | None = None, *, projects: list[ProjectConfig] | None = None,
-          buffer: str | None = None, deletions_every: float = RUN_DUE_EVERY) -> None:
+          buffer: str | None = None, deletions_every: float = RUN_DUE_EVERY,
+          trusted_origins: list[str] | None = None) -> None:
     """Run the server until SIGTERM or SIGINT, then drain requests and close every ledger.
 
     Every `deletions_every` seconds (0: never) it runs each project's due deletion jobs.
@@ -90,9 +97,10 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     """
     configs = projects or one_project(api_keys, secret_key, db_url)
     checked_origins(cors_origins)
+    checked_trusted_origins(trusted_origins)
     with (lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry,
           access_log.to_stderr(), deletion_schedule(registry, deletions_every)):
-        lifecycle.run(create_app(registry, cors_origins=cors_origins), sock)
+        lifecycle.run(create_app(registry, cors_origins=cors_origins, trusted_origins=trusted_origins), sock)
 
 
 async def _refused(_: Request, error: Exception) -> Response:
@@ -124,6 +132,11 @@ async def _replaced(_: Request, error: Exception) -> Response:
     """The database file was deleted or replaced under the server: permanent until an operator acts."""
     log.error("%s", error)
     return reply({"code": 500, "error": str(error)}, 500)
+
+
+async def _abandoned(_: Request, __: Exception) -> Response:
+    """The client hung up and its read was stopped: nobody reads this (499, as nginx logs it)."""
+    return reply({"code": 499, "error": "Client closed the request"}, 499)
 
 
 async def _failed(_: Request, __: Exception) -> Response:

@@ -17,10 +17,38 @@ from ledger.server.replies import HttpError
 
 #: The secret key guards every read of who each user is: short ones are guessed.
 MIN_SECRET_LENGTH = 16
+#: Different characters a secret key needs: `aaaaaaaaaaaaaaaa` or `abababababababab` is long but guessed.
+MIN_SECRET_VARIETY = 10
+GOOD_SECRET = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class ServerConfigError(LedgerError):
     """The server was asked to start open to everyone, or unusable; the message says what to set."""
+
+
+def check_secret_strength(secret_key: str, api_keys: Iterable[str]) -> None:
+    """Refuse a secret key that holds an API key or is easy to guess, saying how to make a good one.
+
+    API keys ship inside client apps, so a secret that equals or contains one (ignoring case and
+    whitespace) is as public as they are; a short or repetitive one is guessed.
+    """
+    secret = _folded(secret_key)
+    if any(_folded(key) and _folded(key) in secret for key in api_keys):
+        raise ServerConfigError("the secret key must differ from every API key and not contain one (ignoring case and"
+                                f" spaces): API keys ship inside client apps; {GOOD_SECRET}")
+    if not secret_key.strip() or len(secret_key) < MIN_SECRET_LENGTH:
+        raise ServerConfigError(
+            f"the secret key must be at least {MIN_SECRET_LENGTH} characters and not blank: it guards the query API,"
+            f" which answers who every user is, and a short one can be guessed; {GOOD_SECRET}"
+        )
+    if len(set(secret_key)) < MIN_SECRET_VARIETY:
+        raise ServerConfigError(f"the secret key must hold at least {MIN_SECRET_VARIETY} different characters:"
+                                f" a repetitive one can be guessed; {GOOD_SECRET}")
+
+
+def _folded(text: str) -> str:
+    """`text` without whitespace, in lower case: how a key is compared with the secret."""
+    return "".join(text.split()).casefold()
 
 
 @dataclass(frozen=True)
@@ -38,13 +66,7 @@ class Credentials:
             )
         if not secret_key:
             raise ServerConfigError("no secret key configured: pass --secret-key SECRET or set LEDGER_SECRET_KEY")
-        if secret_key in keys:
-            raise ServerConfigError("the secret key must differ from every API key: API keys ship inside client apps")
-        if not secret_key.strip() or len(secret_key) < MIN_SECRET_LENGTH:
-            raise ServerConfigError(
-                f"the secret key must be at least {MIN_SECRET_LENGTH} characters and not blank: it guards the query API,"
-                " which answers who every user is, and a short one can be guessed"
-            )
+        check_secret_strength(secret_key, keys)
         return cls(keys, secret_key)
 
     def knows(self, api_key: str) -> bool:

@@ -100,6 +100,8 @@ _DELETION_REFUSALS = {
     "503": _reply("Other writers kept winning the race; retry (Retry-After: 1)", _ERROR),
 }
 _DAY = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+_CROSS_SITE = {"403": _reply("Sent by a browser for a page of another site (Origin, Sec-Fetch-Site); nothing was "
+                             "stored", _ERROR)}
 
 
 def _deletions() -> dict[str, Any]:
@@ -116,7 +118,7 @@ def _deletions() -> dict[str, Any]:
                                                                   "application/x-www-form-urlencoded": {
                                                                       "schema": body}}},
                      "responses": {"200": _reply("The job, with this request's amplitude IDs", _JOB),
-                                   **_DELETION_REFUSALS, "413": _reply("Body too large", _ERROR),
+                                   **_DELETION_REFUSALS, **_CROSS_SITE, "413": _reply("Body too large", _ERROR),
                                    "415": _reply("Wrong Content-Type or Content-Encoding", _ERROR)}},
             "get": {"summary": "The deletion jobs of a range of days (at most six months)",
                     "security": [{"basic": []}],
@@ -129,7 +131,8 @@ def _deletions() -> dict[str, Any]:
                        "security": [{"basic": []}],
                        "parameters": [_param("amplitude_id", "path", {"type": "integer", "minimum": 1},
                                              "the amplitude ID"), _param("day", "path", _DAY, "the job's day")],
-                       "responses": {"200": _reply("The job without it", _JOB), **_DELETION_REFUSALS}}},
+                       "responses": {"200": _reply("The job without it", _JOB), **_DELETION_REFUSALS,
+                                     **_CROSS_SITE}}},
     }
 
 
@@ -204,6 +207,7 @@ def document() -> dict[str, Any]:
                         "400": _reply("A bad body, or a bad user_id, reason or requester (named in `field`)",
                                       _ERROR),
                         "401": _QUERY_REFUSALS["401"],
+                        **_CROSS_SITE,
                         "404": _reply("No stored call carries this user ID", _ERROR),
                         "409": _reply("This user ID is already retracted", _ERROR),
                         "413": _reply("Body larger than 64 KiB", _ERROR),

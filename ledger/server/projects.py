@@ -13,12 +13,16 @@ project) with its own secret key and its own database; projects share nothing. T
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ledger.server.credentials import Credentials, ServerConfigError
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ledger.server.credentials import Credentials, ServerConfigError, check_secret_strength
 
 #: Project names become NATS subject and stream names: keep them to letters, digits, - and _.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -64,7 +68,45 @@ def parse_projects(document: dict[str, Any], where: str = "projects") -> list[Pr
                 raise ServerConfigError(f"{where}: API key {key!r} is in projects {owner[key]!r} and {config.name!r}; "
                                         "apps that share people are several keys of one project")
             owner[key] = config.name
+    check_apart(configs, where)
     return configs
+
+
+def check_apart(configs: list[ProjectConfig], where: str = "projects") -> None:
+    """Projects share nothing: refuse two on one database, or a secret key holding another project's API key.
+
+    Two projects on one database would read each other's people; an API key ships inside
+    client apps, so a secret key that holds any project's API key is public.
+    """
+    every_key = [key for config in configs for key in config.credentials.api_keys]
+    for config in configs:
+        try:
+            check_secret_strength(config.credentials.secret_key, every_key)
+        except ServerConfigError as error:
+            raise ServerConfigError(f"{where}: [projects.{config.name}]: {error}") from None
+    user: dict[str, str] = {}
+    for config in configs:
+        database = database_identity(config.db)
+        if database is not None and database in user:
+            raise ServerConfigError(f"{where}: projects {user[database]!r} and {config.name!r} use the same database"
+                                    f" ({database}): each project needs its own database or schema")
+        if database is not None:
+            user[database] = config.name
+
+
+def database_identity(url: str) -> str | None:
+    """What a database URL points at, however it is spelled: an SQLite file's resolved path, or a
+    PostgreSQL server, database and schema; None for a private scratch database (`sqlite://`)."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        return None  # opening it says what is wrong
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        return None if not path or path == ":memory:" else "sqlite " + os.path.realpath(path)
+    schema = parsed.query.get("schema", "public")
+    return (f"postgresql {(parsed.host or '127.0.0.1').lower()}:{parsed.port or 5432}"
+            f"/{parsed.database or 'postgres'} schema {schema}")
 
 
 def _project(name: str, entry: Any, where: str) -> ProjectConfig:

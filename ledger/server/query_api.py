@@ -1,11 +1,13 @@
 """The query API: who a user or device is, their timeline, merges, audit trail and counts.
 
 Every route needs HTTP Basic `api_key:secret_key`. `?as_of=POSITION` answers from the
-ledger as it stood at that position (replayed into a scratch database, so it costs a replay).
+ledger as it stood at that position (replayed into a scratch database, so it costs a replay,
+which stops when the client hangs up).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 from msgspec.structs import asdict
@@ -14,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ledger.server.abandoned import while_connected
 from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.server.registry import Projects
@@ -30,11 +33,11 @@ Answer = Callable[[Reader], Response]
 def query_routes(projects: Projects) -> list[Route]:
     """The read-only routes, each answering from the project of the caller's API key and secret key."""
 
-    def ask(ledger: IdentityLedger, question: Answer, as_of: int | None) -> Response:
-        """Ask the live ledger, or the ledger as it stood at `as_of`."""
+    def ask(ledger: IdentityLedger, question: Answer, as_of: int | None, cancelled: threading.Event) -> Response:
+        """Ask the live ledger, or the ledger as it stood at `as_of` (unless the client has gone)."""
         if as_of is None:
             return question(ledger)
-        with ledger.as_of(as_of) as view:
+        with ledger.as_of(as_of, cancelled) as view:
             return question(view)
 
     def route(path: str, make_question: Callable[[Request], Answer]) -> Route:
@@ -44,8 +47,8 @@ def query_routes(projects: Projects) -> list[Route]:
             ledger = projects.reading(*(basic_credentials(request) or ("", "")))
             if ledger is None:
                 raise HttpError.unauthorized()
-            question = make_question(request)
-            return await run_in_threadpool(ask, ledger, question, _as_of(request))
+            question, as_of = make_question(request), _as_of(request)
+            return await while_connected(request, lambda cancelled: ask(ledger, question, as_of, cancelled))
 
         return Route(path, endpoint, methods=["GET"])
 

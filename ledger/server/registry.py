@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 from ledger.ledger import IdentityLedger
 from ledger.server.credentials import Credentials
-from ledger.server.projects import ProjectConfig, one_project
+from ledger.server.projects import ProjectConfig, check_apart, one_project
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,10 @@ class Projects:
 
 @contextmanager
 def open_projects(configs: list[ProjectConfig], buffer: str | None = None) -> Iterator[Projects]:
-    """Open every project's database, and with `buffer` (a NATS URL) publish uploads to it."""
+    """Open every project's database, and with `buffer` (a NATS URL) publish uploads to it.
+
+    Refuses (ServerConfigError) projects that are not kept apart (`check_apart`) before opening any."""
+    check_apart(configs)
     with ExitStack() as stack:
         link = None
         if buffer is not None:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -26,6 +25,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
 
 from ledger.errors import DatabaseUnavailable, LedgerNotFound
+from ledger.store.scratch import new_scratch_dir
 
 DEFAULT_URL = "sqlite:///ledger.db"
 #: SQLite page cache per connection, in KiB (SQLite's default is 2 MB).
@@ -175,7 +175,7 @@ def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
     if not create and path and path != ":memory:" and not os.path.exists(path):
         raise LedgerNotFound(f"no ledger at {path}")
     if not path or path == ":memory:":
-        scratch_dir = tempfile.mkdtemp(prefix="ledger-")
+        scratch_dir = new_scratch_dir()  # found and removed after a crash (`ledger.store.scratch`)
         path = f"{scratch_dir}/ledger.db"
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",

@@ -125,7 +125,7 @@ def test_the_explorer_needs_the_secret_key(cases: IdentityLedger, browser: Brows
     for path in ("/ui/", "/ui/people/8", "/ui/search?q=user-David", "/ui/explorer.css"):
         response = context.request.get(path)
         assert response.status == 401
-        assert response.headers["www-authenticate"] == 'Basic realm="ledger"'
+        assert response.headers["www-authenticate"] == 'Basic realm="ledger explorer"'
         assert "user-David" not in response.text()
         tab = context.new_page()
         try:  # chromium either shows the 401 page or gives up on the credentials it holds

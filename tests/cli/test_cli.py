@@ -273,10 +273,11 @@ def test_serve_passes_its_configuration(capsys: pytest.CaptureFixture[str], monk
     assert ledger(capsys, "serve", "--db", "sqlite:///x.db", "--port", "9001").code == 0
     assert seen == {"db_url": "sqlite:///x.db", "host": "127.0.0.1", "port": 9001,
                     "api_keys": ["key-one", "key-two"], "secret_key": "s3cret", "cors_origins": None,
-                    "projects": None, "buffer": None, "deletions_every": 3600}
+                    "projects": None, "buffer": None, "deletions_every": 3600, "trusted_origins": None}
     assert ledger(capsys, "serve", "--api-key", "flag-key", "--secret-key", "flag-secret", "--run-deletions-every", "0",
-                  "--cors-origin", "https://a.example", "--cors-origin", "http://b.example:8080").code == 0
-    assert seen["deletions_every"] == 0
+                  "--cors-origin", "https://a.example", "--cors-origin", "http://b.example:8080",
+                  "--trusted-origin", "https://admin.example").code == 0
+    assert seen["deletions_every"] == 0 and seen["trusted_origins"] == ["https://admin.example"]
     assert seen["api_keys"] == ["flag-key"] and seen["secret_key"] == "flag-secret"
     assert seen["cors_origins"] == ["https://a.example", "http://b.example:8080"]
 

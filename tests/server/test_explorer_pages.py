@@ -43,7 +43,7 @@ def test_hostile_ids_and_properties_are_escaped_everywhere(lg: IdentityLedger, q
 def test_every_page_needs_an_api_key_and_the_secret_key(merged: IdentityLedger, http: httpx.Client, path: str,
                                                         auth: tuple[str, str] | None) -> None:
     reply = http.get(path, auth=auth)
-    assert reply.status_code == 401 and reply.headers["www-authenticate"] == 'Basic realm="ledger"'
+    assert reply.status_code == 401 and reply.headers["www-authenticate"] == 'Basic realm="ledger explorer"'
     assert "user-David" not in reply.text and "Sign in" in reply.text
 
 

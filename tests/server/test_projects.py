@@ -113,3 +113,33 @@ def test_explorer_and_metrics_are_served_for_one_project_only(two_projects: str,
         assert httpx.get(f"{url}/ui/", auth=("web-key-1", WEB_SECRET)).status_code == 200
         assert httpx.get(f"{url}/ui/", auth=("app-key-1", APP_SECRET)).status_code == 401
         assert "ledger_" in httpx.get(f"{url}/metrics").text
+
+
+def _two_on(web_db: str, app_db: str) -> list[ProjectConfig]:
+    return parse_projects(tomllib.loads(projects_toml(web_db, app_db)), "projects.toml")
+
+
+def test_two_projects_on_one_database_are_refused_before_anything_opens(
+        new_url: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = new_url()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    spellings = [(url, url), ("sqlite:///web.db", f"sqlite:///{tmp_path}/sub/../web.db")]
+    for web_db, app_db in spellings:
+        with pytest.raises(ServerConfigError, match="projects 'web' and 'app' use the same database"):
+            _two_on(web_db, app_db)
+    assert not (tmp_path / "web.db").exists()
+    with pytest.raises(ServerConfigError, match="use the same database"):  # the Python API checks too
+        with open_projects([ProjectConfig("web", _two_on(url, "sqlite://")[0].credentials, url),
+                            ProjectConfig("app", _two_on(url, "sqlite://")[1].credentials, url)]):
+            pass
+    assert len(_two_on("sqlite://", "sqlite://")) == 2  # private scratch databases are each their own
+
+
+def test_a_secret_key_holding_another_projects_api_key_is_refused() -> None:
+    mobile = "app-key-of-the-mobile-app-2026"
+    text = projects_toml("sqlite:///web.db", "sqlite:///app.db").replace('"app-key-2"', f'"{mobile}"')
+    parse_projects(tomllib.loads(text))
+    for secret in [mobile, f" {mobile.upper()} ", f"{WEB_SECRET}-app-key-1"]:
+        with pytest.raises(ServerConfigError, match=r"\[projects.web\]: the secret key must differ from every API key"):
+            parse_projects(tomllib.loads(text.replace(WEB_SECRET, secret, 1)), "projects.toml")

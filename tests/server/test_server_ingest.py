@@ -198,16 +198,19 @@ def test_more_than_2000_events(http: httpx.Client, lg: IdentityLedger) -> None:
     refused(lg, post(http, "/2/httpapi", upload(*[event(f"device-{i:05}") for i in range(2001)])), 413, TOO_LARGE)
 
 
-def test_an_oversized_upload_is_refused_on_its_declared_length_before_it_is_sent(url: str, lg: IdentityLedger) -> None:
+@pytest.mark.parametrize("length", ["2000000000", "1" * 19, "9" * 19])
+def test_an_oversized_upload_is_refused_on_its_declared_length_before_it_is_sent(url: str, lg: IdentityLedger,
+                                                                                  length: str) -> None:
+    """However many digits the length has: a 19-digit one used to wait 30 s for the body, then 408."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
         connection.sendall(b"POST /2/httpapi HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                           b"Content-Length: 2000000000\r\n\r\n")
+                           b"Content-Length: " + length.encode() + b"\r\n\r\n")
         answer = connection.makefile("rb")
         status = answer.readline()
         headers = dict(line.decode().lower().strip().split(": ", 1) for line in iter(answer.readline, b"\r\n"))
         body = answer.read(int(headers["content-length"]))
-    assert status.startswith(b"HTTP/1.1 413 ")
+    assert status.startswith(b"HTTP/1.1 413 "), status
     assert json.loads(body) == TOO_LARGE
     assert lg.position == 0
 
@@ -235,6 +238,30 @@ def test_an_undeclared_stream_is_read_only_up_to_the_limit(lg: IdentityLedger) -
     assert sent[0]["status"] == 413
     assert json.loads(sent[1]["body"]) == TOO_LARGE
     assert received == HTTPAPI_LIMIT // len(chunk) + 1
+
+
+@pytest.mark.parametrize(("length", "status"), [
+    ("9" * 40, 413), ("1" * 19, 413), ("abc", 400), ("-5", 400), ("1e9", 400), ("５", 400)])
+def test_any_declared_length_is_answered_at_once(lg: IdentityLedger, length: str, status: int) -> None:
+    """Whatever an ASGI server passes on (h11 refuses some itself): never a wait for a body that will not come."""
+    app = create_app(lg, [API_KEY], SECRET_KEY, body_timeout=60)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/2/httpapi", "raw_path": b"/2/httpapi", "query_string": b"",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", length.encode())],
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+             "root_path": ""}
+    anyio.run(app, scope, receive, send)
+    assert sent[0]["status"] == status
+    assert json.loads(sent[1]["body"]) == (TOO_LARGE if status == 413 else
+                                           {"code": 400, "error": "Invalid Content-Length"})
+    assert lg.position == 0
 
 
 # -- event-level refusals: every bad index per field, Amplitude's keys ------------------------

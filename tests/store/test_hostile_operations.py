@@ -173,3 +173,18 @@ def test_a_weak_secret_key_is_refused_with_the_reason(secret: str) -> None:
     with pytest.raises(ServerConfigError, match="at least 16 characters and not blank.*can be guessed"):
         Credentials.configured(["api-key-1"], secret)
     assert Credentials.configured(["api-key-1"], "sixteen-chars-ok").secret_key == "sixteen-chars-ok"
+
+
+@pytest.mark.parametrize(("secret", "complaint"), [
+    ("api-key-1 ", "must differ from every API key and not contain one"),
+    ("API-KEY-1", "must differ from every API key and not contain one"),
+    ("my-API-KEY-1-and-more-words", "must differ from every API key and not contain one"),
+    ("my api-key-1 and more words", "must differ from every API key and not contain one"),
+    ("aaaaaaaaaaaaaaaa", "at least 10 different characters"),
+    ("abababababababababababab", "at least 10 different characters"),
+])
+def test_a_secret_key_holding_an_api_key_or_repetitive_is_refused_saying_how_to_make_one(
+        secret: str, complaint: str) -> None:
+    with pytest.raises(ServerConfigError, match=complaint) as refused:
+        Credentials.configured(["api-key-1"], secret)
+    assert 'secrets.token_urlsafe(32)' in str(refused.value)

@@ -1,6 +1,7 @@
 """The explorer's routes: search, figures, person pages, each at any past position (`?as_of=`).
 
-Same HTTP Basic credentials as the query API (a browser is challenged for them). Every
+Same HTTP Basic credentials as the query API, challenged in a realm of its own (`ledger explorer`)
+so that a browser never offers the explorer's cached credentials to the API (docs/privacy.md). Every
 problem a visitor can cause (unknown ID, bad parameter, unknown path) gets an HTML page with
 its status, never a traceback. Templates escape every value (Jinja2 autoescape), and the
 Content-Security-Policy allows no script at all, so a hostile ID can only ever show as text.
@@ -8,6 +9,7 @@ Content-Security-Policy allows no script at all, so a hostile ID can only ever s
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib.resources import files
@@ -16,7 +18,6 @@ from urllib.parse import urlencode
 
 import jinja2
 import msgspec
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -24,6 +25,7 @@ from starlette.routing import Mount, Route
 from ledger.errors import InvalidRequest
 from ledger.ledger import IdentityLedger
 from ledger.server.credentials import Credentials
+from ledger.server.abandoned import while_connected
 from ledger.server.explorer import pages
 from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.server.traffic import MINUTES, meter
@@ -35,7 +37,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-CHALLENGE = {"WWW-Authenticate": 'Basic realm="ledger"'}
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="ledger explorer"'}
 STYLESHEET = (files(__package__) / "static" / "explorer.css").read_bytes()
 
 
@@ -66,15 +68,15 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
     """The explorer's pages under /ui, for callers holding an API key and the secret key."""
 
     @contextmanager
-    def reading(as_of: int | None) -> Iterator[pages.Reader]:
+    def reading(request: Request, as_of: int | None) -> Iterator[pages.Reader]:
         if as_of is None:
             yield ledger
-        else:
-            with ledger.as_of(as_of) as view:
+        else:  # a replay, stopped if the visitor leaves (the endpoint puts `cancelled` in the state)
+            with ledger.as_of(as_of, request.state.cancelled) as view:
                 yield view
 
     def home(request: Request, as_of: int | None) -> Response:
-        with reading(as_of) as read:
+        with reading(request, as_of) as read:
             figures = pages.figures(read)
         traffic = meter(ledger).per_minute() if as_of is None else []  # arrivals are news of now, not of then
         return _page(request, "home.html", as_of, figures=figures, traffic=traffic,
@@ -84,7 +86,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
         text = request.query_params.get("q", "")
         if not text:
             return RedirectResponse(_link(request, "/", as_of=as_of), 303)
-        with reading(as_of) as read:
+        with reading(request, as_of) as read:
             found = pages.matches(read, text)
         if len(found) == 1:
             return RedirectResponse(_link(request, f"/people/{found[0].amplitude_id}", as_of=as_of), 303)
@@ -93,7 +95,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
     def person(request: Request, as_of: int | None) -> Response:
         amplitude_id = _path_int(request.path_params["amplitude_id"])
         page = query_int(request, "page", default=1, low=1, high=pages.MAX_PAGE)
-        with reading(as_of) as read:
+        with reading(request, as_of) as read:
             shown = pages.person(read, amplitude_id, page)
         if shown is None:
             then = "" if as_of is None else f" at position {as_of}"
@@ -116,7 +118,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
                                                  "and the secret key (password)."), CHALLENGE)
             try:
                 as_of = _as_of(request)
-                return await run_in_threadpool(show, request, as_of)
+                return await while_connected(request, lambda cancelled: _showing(show, request, as_of, cancelled))
             except PageError as error:
                 return _error(request, error)
             except InvalidRequest as error:  # a bad query parameter
@@ -131,6 +133,12 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
         route("/explorer.css", _stylesheet),
         route("/{path:path}", unknown),
     ])
+
+
+def _showing(show: Callable[[Request, int | None], Response], request: Request, as_of: int | None,
+             cancelled: threading.Event) -> Response:
+    request.state.cancelled = cancelled
+    return show(request, as_of)
 
 
 def _stylesheet(_: Request, __: int | None) -> Response:

@@ -1,0 +1,47 @@
+"""Work for a request stops when its client goes: a long read no one waits for must not keep running.
+
+A past read (`?as_of=`) replays the log into a scratch database, which takes memory, disk and
+a worker thread for as long as the log is long. `while_connected` runs such work in a worker
+thread and watches the connection meanwhile; once the client has hung up it sets the work's
+`cancelled` event, which the replay checks between pages (it then raises `ReadAbandoned`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, TypeVar
+
+import anyio
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+#: Seconds between two looks at the connection: how long abandoned work may run on before it is told.
+POLL_EVERY = 0.25
+
+T = TypeVar("T")
+
+
+async def while_connected(request: Request, work: Callable[[threading.Event], T]) -> T:
+    """`work(cancelled)` in a worker thread; `cancelled` is set as soon as the client disconnects.
+
+    For requests whose body is read (or that have none): the watch consumes what the client sends.
+    """
+    cancelled = threading.Event()
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(POLL_EVERY)
+        cancelled.set()
+
+    done: list[T] = []
+    failed: list[Exception] = []
+    async with anyio.create_task_group() as watching:
+        watching.start_soon(watch)
+        try:
+            done.append(await run_in_threadpool(work, cancelled))
+        except Exception as error:  # noqa: BLE001 - raised below as it is: a task group would wrap it in a group
+            failed.append(error)
+        watching.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    return done[0]
