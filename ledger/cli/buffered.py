@@ -1,6 +1,7 @@
 """The command line of the multi-project, buffered deployment.
 
-`ledger apply` runs the identity writers; `ledger serve` and `ledger stats` take
+`ledger apply` runs the identity writers, `ledger erase-buffer` erases what they applied from
+the streams (after a deletion job); `ledger serve` and `ledger stats` take
 `--projects FILE` (and `--buffer URL`) through the helpers here.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 from ledger.buffer.lock import LockWaitAbandoned, writer_lock
 from ledger.buffer.publisher import applied_sequence
+from ledger.buffer.retention import erase_applied
 from ledger.buffer.stream import BufferConfig, NatsLink
 from ledger.buffer.writer import Writer
 from ledger.errors import LedgerError
@@ -66,6 +68,20 @@ def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int]:
         last = link.last_sequence(args.project)
     applied = applied_sequence(ledger, buffer.stream(args.project))
     return {"applied_sequence": applied, "stream_sequence": last, "lag": max(last - applied, 0)}
+
+
+def erase_buffer(args: argparse.Namespace) -> int:
+    """Erase what each selected project's writer has applied from its stream, and say so per project."""
+    configs = selected_projects(args)
+    if not args.buffer:
+        raise LedgerError("pass --buffer nats://HOST:PORT")
+    buffer = BufferConfig.from_url(args.buffer)
+    with NatsLink(buffer) as link:
+        for config in configs:
+            with IdentityLedger(config.db) as ledger:
+                through = applied_sequence(ledger, buffer.stream(config.name))
+            print(erase_applied(link, config.name, through).describe())
+    return 0
 
 
 def apply(args: argparse.Namespace) -> int:
