@@ -42,6 +42,8 @@ class Senders:
         self.ports = ports
         self.acked: set[int] = set()
         self.retries = 0
+        self.timings: list[tuple[float, float]] = []  # (first attempt, seconds to its 200), monotonic
+        self.replies: Counter[str] = Counter()  # every answer other than a 200, by status and Retry-After
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -68,26 +70,36 @@ class Senders:
         while not self._stop.is_set():
             request = next(self._ids)
             body = self._body(request)
+            begun = time.monotonic()
             for attempt in itertools.count():
                 port = self.ports[(sender + attempt) % len(self.ports)]
                 if self._post(connections, port, body):
                     with self._lock:
                         self.acked.add(request)
+                        self.timings.append((begun, time.monotonic() - begun))
                     break
                 with self._lock:
                     self.retries += 1
                 time.sleep(0.05)
 
-    @staticmethod
-    def _post(connections: dict[int, http.client.HTTPConnection], port: int, body: bytes) -> bool:
+    def _post(self, connections: dict[int, http.client.HTTPConnection], port: int, body: bytes) -> bool:
         try:
             connection = connections.setdefault(port, http.client.HTTPConnection("127.0.0.1", port, timeout=15))
             connection.request("POST", "/2/httpapi", body, {"Content-Type": "application/json"})
             response = connection.getresponse()
-            return response.status == 200 and json.loads(response.read()).get("code") == 200
-        except (OSError, http.client.HTTPException, ValueError):
+            answer = response.read()  # always: an unread body breaks the next request on this connection
+            ok = response.status == 200 and json.loads(answer).get("code") == 200
+            if not ok:
+                self._saw(f"{response.status} Retry-After: {response.getheader('Retry-After')}")
+            return ok
+        except (OSError, http.client.HTTPException, ValueError) as error:
             connections.pop(port).close()
+            self._saw(type(error).__name__)
             return False
+
+    def _saw(self, reply: str) -> None:
+        with self._lock:
+            self.replies[reply] += 1
 
 
 def fault(deployment: Deployment, kind: str, ports: list[int], rng: random.Random) -> Callable[[], None]:
@@ -168,7 +180,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="faults per kind (default %(default)s)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="which targets (default %(default)s)")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--cluster", action="store_true", help="lose a node of a three-node cluster instead "
+                        "(benchmarks.faults_cluster: leader, follower, restart, leader+writer; --kinds narrows)")
     args = parser.parse_args()
+    if args.cluster:
+        return cluster_main(args)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as scratch:
         for kind in args.kinds.split(","):
@@ -180,6 +196,19 @@ def main() -> None:
     for r in results:
         print(f"| {r['kind']} | {r['trials']} | {r['requests_acknowledged']:,} | {r['requests_stored']:,} | "
               f"{r['lost']} | {r['applied_twice']} | {r['partly']} | {r['client_retries']:,} |")
+
+
+def cluster_main(args: argparse.Namespace) -> None:
+    from benchmarks.faults_cluster import CLUSTER_KINDS, print_cluster_table, run_cluster_kind  # it imports this module
+
+    kinds = CLUSTER_KINDS if args.kinds == ",".join(KINDS) else args.kinds.split(",")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-faults-cluster-") as scratch:
+        for kind in kinds:
+            results.append(run_cluster_kind(kind, args.trials, args.seed, Path(scratch)))
+            print(results[-1], flush=True)
+    print(f"\n(python -m benchmarks.faults --cluster --trials {args.trials} --seed {args.seed})\n")
+    print_cluster_table(results)
 
 
 if __name__ == "__main__":

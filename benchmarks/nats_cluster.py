@@ -20,6 +20,7 @@ from typing import Awaitable, Callable, TypeVar
 
 import nats
 import nats.js.errors
+from nats.aio.client import Client
 
 from benchmarks.buffered_processes import NATS_SERVER, free_port, wait_listening
 
@@ -93,11 +94,15 @@ class NatsCluster:
         for name in self.processes:
             asyncio.run(self._ask(_meta_leader, timeout_s, [self.url(name)]))
 
-    def stream_leader(self, stream: str, timeout_s: float = READY_TIMEOUT_S) -> str:
+    def stream_leader(self, stream: str, timeout_s: float = READY_TIMEOUT_S) -> str:  # waits for one
         """The node that leads `stream` now (waits while it is being elected)."""
         return asyncio.run(self._ask(lambda js: _stream_leader(js, stream), timeout_s))
 
-    async def _ask(self, question: Callable[[nats.NATS], Awaitable[T]], timeout_s: float,
+    def replicas_current(self, stream: str) -> bool:
+        """Whether `stream` has a leader and every other replica is online and current."""
+        return asyncio.run(self._ask(lambda js: _replicas_current(js, stream), READY_TIMEOUT_S)) == "yes"
+
+    async def _ask(self, question: Callable[[Client], Awaitable[T]], timeout_s: float,
                    servers: list[str] | None = None) -> T:
         deadline = time.monotonic() + timeout_s
         running = servers or [self.url(name) for name in self.names if name in self.processes]
@@ -123,12 +128,20 @@ class NatsCluster:
         self.stop()
 
 
-async def _meta_leader(connection: nats.NATS) -> bool:
+async def _meta_leader(connection: Client) -> bool:
     """Whether JetStream answers its account info: it does not until a meta leader is elected."""
     reply = await connection.request("$JS.API.INFO", b"", timeout=1)
     return "error" not in json.loads(reply.data)
 
 
-async def _stream_leader(connection: nats.NATS, stream: str) -> str | None:
+async def _stream_leader(connection: Client, stream: str) -> str:
     info = await connection.jetstream().stream_info(stream)
-    return info.cluster.leader if info.cluster else None
+    return (info.cluster.leader if info.cluster else None) or ""
+
+
+async def _replicas_current(connection: Client, stream: str) -> str:
+    info = await connection.jetstream().stream_info(stream)
+    replicas = info.cluster.replicas if info.cluster and info.cluster.leader else None
+    current = replicas is not None and len(replicas) == len(info.cluster.replicas or []) and all(
+        peer.current and not peer.offline for peer in replicas)
+    return "yes" if current and len(replicas or []) == info.config.num_replicas - 1 else "no"
