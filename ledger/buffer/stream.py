@@ -206,7 +206,7 @@ class NatsLink:
         deadline = time.monotonic() + timeout
         try:
             asyncio.run_coroutine_threadsafe(self.nc.close(), self._loop).result(timeout)
-        except (concurrent.futures.TimeoutError, nats.errors.Error):
+        except (concurrent.futures.TimeoutError, nats.errors.Error, OSError):
             pass  # a connection that cannot close cleanly in time is dropped with its loop
         finally:
             self._stop(max(0.0, deadline - time.monotonic()))
