@@ -12,18 +12,23 @@ in the store files, at the price stated in docs/privacy.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
 
+import nats.errors
 import nats.js.errors
 
 from ledger.buffer.stream import DUPLICATE_WINDOW_S, NatsLink
 
 #: How often the writer purges: one API call per interval, whatever the traffic.
 PURGE_EVERY_S = 10.0
+#: A purge must not hold the writer up for long while the stream has no leader.
+PURGE_TIMEOUT_S = 2.0
 #: Secure deletes in flight at once during an erase.
 ERASE_CONCURRENCY = 64
+log = logging.getLogger("ledger.apply")
 
 
 class RoutinePurge:
@@ -47,7 +52,11 @@ class RoutinePurge:
         while self._applied and self._applied[0][0] <= now - self.keep_s:
             through = self._applied.popleft()[1]
         if through:
-            self.link.call(self.link.js.purge_stream(self.stream, seq=through + 1), 10)
+            try:
+                self.link.call(self.link.js.purge_stream(self.stream, seq=through + 1), PURGE_TIMEOUT_S)
+            except (nats.errors.Error, TimeoutError) as error:  # no leader now: the next purge covers these too
+                log.warning("%s: purge through %d failed (%s); trying again later", self.stream, through,
+                            type(error).__name__)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any, Callable
 
+import nats.errors
+
 from ledger.buffer.lock import LockWaitAbandoned, writer_lock
 from ledger.buffer.publisher import applied_sequence
 from ledger.buffer.retention import erase_applied
@@ -59,15 +61,19 @@ def project_db(args: argparse.Namespace) -> str | None:
     return None
 
 
-def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int]:
-    """With --buffer and --project: the writer's applied sequence, the stream's last, and the lag."""
+def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int | None]:
+    """With --buffer and --project: the writer's applied sequence, the stream's last, and the lag
+    (None, as in `/v1/stats`, when the broker does not answer in time)."""
     if not getattr(args, "buffer", None) or not getattr(args, "project", None):
         return {}
     buffer = BufferConfig.from_url(args.buffer)
     with NatsLink(buffer) as link:
-        last = link.last_sequence(args.project)
+        try:
+            last: int | None = link.last_sequence(args.project)
+        except (nats.errors.Error, TimeoutError):
+            last = None
     applied = applied_sequence(ledger, buffer.stream(args.project))
-    return {"applied_sequence": applied, "stream_sequence": last, "lag": max(last - applied, 0)}
+    return {"applied_sequence": applied, "stream_sequence": last, "lag": None if last is None else max(last - applied, 0)}
 
 
 def erase_buffer(args: argparse.Namespace) -> int:
