@@ -203,7 +203,7 @@ def main() -> None:
     direct = statistics.median(runs["direct, 1 server"])
     print(f"\n{args.events:,} events per run, batches of {BATCH}, {CLIENTS} client threads, "
           f"median of {args.repeats} runs (python -m benchmarks.buffered "
-          f"--events {args.events} --repeats {args.repeats} --probes {args.probes})\n")
+          f"--events {args.events} --repeats {args.repeats} --probes {args.probes}{' --cluster' * args.cluster})\n")
     print("| what | events/s (median) | runs | vs direct |\n|---|---|---|---|")
     for label, values in runs.items():
         median = statistics.median(values)
