@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import nats
 import nats.errors
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamState
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from ledger.domain.calls import Call
 from ledger.errors import BufferUnavailable, LedgerError
@@ -35,6 +36,13 @@ MAX_AGE_S = 7 * 24 * 3600
 READ_TIMEOUT_S = 0.8
 #: How long a starting server or writer waits for JetStream to have a leader (a cluster forming).
 READY_TIMEOUT_S = 30.0
+#: A node that dies is left for another of the URLs (and the nodes the cluster announces) at
+#: once, retried every 0.25 s for ever; one that falls silent is given up after two missed pings.
+RECONNECT: dict[str, Any] = {"allow_reconnect": True, "max_reconnect_attempts": -1, "reconnect_time_wait": 0.25,
+                             "ping_interval": 5, "max_outstanding_pings": 2}
+log = logging.getLogger("ledger.buffer")
+#: JetStream's "no suitable peers for placement": a forming cluster that does not know all its nodes yet.
+NO_PLACEMENT = 10005
 _AGE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FORMAT = "1"
@@ -132,14 +140,28 @@ class NatsLink:
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._closed = False
         try:
-            self.nc = self.call(nats.connect(servers=list(buffer.servers), max_reconnect_attempts=-1,
-                                             reconnect_time_wait=0.25, connect_timeout=connect_timeout,
-                                             allow_reconnect=True, ping_interval=5, max_outstanding_pings=2), connect_timeout * 2)
+            self.nc = self.call(nats.connect(servers=list(buffer.servers), connect_timeout=connect_timeout,
+                                             **RECONNECT, **self._callbacks()), connect_timeout * 2)
         except BaseException as error:
             self._stop(connect_timeout)
             raise BufferUnavailable(f"cannot reach NATS at {','.join(buffer.servers)}: {error or type(error).__name__}") \
                 from error
         self.js = self.nc.jetstream()
+
+    def _callbacks(self) -> dict[str, Callable[..., Awaitable[None]]]:
+        """One log line per connection event, instead of the client's tracebacks on stderr."""
+
+        async def error(problem: Exception) -> None:
+            log.warning("NATS: %s", problem or type(problem).__name__)
+
+        async def disconnected() -> None:
+            log.warning("NATS: disconnected; reconnecting to another of %s", ",".join(self.buffer.servers))
+
+        async def reconnected() -> None:
+            url = self.nc.connected_url
+            log.warning("NATS: reconnected to %s", url.netloc if url else "?")
+
+        return {"error_cb": error, "disconnected_cb": disconnected, "reconnected_cb": reconnected}
 
     def call(self, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `work` on the link's loop; a call that times out or is closed under is cancelled there too."""
@@ -179,7 +201,9 @@ class NatsLink:
         while True:
             try:
                 return self.call(ensure(), max(deadline - time.monotonic(), 0.1))
-            except (nats.errors.NoRespondersError, ServiceUnavailableError, TimeoutError) as error:
+            except (nats.errors.NoRespondersError, ServiceUnavailableError, TimeoutError, BadRequestError) as error:
+                if isinstance(error, BadRequestError) and error.err_code != NO_PLACEMENT:
+                    raise
                 if time.monotonic() > deadline:
                     raise BufferUnavailable(f"JetStream at {','.join(self.buffer.servers)} has no leader "
                                             f"({type(error).__name__})") from error

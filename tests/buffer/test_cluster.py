@@ -3,6 +3,7 @@ servers that start with the cluster, reads that never hang on it, and the fault 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -11,6 +12,7 @@ import pytest
 
 from benchmarks.faults_cluster import CLUSTER_KINDS, run_cluster_kind
 from benchmarks.nats_cluster import NatsCluster
+from ledger.buffer.retention import erase_applied
 from ledger.buffer.stream import BufferConfig, NatsLink
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
@@ -54,6 +56,35 @@ def test_servers_started_with_the_cluster_store_every_upload_on_three_replicas_a
         assert (stats.json()["lag"], stats.json()["stream_sequence"], stats.json()["applied_sequence"]) == (None, None, 0)
         refused = upload(url, "device-late")
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+
+
+def _holding(cluster: NatsCluster, value: bytes) -> list[str]:
+    return sorted(str(path.relative_to(cluster.workdir)) for path in cluster.workdir.rglob("*")
+                  if path.is_file() and value in path.read_bytes())
+
+
+def test_an_erase_on_a_cluster_clears_the_stores_and_a_rolling_restart_the_raft_logs(cluster: NatsCluster) -> None:
+    """What docs/privacy.md says of a cluster: each node's raft log of the stream keeps the erased
+    requests until the node compacts it, which a graceful restart does."""
+    victim = b"victim-user-9Kq"
+    cluster.wait_meta_leader()
+    with NatsLink(BufferConfig.from_url(f"{cluster.urls}?replicas=3&prefix=E")) as link:
+        link.ensure_stream("web")
+        for n in range(3):
+            link.call(link.js.publish("E.web", victim + b"-%d" % n, headers={"Nats-Msg-Id": f"v{n}"}), 10)
+        link.call(link.js.publish("E.web", b"someone-else", headers={"Nats-Msg-Id": "other"}), 10)
+        assert erase_applied(link, "web", 3).erased == 3
+        assert link.stream_state("web", 10).messages == 1
+        held = _holding(cluster, victim)
+        assert held and all("/_js_/" in path for path in held)  # raft logs only, on each node
+        for name in cluster.names:
+            cluster.stop_node(name)
+            cluster.start_node(name)
+            cluster.wait_meta_leader()
+            while not cluster.replicas_current("E_web"):
+                time.sleep(0.1)
+        assert _holding(cluster, victim) == []
+        assert _holding(cluster, b"someone-else")
 
 
 @pytest.mark.parametrize("kind", CLUSTER_KINDS)
