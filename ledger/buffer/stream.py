@@ -83,7 +83,7 @@ class BufferConfig:
         servers = tuple(server.strip() for server in base.split(",") if server.strip())
         if not servers or any(urlsplit(server).scheme not in ("nats", "tls") for server in servers):
             raise BadBufferURL(f"not a NATS URL: {url!r} (use nats://HOST:PORT)")
-        options = {name: values[-1] for name, values in parse_qs(query).items()}
+        options = {name: values[-1] for name, values in parse_qs(query, keep_blank_values=True).items()}
         unknown = set(options) - {"prefix", "replicas", "max_age"}
         if unknown:
             raise BadBufferURL(f"unknown buffer option {sorted(unknown)[0]!r} (use prefix, replicas, max_age)")
