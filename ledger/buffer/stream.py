@@ -236,10 +236,17 @@ class NatsLink:
             self._stop(max(0.0, deadline - time.monotonic()))
 
     def _stop(self, timeout: float) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._loop.call_soon_threadsafe(self._cancel_and_stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._loop.close()
+
+    def _cancel_and_stop(self) -> None:
+        """On the loop: cancel what the client left running (a connection that did not close
+        cleanly leaves its readers), give them a step to finish, then stop."""
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+        self._loop.call_soon(self._loop.stop)
 
     def __enter__(self) -> NatsLink:
         return self
