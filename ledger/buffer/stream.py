@@ -23,7 +23,7 @@ import msgspec
 import nats
 import nats.errors
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamState
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from ledger.domain.calls import Call
 from ledger.errors import BufferUnavailable, LedgerError
@@ -43,6 +43,8 @@ RECONNECT: dict[str, Any] = {"allow_reconnect": True, "max_reconnect_attempts": 
 log = logging.getLogger("ledger.buffer")
 #: JetStream's "no suitable peers for placement": a forming cluster that does not know all its nodes yet.
 NO_PLACEMENT = 10005
+#: "stream name already in use": another process created it between our look and our create.
+NAME_IN_USE = 10058
 _AGE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 FORMAT = "1"
@@ -65,6 +67,11 @@ decode_request = msgspec.msgpack.Decoder(BufferedRequest).decode
 
 class BadBufferURL(LedgerError, ValueError):
     """`--buffer` names no usable NATS JetStream log; the message says what to pass."""
+
+
+class StreamRefused(LedgerError):
+    """JetStream will not create or update a project's stream as configured (its reason is in the
+    message, e.g. replicas=3 on a server that is not part of a cluster)."""
 
 
 @dataclass(frozen=True)
@@ -202,12 +209,14 @@ class NatsLink:
             try:
                 return self.call(ensure(), max(deadline - time.monotonic(), 0.1))
             except (nats.errors.NoRespondersError, ServiceUnavailableError, TimeoutError, BadRequestError) as error:
-                if isinstance(error, BadRequestError) and error.err_code != NO_PLACEMENT:
-                    raise
+                if isinstance(error, BadRequestError) and error.err_code not in (NO_PLACEMENT, NAME_IN_USE):
+                    raise StreamRefused(f"JetStream refused the stream {name}: {error.description}") from error
                 if time.monotonic() > deadline:
                     raise BufferUnavailable(f"JetStream at {','.join(self.buffer.servers)} has no leader "
                                             f"({type(error).__name__})") from error
                 time.sleep(0.2)
+            except APIError as error:
+                raise StreamRefused(f"JetStream refused the stream {name}: {error.description}") from error
 
     def last_sequence(self, project: str, timeout_s: float = READ_TIMEOUT_S) -> int:
         """The sequence of the last request stored in the project's stream (a timeout past `timeout_s`)."""

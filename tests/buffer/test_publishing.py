@@ -1,12 +1,14 @@
-"""An upload met by a moment without a stream leader waits for one instead of failing at once."""
+"""Publishing: an upload met by a moment without a stream leader waits for one instead of failing at once;
+a stream JetStream will not make as configured is refused at start, saying why."""
 
 from __future__ import annotations
 
 import threading
 
 import httpx
+import pytest
 
-from ledger.buffer.stream import NatsLink
+from ledger.buffer.stream import BufferConfig, NatsLink, StreamRefused
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
 from ledger.server.registry import open_projects
@@ -43,3 +45,9 @@ def test_an_upload_is_answered_503_with_retry_after_once_no_stream_stored_it_in_
         reply = upload(url, "device-1")
     assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
     assert "NoStreamResponseError" in reply.json()["error"]
+
+
+def test_replicas_beyond_one_on_a_server_outside_a_cluster_are_refused_saying_why(buffer_url: str) -> None:
+    with NatsLink(BufferConfig.from_url(buffer_url + "&replicas=3")) as three:
+        with pytest.raises(StreamRefused, match="refused the stream .*_web: replicas > 1 not supported"):
+            three.ensure_stream("web")
