@@ -79,7 +79,10 @@ def erase_applied(link: NatsLink, project: str, through: int) -> BufferErased:
     Each is deleted with JetStream's secure erase, which overwrites it in the store files:
     a plain purge leaves the bytes of a partly purged block on disk until the block goes."""
     stream = link.buffer.stream(project)
-    state = link.stream_state(project, 10)
+    try:
+        state = link.stream_state(project, 10)
+    except nats.js.errors.NotFoundError:
+        return BufferErased(stream, through, 0, 0)  # no stream: it never held anything
     sequences = range(state.first_seq, min(through, state.last_seq) + 1)
 
     async def erase(sequence: int, slots: asyncio.Semaphore) -> int:

@@ -162,7 +162,8 @@ class NatsLink:
             log.warning("NATS: %s", problem or type(problem).__name__)
 
         async def disconnected() -> None:
-            log.warning("NATS: disconnected; reconnecting to another of %s", ",".join(self.buffer.servers))
+            if not self._closed:
+                log.warning("NATS: disconnected; reconnecting to one of %s", ",".join(self.buffer.servers))
 
         async def reconnected() -> None:
             url = self.nc.connected_url

@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.buffered_processes import NATS_SERVER, free_port, wait_listening
 from ledger import IdentityLedger
-from ledger.buffer.retention import RoutinePurge
+from ledger.buffer.retention import RoutinePurge, erase_applied
 from ledger.buffer.stream import MAX_AGE_S, BadBufferURL, BufferConfig, NatsLink
 from ledger.buffer.writer import Writer
 from ledger.cli.commands import main
@@ -117,3 +117,8 @@ def test_max_age_is_a_duration_longer_than_the_duplicate_window() -> None:
     for bad in ("10m", "7", "-1d", "1y", "99999999d", "7d\x00", "", "9" * 400 + "d"):
         with pytest.raises(BadBufferURL, match="max_age must be a duration"):
             BufferConfig.from_url(f"nats://n1:4222?max_age={bad}")
+
+
+def test_erasing_a_project_whose_stream_was_never_made_says_it_holds_nothing(link: NatsLink) -> None:
+    erased = erase_applied(link, "web", 0)
+    assert (erased.erased, erased.unapplied) == (0, 0) and "holds nothing up to sequence 0" in erased.describe()
