@@ -58,7 +58,7 @@ def run_cluster_kind(kind: str, trials: int, seed: int, scratch: Path) -> dict[s
             cluster.start_node(victim)
             if kind == "leader+writer":
                 deployment.start_writer()
-            catch_up.append(_wait_current(cluster, stream))
+            catch_up.append(cluster.wait_current(stream))
         senders.stop()
         seconds = time.perf_counter() - started
         deployment.wait_applied(ports[0])
@@ -70,16 +70,6 @@ def run_cluster_kind(kind: str, trials: int, seed: int, scratch: Path) -> dict[s
     finally:
         deployment.stop()
         cluster.stop()
-
-
-def _wait_current(cluster: NatsCluster, stream: str, timeout_s: float = 60.0) -> float:
-    """Seconds until every replica of `stream` is current again (the restarted node caught up)."""
-    started = time.monotonic()
-    while not cluster.replicas_current(stream):
-        if time.monotonic() - started > timeout_s:
-            raise RuntimeError(f"{stream}: a replica did not catch up in {timeout_s:.0f} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def _stalls(timings: list[tuple[float, float]], kills: list[float]) -> dict[str, Any]:

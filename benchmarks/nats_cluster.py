@@ -102,6 +102,15 @@ class NatsCluster:
         """Whether `stream` has a leader and every other replica is online and current."""
         return asyncio.run(self._ask(lambda js: _replicas_current(js, stream), READY_TIMEOUT_S)) == "yes"
 
+    def wait_current(self, stream: str, timeout_s: float = 60.0) -> float:
+        """Seconds until every replica of `stream` is current again (a restarted node caught up)."""
+        started = time.monotonic()
+        while not self.replicas_current(stream):
+            if time.monotonic() - started > timeout_s:
+                raise RuntimeError(f"{stream}: a replica did not catch up in {timeout_s:.0f} s")
+            time.sleep(0.1)
+        return time.monotonic() - started
+
     async def _ask(self, question: Callable[[Client], Awaitable[T]], timeout_s: float,
                    servers: list[str] | None = None) -> T:
         deadline = time.monotonic() + timeout_s

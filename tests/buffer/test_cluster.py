@@ -3,7 +3,6 @@ servers that start with the cluster, reads that never hang on it, and the fault 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -48,7 +47,7 @@ def test_servers_started_with_the_cluster_store_every_upload_on_three_replicas_a
             info = link.call(link.js.stream_info("C_web"), 10)
         assert (info.config.num_replicas, info.state.last_seq) == (3, 50)
         assert info.cluster is not None and len(info.cluster.replicas or []) == 2
-        assert cluster.replicas_current("C_web")
+        cluster.wait_current("C_web")  # raises if a replica never catches up
         for name in list(cluster.processes):
             cluster.kill(name)
         stats = httpx.get(f"{url}/v1/stats", auth=("web-key-1", WEB_SECRET), timeout=2)  # a hang is a timeout
@@ -81,8 +80,7 @@ def test_an_erase_on_a_cluster_clears_the_stores_and_a_rolling_restart_the_raft_
             cluster.stop_node(name)
             cluster.start_node(name)
             cluster.wait_meta_leader()
-            while not cluster.replicas_current("E_web"):
-                time.sleep(0.1)
+            cluster.wait_current("E_web")
         assert _holding(cluster, victim) == []
         assert _holding(cluster, b"someone-else")
 
