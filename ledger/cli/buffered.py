@@ -73,7 +73,8 @@ def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int | None]:
         except (nats.errors.Error, TimeoutError):
             last = None
     applied = applied_sequence(ledger, buffer.stream(args.project))
-    return {"applied_sequence": applied, "stream_sequence": last, "lag": None if last is None else max(last - applied, 0)}
+    lagging = None if last is None else max(last - applied, 0)
+    return {"applied_sequence": applied, "stream_sequence": last, "lag": lagging}
 
 
 def erase_buffer(args: argparse.Namespace) -> int:

@@ -52,7 +52,8 @@ def test_servers_started_with_the_cluster_store_every_upload_on_three_replicas_a
             cluster.kill(name)
         stats = httpx.get(f"{url}/v1/stats", auth=("web-key-1", WEB_SECRET), timeout=2)  # a hang is a timeout
         assert stats.status_code == 200
-        assert (stats.json()["lag"], stats.json()["stream_sequence"], stats.json()["applied_sequence"]) == (None, None, 0)
+        answer = stats.json()
+        assert (answer["lag"], answer["stream_sequence"], answer["applied_sequence"]) == (None, None, 0)
         refused = upload(url, "device-late")
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
 
