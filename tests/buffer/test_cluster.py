@@ -58,6 +58,30 @@ def test_servers_started_with_the_cluster_store_every_upload_on_three_replicas_a
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
 
 
+def test_without_a_majority_of_replicas_an_upload_is_a_503_and_its_retry_is_stored_once(
+        cluster: NatsCluster, configs: list[ProjectConfig]) -> None:
+    """A 200 means two of the three nodes hold the request: with both followers gone the leader
+    cannot commit, so the client is told to retry, and the retry, once they are back, is stored once
+    (also when the leader did write the refused attempt and committed it when they came back)."""
+    cluster.wait_meta_leader()
+    buffer = f"{cluster.urls}?replicas=3&prefix=Q"
+    with open_projects(configs, buffer) as projects, running_app(create_app(projects)) as url:
+        assert upload(url, "device-first").status_code == 200
+        leader = cluster.stream_leader("Q_web")
+        followers = [name for name in cluster.names if name != leader]
+        for name in followers:
+            cluster.kill(name)
+        refused = upload(url, "device-unreplicated")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        for name in followers:
+            cluster.start_node(name)
+        cluster.wait_current("Q_web")
+        retried = upload(url, "device-unreplicated")
+        assert retried.status_code == 200, retried.text
+        with NatsLink(BufferConfig.from_url(buffer)) as link:
+            assert link.stream_state("web", 10).messages == 2
+
+
 def _holding(cluster: NatsCluster, value: bytes) -> list[str]:
     return sorted(str(path.relative_to(cluster.workdir)) for path in cluster.workdir.rglob("*")
                   if path.is_file() and value in path.read_bytes())
