@@ -50,10 +50,8 @@ async def read_body(request: Request, media_types: str | tuple[str, ...], limit:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise HttpError.unsupported_encoding()
-    length = request.headers.get("content-length", "").strip()
-    if length and not (length.isascii() and length.isdigit()):
-        raise InvalidRequest.bad_body("Invalid Content-Length")
-    if length and (len(length) > 18 or int(length) > limit):  # 19 digits and more exceed every limit
+    length = request.headers.get("content-length", "")
+    if _digits(length, 18) and int(length) > limit:
         raise InvalidRequest.payload_too_large()
     body = bytearray()
     try:
