@@ -7,6 +7,8 @@
 - accept-to-resolvable latency: while clients send at half the writer's measured rate, a
   probe uploads one event for a new device and polls the query API until it resolves.
 Each figure is the median of `--repeats` runs; SQLite, the local NATS server (127.0.0.1:4222).
+With `--cluster`, the 1, 2 and 4 buffered servers also run against a three-node JetStream
+cluster started for the run (benchmarks.nats_cluster; streams replicated three times).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from benchmarks.buffered_processes import API_KEY, PROJECT, SECRET_KEY, Deployment, _basic
 from benchmarks.measure import percentile
+from benchmarks.nats_cluster import NatsCluster
 from benchmarks.workload import DEFAULT_SEED, Workload, requests
 
 BATCH = 100
@@ -71,8 +75,8 @@ def bodies_of(events: int, seed: int) -> list[bytes]:
 
 
 def accept_run(workdir: Path, servers: int, bodies: list[bytes], events: int, *, buffered: bool,
-               measure_writer: bool = False) -> dict[str, Any]:
-    deployment = Deployment(workdir, nats_port=NATS_PORT)
+               measure_writer: bool = False, cluster: str | None = None) -> dict[str, Any]:
+    deployment = Deployment(workdir, nats_port=NATS_PORT, nats_urls=cluster, replicas=3 if cluster else 1)
     try:
         ports = [deployment.start_server(buffered=buffered) for _ in range(servers)]
         sent = post_all(ports, bodies)
@@ -169,18 +173,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (default %(default)s)")
     parser.add_argument("--probes", type=int, default=100, help="latency probes (default %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--cluster", action="store_true", help="also against a three-node cluster, R3 streams")
     args = parser.parse_args()
     bodies = bodies_of(args.events, args.seed)
     runs: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-buffered-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-buffered-") as scratch, ExitStack() as stack:
+        cluster = None
+        if args.cluster:
+            (Path(scratch) / "cluster").mkdir()
+            cluster = stack.enter_context(NatsCluster(Path(scratch) / "cluster")).urls
+        kinds = [("direct, 1 server", 1, False, None),
+                 *((f"buffered, {n} server{'s' * (n > 1)}", n, True, None) for n in SERVER_COUNTS),
+                 *((f"buffered, {n} server{'s' * (n > 1)}, 3-node cluster (R3)", n, True, cluster)
+                   for n in SERVER_COUNTS if cluster)]
         for repeat in range(args.repeats):
-            for name, servers, buffered in [("direct, 1 server", 1, False),
-                                            *((f"buffered, {n} server{'s' * (n > 1)}", n, True)
-                                              for n in SERVER_COUNTS)]:
-                workdir = Path(scratch) / f"{repeat}-{servers}-{buffered}"
+            for index, (name, servers, buffered, urls) in enumerate(kinds):
+                workdir = Path(scratch) / f"{repeat}-{index}"
                 workdir.mkdir()
                 result = accept_run(workdir, servers, bodies, args.events, buffered=buffered,
-                                    measure_writer=buffered and servers == 1)
+                                    measure_writer=buffered and servers == 1 and not urls, cluster=urls)
                 for key, value in result.items():
                     label = name if key == "accepted_per_s" else "writer: applied"
                     runs.setdefault(label, []).append(value)
@@ -192,7 +203,7 @@ def main() -> None:
     direct = statistics.median(runs["direct, 1 server"])
     print(f"\n{args.events:,} events per run, batches of {BATCH}, {CLIENTS} client threads, "
           f"median of {args.repeats} runs (python -m benchmarks.buffered "
-          f"--events {args.events} --repeats {args.repeats} --probes {args.probes})\n")
+          f"--events {args.events} --repeats {args.repeats} --probes {args.probes}{' --cluster' * args.cluster})\n")
     print("| what | events/s (median) | runs | vs direct |\n|---|---|---|---|")
     for label, values in runs.items():
         median = statistics.median(values)

@@ -53,12 +53,15 @@ def wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> No
 class Deployment:
     """One project on SQLite in `workdir`, its stream under a fresh prefix."""
 
-    def __init__(self, workdir: Path, *, nats_port: int | None = None, db_url: str | None = None) -> None:
+    def __init__(self, workdir: Path, *, nats_port: int | None = None, db_url: str | None = None,
+                 nats_urls: str | None = None, replicas: int = 1) -> None:
+        """`nats_urls`: a cluster's client URLs (see benchmarks.nats_cluster) instead of one node."""
         self.workdir = workdir
         self.db = db_url or f"sqlite:///{workdir / 'bench.db'}"
-        self.own_nats = nats_port is None
+        self.own_nats = nats_port is None and nats_urls is None
         self.nats_port = nats_port or free_port()
-        self.buffer = f"nats://127.0.0.1:{self.nats_port}?prefix=B{uuid.uuid4().hex[:10]}"
+        servers = nats_urls or f"nats://127.0.0.1:{self.nats_port}"
+        self.buffer = f"{servers}?prefix=B{uuid.uuid4().hex[:10]}&replicas={replicas}"
         self.projects = workdir / "projects.toml"
         self.projects.write_text(f'[projects.{PROJECT}]\napi_keys = ["{API_KEY}"]\n'
                                  f'secret_key = "{SECRET_KEY}"\ndb = "{self.db}"\n')

@@ -48,6 +48,8 @@ class Senders:
         self.pause_s = pause_s
         self.acked: set[int] = set()
         self.retries = 0
+        self.timings: list[tuple[float, float]] = []  # (first attempt, seconds to its 200), monotonic
+        self.replies: Counter[str] = Counter()  # every answer other than a 200, by status and Retry-After
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,27 +76,37 @@ class Senders:
         while not self._stop.is_set():
             request = next(self._ids)
             body = self._body(request)
+            begun = time.monotonic()
             for attempt in itertools.count():
                 port = self.ports[(sender + attempt) % len(self.ports)]
                 if self._post(connections, port, body):
                     with self._lock:
                         self.acked.add(request)
+                        self.timings.append((begun, time.monotonic() - begun))
                     self._stop.wait(self.pause_s)
                     break
                 with self._lock:
                     self.retries += 1
                 time.sleep(0.05)
 
-    @staticmethod
-    def _post(connections: dict[int, http.client.HTTPConnection], port: int, body: bytes) -> bool:
+    def _post(self, connections: dict[int, http.client.HTTPConnection], port: int, body: bytes) -> bool:
         try:
             connection = connections.setdefault(port, http.client.HTTPConnection("127.0.0.1", port, timeout=15))
             connection.request("POST", "/2/httpapi", body, {"Content-Type": "application/json"})
             response = connection.getresponse()
-            return response.status == 200 and json.loads(response.read()).get("code") == 200
-        except (OSError, http.client.HTTPException, ValueError):
+            answer = response.read()  # always: an unread body breaks the next request on this connection
+            ok = response.status == 200 and json.loads(answer).get("code") == 200
+            if not ok:
+                self._saw(f"{response.status} Retry-After: {response.getheader('Retry-After')}")
+            return ok
+        except (OSError, http.client.HTTPException, ValueError) as error:
             connections.pop(port).close()
+            self._saw(type(error).__name__)
             return False
+
+    def _saw(self, reply: str) -> None:
+        with self._lock:
+            self.replies[reply] += 1
 
 
 def fault(deployment: Deployment, kind: str, ports: list[int], rng: random.Random) -> Callable[[], None]:
@@ -182,7 +194,11 @@ def main() -> None:
                         "%(default)s)")
     parser.add_argument("--correction-db", metavar="URL", help="the correction trial's database (default: SQLite "
                         "in a scratch directory)")
+    parser.add_argument("--cluster", action="store_true", help="lose a node of a three-node cluster instead "
+                        "(benchmarks.faults_cluster: leader, follower, restart, leader+writer; --kinds narrows)")
     args = parser.parse_args()
+    if args.cluster:
+        return cluster_main(args)
     results = []
     corrections = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as scratch:
@@ -209,6 +225,19 @@ def main() -> None:
         print(f"| {r['component_calls']:,} calls | {r['trials']} | {r['seconds_median_under_load']} | "
               f"{r['seconds_idle']} | {r['ratio']} | {r['requests_acknowledged']:,} | {r['lost']} | "
               f"{r['applied_twice']} | {r['partly']} |")
+
+
+def cluster_main(args: argparse.Namespace) -> None:
+    from benchmarks.faults_cluster import CLUSTER_KINDS, print_cluster_table, run_cluster_kind  # it imports this module
+
+    kinds = CLUSTER_KINDS if args.kinds == ",".join(KINDS) else args.kinds.split(",")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-faults-cluster-") as scratch:
+        for kind in kinds:
+            results.append(run_cluster_kind(kind, args.trials, args.seed, Path(scratch)))
+            print(results[-1], flush=True)
+    print(f"\n(python -m benchmarks.faults --cluster --trials {args.trials} --seed {args.seed})\n")
+    print_cluster_table(results)
 
 
 if __name__ == "__main__":

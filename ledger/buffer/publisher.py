@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import msgspec
 import nats.errors
+import nats.js.errors
 
 from ledger.buffer.stream import FORMAT, FORMAT_HEADER, BufferedRequest, NatsLink, encode_request
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
@@ -24,6 +25,13 @@ from projections.models import Stats
 
 #: How long a request waits for JetStream's acknowledgement before the client is told to retry.
 PUBLISH_TIMEOUT_S = 5.0
+#: One attempt's wait: a node that died under the request is given up on before the whole budget goes.
+ATTEMPT_TIMEOUT_S = 1.5
+#: What a publish can meet while a stream leader is being elected or the connection moves to
+#: another node: worth trying again, with the same Nats-Msg-Id, until PUBLISH_TIMEOUT_S is spent.
+NO_LEADER = (nats.js.errors.NoStreamResponseError, nats.errors.NoRespondersError,
+             nats.js.errors.ServiceUnavailableError, nats.errors.ConnectionReconnectingError,
+             nats.errors.StaleConnectionError, asyncio.TimeoutError, TimeoutError)
 _json = msgspec.json.Encoder()
 
 
@@ -74,15 +82,31 @@ class BufferedLedger:
             digest = hashlib.blake2b(_json.encode(request), digest_size=16, person=b"ledger-request").hexdigest()
             headers = {"Nats-Msg-Id": digest, FORMAT_HEADER: FORMAT}
             payload = encode_request(BufferedRequest(server_time, accepted.calls))
-            try:
-                ack = self._link.call(self._link.js.publish(self._subject, payload, timeout=PUBLISH_TIMEOUT_S,
-                                                            headers=headers), PUBLISH_TIMEOUT_S + 1)
-            except (nats.errors.Error, asyncio.TimeoutError, TimeoutError) as error:
-                raise BufferUnavailable(f"the log did not store the request ({type(error).__name__}); retry") \
-                    from error
-            sequence = ack.seq
+            sequence = self._store(payload, headers)
         return IngestReport(ingested=len(accepted.calls), duplicates=0, position=sequence,
                             server_time=server_time, warnings=accepted.warnings)
+
+    def _store(self, payload: bytes, headers: dict[str, str]) -> int:
+        """Publish until JetStream acknowledges: its ack comes once the stream's replicas (a majority
+        of them) hold the message. While no leader can store, try again with the same Nats-Msg-Id,
+        so an attempt that was stored after all is not stored twice."""
+        deadline = time.monotonic() + PUBLISH_TIMEOUT_S
+        pause = 0.05
+        while True:
+            attempt = min(ATTEMPT_TIMEOUT_S, max(deadline - time.monotonic(), 0.05))
+            try:
+                ack = self._link.call(self._link.js.publish(self._subject, payload, timeout=attempt,
+                                                            headers=headers), attempt + 0.5)
+                return int(ack.seq)
+            except NO_LEADER as error:
+                if time.monotonic() + pause >= deadline:
+                    raise BufferUnavailable(f"the log did not store the request ({type(error).__name__}); "
+                                            "retry") from error
+            except nats.errors.Error as error:
+                raise BufferUnavailable(f"the log did not store the request ({type(error).__name__}); retry") \
+                    from error
+            time.sleep(pause)
+            pause = min(pause * 2, 0.4)
 
     def stats(self) -> BufferedStats:
         """The project's counts, plus the writer's lag: stream sequences not applied yet."""

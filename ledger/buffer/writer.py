@@ -5,6 +5,8 @@ transaction (`IdentityLedger.store_accepted`). The ledger, not the NATS consumer
 authority on where to resume: on start (and after any gap) the durable consumer is
 recreated at the sequence after the last one stored. A message at or below it was
 delivered again (a crash between commit and ack, an ack lost) and is only acknowledged.
+Applied requests leave the stream a duplicate window later (`RoutinePurge`): purging never
+moves a sequence, so the marker stays valid.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from ledger.buffer.publisher import applied_sequence
+from ledger.buffer.retention import RoutinePurge
 from ledger.buffer.stream import FORMAT, FORMAT_HEADER, NatsLink, decode_request
 from ledger.domain.calls import Accepted
 from ledger.errors import LedgerError
@@ -47,6 +50,7 @@ class Writer:
         self.fetch = fetch
         link.ensure_stream(project)
         self.applied = applied_sequence(ledger, self.stream)
+        self.retention = RoutinePurge(link, self.stream, self.applied)
         self._subscription: Any = None
 
     def run(self, stop: threading.Event, idle_s: float = 0.1) -> None:
@@ -93,6 +97,8 @@ class Writer:
             self._apply(batch)
         for message in settled:
             self.link.call(message.ack(), 10)
+        if batch:
+            self.retention.applied(self.applied)
         if gap:
             self._check_gap()
             self._drop_subscription()

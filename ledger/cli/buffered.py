@@ -1,6 +1,7 @@
 """The command line of the multi-project, buffered deployment.
 
-`ledger apply` runs the identity writers; `ledger serve` and `ledger stats` take
+`ledger apply` runs the identity writers, `ledger erase-buffer` erases what they applied from
+the streams (after a deletion job); `ledger serve` and `ledger stats` take
 `--projects FILE` (and `--buffer URL`) through the helpers here.
 """
 
@@ -13,8 +14,11 @@ import threading
 import time
 from typing import Any, Callable
 
+import nats.errors
+
 from ledger.buffer.lock import LockWaitAbandoned, writer_lock
 from ledger.buffer.publisher import applied_sequence
+from ledger.buffer.retention import erase_applied
 from ledger.buffer.stream import BufferConfig, NatsLink
 from ledger.buffer.writer import Writer
 from ledger.errors import LedgerError
@@ -57,15 +61,34 @@ def project_db(args: argparse.Namespace) -> str | None:
     return None
 
 
-def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int]:
-    """With --buffer and --project: the writer's applied sequence, the stream's last, and the lag."""
+def lag(args: argparse.Namespace, ledger: Any) -> dict[str, int | None]:
+    """With --buffer and --project: the writer's applied sequence, the stream's last, and the lag
+    (None, as in `/v1/stats`, when the broker does not answer in time)."""
     if not getattr(args, "buffer", None) or not getattr(args, "project", None):
         return {}
     buffer = BufferConfig.from_url(args.buffer)
     with NatsLink(buffer) as link:
-        last = link.last_sequence(args.project)
+        try:
+            last: int | None = link.last_sequence(args.project)
+        except (nats.errors.Error, TimeoutError):
+            last = None
     applied = applied_sequence(ledger, buffer.stream(args.project))
-    return {"applied_sequence": applied, "stream_sequence": last, "lag": max(last - applied, 0)}
+    lagging = None if last is None else max(last - applied, 0)
+    return {"applied_sequence": applied, "stream_sequence": last, "lag": lagging}
+
+
+def erase_buffer(args: argparse.Namespace) -> int:
+    """Erase what each selected project's writer has applied from its stream, and say so per project."""
+    configs = selected_projects(args)
+    if not args.buffer:
+        raise LedgerError("pass --buffer nats://HOST:PORT")
+    buffer = BufferConfig.from_url(args.buffer)
+    with NatsLink(buffer) as link:
+        for config in configs:
+            with IdentityLedger(config.db) as ledger:
+                through = applied_sequence(ledger, buffer.stream(config.name))
+            print(erase_applied(link, config.name, through).describe())
+    return 0
 
 
 def apply(args: argparse.Namespace) -> int:

@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("apply", buffered.apply, "the identity writer: apply projects' buffered requests (--buffer)", [])
     buffered.add_project_options(sub, several=True)
     sub.add_argument("--no-wait", dest="wait", action="store_false", help="refuse if another writer holds a project")
+    sub = command("erase-buffer", buffered.erase_buffer,
+                  "erase every applied request from projects' streams now (after a deletion job; --buffer)", [])
+    buffered.add_project_options(sub, several=True)
 
     command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
     command("resolve", read_commands.resolve, "who a device ID, user ID or amplitude ID is", answering + [person])
