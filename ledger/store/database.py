@@ -26,6 +26,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
 
 from ledger.errors import DatabaseUnavailable, LedgerNotFound
+from ledger.store import sqlite_factory
 
 DEFAULT_URL = "sqlite:///ledger.db"
 #: SQLite page cache per connection, in KiB (SQLite's default is 2 MB).
@@ -177,14 +178,25 @@ def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
     if not path or path == ":memory:":
         scratch_dir = tempfile.mkdtemp(prefix="ledger-")
         path = f"{scratch_dir}/ledger.db"
+    make_wal(path)
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": sqlite_factory.TOPIC,
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
     }
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir, env=env)
+
+
+def make_wal(path: str) -> None:
+    """Put the database file in WAL mode before eventsourcing connects, reading the pragma's reply and
+    closing the connection: no statement of it stays in progress (see `ledger.store.sqlite_factory`)."""
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+    finally:
+        connection.close()
 
 
 def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
