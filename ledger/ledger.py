@@ -27,7 +27,7 @@ from ledger.recording import IngestReport, Recorder, Request
 from ledger.store.database import open_store
 from ledger.store import settings
 from ledger.store.event_log import EventLog
-from ledger.store.key_file import new_keys, open_keys
+from ledger.store.key_file import key_path, new_keys, open_keys
 from ledger.store.rekeying import rekey
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import RECEIPTS, Writer
@@ -127,6 +127,11 @@ class IdentityLedger(ReadAPI):
     @property
     def url(self) -> str:
         return self._store.url
+
+    @property
+    def key_file(self) -> str:
+        """Where this ledger's secret is: it must be kept and backed up with the ledger, never shared."""
+        return key_path(self._store, self._key_file)
 
     # -- writing -------------------------------------------------------------------
 

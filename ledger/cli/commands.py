@@ -64,6 +64,8 @@ def _demo(args: argparse.Namespace) -> int:
         where = f"{url} ({os.path.abspath(path)})" if path else url
         print(demo.wrapped(f"Demo: {render.count(history.calls)} synthetic calls from "
                            f"{render.count(history.people)} people (seed {args.seed}) into {where}"))
+        print(demo.wrapped(f"The ledger's secret is in {os.path.abspath(lg.key_file)}: keep and back up that "
+                           "key file with the ledger, and never commit or share it."))
         started = time.perf_counter()
         with ProgressBar("ingesting", "calls", history.calls) as bar:
             tally = demo.ingest_history(lg, history, bar)
