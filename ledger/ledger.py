@@ -24,7 +24,7 @@ from ledger.errors import LedgerError, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
 from ledger.recording import IngestReport, Recorder, Request
-from ledger.store.database import open_store
+from ledger.store.database import open_store, refuse_a_missing_sqlite_file
 from ledger.store import settings
 from ledger.store.event_log import EventLog
 from ledger.store.key_file import key_path, new_keys, open_keys
@@ -89,6 +89,8 @@ class IdentityLedger(ReadAPI):
     ) -> None:
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
+        if not create:
+            refuse_a_missing_sqlite_file(url)  # before setup_lock makes its lock file beside it
         with setup_lock(url):  # schema setup is serialized across processes
             self._store = open_store(url, create=create)
             try:

@@ -170,11 +170,23 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
 
 
 
+def refuse_a_missing_sqlite_file(url: str | None) -> None:
+    """Reading must not create anything: an SQLite ledger file that does not exist is LedgerNotFound,
+    raised before anything (a database, a lock file) is made beside it."""
+    try:
+        parsed = make_url(url or DEFAULT_URL)
+    except sa.exc.ArgumentError:
+        return  # open_store says what is wrong with the URL
+    path = parsed.database
+    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not os.path.exists(path):
+        raise LedgerNotFound(f"no ledger at {path}")
+
+
 def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
     path = parsed.database
     scratch_dir = None
-    if not create and path and path != ":memory:" and not os.path.exists(path):
-        raise LedgerNotFound(f"no ledger at {path}")
+    if not create:
+        refuse_a_missing_sqlite_file(url)
     if not path or path == ":memory:":
         scratch_dir = tempfile.mkdtemp(prefix="ledger-")
         path = f"{scratch_dir}/ledger.db"
