@@ -72,7 +72,7 @@ def test_a_forgotten_amplitude_id_is_said_to_be_forgotten(capsys: pytest.Capture
     with open_ledger(url) as lg:
         lg.ingest([event("device-ann", "ann@example.org"), event("device-bob", "bob@example.org")])
         lg.forget(user_ids=["ann@example.org"], requester="dpo", now=True)
-    for command in ("resolve", "timeline", "audit", "show"):
+    for command in ("resolve", "timeline", "audit", "show", "graph"):
         assert_one_line_error(ledger(capsys, command, "--db", url, "--amplitude-id", "1"), 1,
                               "amplitude ID 1 was forgotten")
     assert_one_line_error(ledger(capsys, "resolve", "--db", url, "--amplitude-id", "9"), 1,
