@@ -3,8 +3,9 @@
 Every row comes with where it was found ("file:line", or "archive:member:line"), so a bad
 line can be reported precisely and skipped without losing the good rest. The kind of
 file is read from its first bytes, not trusted from its name. A UTF-8 byte-order mark is
-skipped; a UTF-16 file is refused in one line that says so; a file that is one JSON array of events (what many tools write) is read as
-its elements ("file:[index]"): read whole, so large inputs are better as JSON Lines.
+skipped; a UTF-16 file is refused in one line that says so; a file that is one JSON array of
+events (what many tools write) is read as its elements ("file:[index]"): read whole, so large
+inputs are better as JSON Lines. Blank lines are rows too (counted as read, nothing to send).
 """
 
 from __future__ import annotations
