@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, cast
 from uuid import UUID
 
-from ledger.domain.deletions import DeletionJob
+from ledger.domain.deletions import EMPTY, DeletionJob
 from ledger.errors import ConflictRetriesExhausted, DeletionRefused
 from ledger.following import LogFollower
 from ledger.recording import MAX_ATTEMPTS, Recorder
@@ -97,7 +97,7 @@ class Deletions:
                 self.run(day)
                 job = self.job(day)
         answer: dict[str, Any] = job.answer() if job is not None else {  # every ID unknown, and ignored
-            "day": day.isoformat(), "status": "done", "amplitude_ids": []}
+            "day": day.isoformat(), "status": EMPTY, "amplitude_ids": []}
         answer["amplitude_ids"] = [entry for entry in answer["amplitude_ids"] if entry["amplitude_id"] in wanted]
         return answer
 

@@ -24,10 +24,10 @@ from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
 from ledger.recording import IngestReport, Recorder, Request
-from ledger.store.database import open_store
+from ledger.store.database import open_store, refuse_a_missing_sqlite_file
 from ledger.store import settings
 from ledger.store.event_log import EventLog
-from ledger.store.key_file import new_keys, open_keys
+from ledger.store.key_file import key_path, new_keys, open_keys
 from ledger.store.rekeying import rekey
 from ledger.store import scratch as scratch_copies
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
@@ -97,6 +97,8 @@ class IdentityLedger(ReadAPI):
     ) -> None:
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
+        if not create:
+            refuse_a_missing_sqlite_file(url)  # before setup_lock makes its lock file beside it
         with setup_lock(url):  # schema setup is serialized across processes
             self._store = open_store(url, create=create)
             try:
@@ -136,6 +138,11 @@ class IdentityLedger(ReadAPI):
     @property
     def url(self) -> str:
         return self._store.url
+
+    @property
+    def key_file(self) -> str:
+        """Where this ledger's secret is: it must be kept and backed up with the ledger, never shared."""
+        return key_path(self._store, self._key_file)
 
     # -- writing -------------------------------------------------------------------
 

@@ -16,6 +16,23 @@ POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])
 
 
+def backends_line() -> str:
+    """Which backends this run covers: a run without PostgreSQL must not pass for a full one."""
+    if POSTGRES_URL:
+        return "ledger backends: SQLite and PostgreSQL (LEDGER_TEST_POSTGRES_URL is set)"
+    return "ledger backends: SQLite only (set LEDGER_TEST_POSTGRES_URL to cover PostgreSQL too)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Iterator[None]:
+    """The backends line goes under the session header, also with `-q` (the project's default),
+    which hides pytest_report_header's lines."""
+    yield
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(backends_line())
+
+
 def fresh_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Callable[[], None]]:
     """A URL of an empty database, and how to throw it away."""
     if backend == "sqlite":

@@ -100,8 +100,14 @@ def apply(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     failures: list[BaseException] = []
+    received: list[int] = []
+
+    def on_signal(number: int, _: Any) -> None:
+        received.append(number)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     with NatsLink(buffer) as link:
         threads = [threading.Thread(target=_guard(_apply_project, stop, failures), args=(config, link, stop, args.wait),
                                     name=f"apply-{config.name}", daemon=True) for config in configs]
@@ -109,6 +115,9 @@ def apply(args: argparse.Namespace) -> int:
             thread.start()
         while not stop.wait(0.5) and any(thread.is_alive() for thread in threads):
             pass
+        if received:  # said here, not in the handler: logging is not safe inside a signal handler
+            log.info("%s received: stopping; each writer finishes the batch in hand (at most %.0f s)",
+                     signal.Signals(received[0]).name, SHUTDOWN_S)
         stop.set()
         _wind_down(threads, link, SHUTDOWN_S)
     if failures:
@@ -155,6 +164,10 @@ def _apply_project(config: ProjectConfig, link: NatsLink, stop: threading.Event,
     try:
         with writer_lock(config.name, config.db, wait=wait, until=stop), IdentityLedger(config.db) as ledger:
             log.info("project %s: writer lock held", config.name)
-            Writer(ledger, link, config.name).run(stop)
+            writer = Writer(ledger, link, config.name)
+            started_at = writer.applied
+            writer.run(stop)
+            log.info("project %s: stopped; applied %d requests in this run, up to stream sequence %d",
+                     config.name, writer.applied - started_at, writer.applied)
     except LockWaitAbandoned:
         log.info("project %s: stopped while waiting for its writer lock", config.name)

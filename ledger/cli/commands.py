@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import sqlite3
 import sys
@@ -64,6 +65,8 @@ def _demo(args: argparse.Namespace) -> int:
         where = f"{url} ({os.path.abspath(path)})" if path else url
         print(demo.wrapped(f"Demo: {render.count(history.calls)} synthetic calls from "
                            f"{render.count(history.people)} people (seed {args.seed}) into {where}"))
+        print(demo.wrapped(f"The ledger's secret is in {os.path.abspath(lg.key_file)}: keep and back up that "
+                           "key file with the ledger, and never commit or share it."))
         started = time.perf_counter()
         with ProgressBar("ingesting", "calls", history.calls) as bar:
             tally = demo.ingest_history(lg, history, bar)
@@ -127,6 +130,8 @@ def _feed(sender: Sender, submit: Submit, rows: Iterator[Row], batch_size: int, 
     lines = printed = 0
     for row in rows:
         lines += 1
+        if row.event is None and row.problem is None:  # a blank line: counted, nothing to send
+            continue
         line_of[row.where] = lines
         if row.event is None:
             sender.problem(row.where, row.problem or "unreadable")
@@ -198,6 +203,14 @@ def _number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), for bug reports."""
+    try:
+        return importlib.metadata.version("identity-ledger")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     db = _Parser(add_help=False)
     db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
@@ -216,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="ledger", parents=[db],
                      description="An event-sourced identity ledger that resolves users the way Amplitude does.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str,
@@ -240,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Amplitude's min_id_length option (default %(default)s)")
 
     sub = command("serve", _serve, "run the Amplitude-compatible HTTP server", [db])
-    sub.add_argument("--host", default="127.0.0.1")
-    sub.add_argument("--port", type=_number(1, 65535), default=8000)
+    sub.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default %(default)s: this machine only; 0.0.0.0 for every interface)")
+    sub.add_argument("--port", type=_number(1, 65535), default=8000, help="TCP port to listen on (default %(default)s)")
     sub.add_argument("--api-key", action="append", metavar="KEY",
                      help="an accepted API key (repeatable; env LEDGER_API_KEY, comma-separated)")
     sub.add_argument("--secret-key", metavar="SECRET", help="secret key for the query API (env LEDGER_SECRET_KEY)")

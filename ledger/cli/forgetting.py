@@ -43,8 +43,16 @@ def add_deletions_options(sub: argparse.ArgumentParser) -> None:
 
 def forget(args: argparse.Namespace) -> int:
     with open_ledger(args) as lg:
-        job = lg.forget(user_ids=args.user_id, amplitude_ids=args.amplitude_id, requester=args.requester,
-                        ignore_invalid_id=args.ignore_invalid_id, now=args.now)
+        try:
+            job = lg.forget(user_ids=args.user_id, amplitude_ids=args.amplitude_id, requester=args.requester,
+                            ignore_invalid_id=args.ignore_invalid_id, now=args.now)
+        except DeletionRefused as refused:
+            if "invalid_user_ids" not in refused.body:
+                raise
+            # The HTTP API's reply names its field; the command names its flag.
+            raise DeletionRefused.because("Unknown IDs (pass --ignore-invalid-id to skip them)",
+                                          invalid_amplitude_ids=refused.body["invalid_amplitude_ids"],
+                                          invalid_user_ids=refused.body["invalid_user_ids"]) from None
     if args.json:
         print(_json.encode(job).decode())
     else:

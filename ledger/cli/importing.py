@@ -3,8 +3,9 @@
 Every row comes with where it was found ("file:line", or "archive:member:line"), so a bad
 line can be reported precisely and skipped without losing the good rest. The kind of
 file is read from its first bytes, not trusted from its name. A UTF-8 byte-order mark is
-skipped, and a file that is one JSON array of events (what many tools write) is read as
-its elements ("file:[index]"): read whole, so large inputs are better as JSON Lines.
+skipped; a UTF-16 file is refused in one line that says so; a file that is one JSON array of
+events (what many tools write) is read as its elements ("file:[index]"): read whole, so large
+inputs are better as JSON Lines. Blank lines are rows too (counted as read, nothing to send).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ _decoder = msgspec.json.Decoder()
 _array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _CORRUPT = (OSError, EOFError, zlib.error, zipfile.BadZipFile)
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line read: an event dict, or the reason it could not be read."""
+    """One line read: an event dict, the reason it could not be read, or neither (a blank line:
+    counted among the lines read, nothing to send)."""
 
     where: str
     event: dict[str, Any] | None = None
@@ -67,7 +70,7 @@ class Reading:
 
 
 def read_rows(paths: list[str], stdin: IO[bytes], reading: Reading | None = None) -> Iterator[Row]:
-    """Every non-blank line of every source, in order; `reading` follows the bytes read."""
+    """Every line of every source, in order; `reading` follows the bytes read."""
     for path in paths:
         if path == STDIN:
             yield from _rows_of("<stdin>", stdin)
@@ -126,13 +129,26 @@ def _lines(where: str, stream: Iterable[bytes], corrupt: str) -> Iterator[Row]:
         for number, line in enumerate(lines, start=1):
             if number == 1 and line.startswith(_BOM):
                 line = line[len(_BOM):]
+            if number == 1 and (encoding := _utf16(line)):
+                yield Row(where, problem=f"the file is {encoding}: the ledger reads UTF-8 only "
+                                         "(convert it first, e.g. iconv -f UTF-16 -t UTF-8)")
+                return
             if number == 1 and line.lstrip().startswith(b"["):
                 yield from _array_or_lines(where, line + b"".join(lines))
                 return
-            if line.strip():
-                yield _row(f"{where}:{number}", line)
+            yield _row(f"{where}:{number}", line) if line.strip() else Row(f"{where}:{number}")
     except _CORRUPT as error:
         yield Row(f"{where}:{number + 1}", problem=f"{corrupt}: {error}")
+
+
+def _utf16(first_line: bytes) -> str | None:
+    """Which UTF-16 a source's first line is in, or None. JSON starts with an ASCII character, which
+    UTF-16 writes beside a NUL byte; left alone it would read as `not JSON` on every line."""
+    if first_line.startswith(_UTF16_BOMS):
+        return "UTF-16 (it starts with a UTF-16 byte-order mark)"
+    if first_line[:1] == b"\x00" or first_line[1:2] == b"\x00":
+        return "UTF-16 or another encoding with NUL bytes, not UTF-8"
+    return None
 
 
 def _array_or_lines(where: str, text: bytes) -> Iterator[Row]:
@@ -141,8 +157,7 @@ def _array_or_lines(where: str, text: bytes) -> Iterator[Row]:
         elements = _array_decoder.decode(text)
     except msgspec.DecodeError:
         for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield _row(f"{where}:{number}", line)
+            yield _row(f"{where}:{number}", line) if line.strip() else Row(f"{where}:{number}")
         return
     for index, element in enumerate(elements):
         yield _row(f"{where}:[{index}]", element)

@@ -67,14 +67,25 @@ def open_reader(args: argparse.Namespace) -> Iterator[IdentityLedger | LedgerVie
 
 def person(reader: IdentityLedger | LedgerView, args: argparse.Namespace) -> Identity:
     if args.user_id is not None:
-        found, asked = reader.resolve(user_id=args.user_id), f"user ID {args.user_id!r}"
+        found = reader.resolve(user_id=args.user_id)
     elif args.device_id is not None:
-        found, asked = reader.resolve(device_id=args.device_id), f"device ID {args.device_id!r}"
+        found = reader.resolve(device_id=args.device_id)
     else:
-        found, asked = reader.identity(args.amplitude_id), f"amplitude ID {args.amplitude_id}"
+        found = reader.identity(args.amplitude_id)
     if found is None:
-        raise NotFound(f"no identity for {asked}")
+        raise nothing_for(reader, args, "no identity")
     return found
+
+
+def nothing_for(reader: IdentityLedger | LedgerView, args: argparse.Namespace, nothing: str) -> NotFound:
+    """The person asked about has no answer: say who was asked for, and that an amplitude ID
+    was forgotten when it was (the reader can tell; "no identity" would suggest a typo)."""
+    if args.amplitude_id is not None and reader.is_forgotten(args.amplitude_id):
+        return NotFound(f"amplitude ID {args.amplitude_id} was forgotten by a deletion job (docs/privacy.md)")
+    asked = next(f"{name} {value!r}" for name, value in
+                 (("user ID", args.user_id), ("device ID", args.device_id), ("amplitude ID", args.amplitude_id))
+                 if value is not None)
+    return NotFound(f"{nothing} for {asked}")
 
 
 def print_json(value: Any) -> None:

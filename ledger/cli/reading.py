@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from ledger.cli import amplitude_export, buffered, graph, render
-from ledger.cli.opening import OK, CommandError, NotFound, open_reader, person, print_json
+from ledger.cli.opening import OK, CommandError, nothing_for, open_reader, person, print_json
 from ledger.ledger import IdentityLedger, LedgerView
 from projections.models import Identity
 
@@ -42,11 +42,8 @@ def timeline(args: argparse.Namespace) -> int:
 def audit(args: argparse.Namespace) -> int:
     with open_reader(args) as reader:
         entries = reader.audit(user_id=args.user_id, device_id=args.device_id, amplitude_id=args.amplitude_id)
-    if not entries:
-        asked = next(f"{name} {value!r}" for name, value in
-                     (("user ID", args.user_id), ("device ID", args.device_id), ("amplitude ID", args.amplitude_id))
-                     if value is not None)
-        raise NotFound(f"no audit trail for {asked}")
+        if not entries:
+            raise nothing_for(reader, args, "no audit trail")
     if args.json:
         print_json(entries)
     else:

@@ -18,6 +18,9 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.model import JournaledAggregate, register_topics
 
 STAGING, DONE = "staging", "done"
+#: The ledger's own statuses beside Amplitude's, so that `done` always means something was erased:
+#: every amplitude ID was taken out before the job ran, or it had (or found) nothing to erase.
+WITHDRAWN, EMPTY = "withdrawn", "empty"
 
 
 class JobEntry:
@@ -69,6 +72,7 @@ class DeletionJob(JournaledAggregate):
 
         def apply(self, job: DeletionJob) -> None:
             job.entries.pop(self.amplitude_id, None)
+            job.withdrawn.append(self.amplitude_id)
 
     class Ran(Aggregate.Event):
         """The audited fact of a deletion: `requested` amplitude IDs ran; `forgotten` lists every
@@ -94,6 +98,7 @@ class DeletionJob(JournaledAggregate):
         self.day = ""
         self.entries: dict[int, JobEntry] = {}
         self.forgotten: list[int] = []
+        self.withdrawn: list[int] = []
 
     @staticmethod
     def stream(day: dt.date) -> UUID:
@@ -105,8 +110,14 @@ class DeletionJob(JournaledAggregate):
 
     @property
     def status(self) -> str:
-        """Amplitude's job status: staging while an entry has not run, then done."""
-        return STAGING if self.staging() else DONE
+        """Amplitude's job status: staging while an entry has not run, then done if the job erased
+        anyone; withdrawn if every entry was taken out before it ran; else empty (the people it named
+        had been forgotten by another job already). Derived from the stored events, whose shape is unchanged."""
+        if self.staging():
+            return STAGING
+        if self.forgotten:
+            return DONE
+        return WITHDRAWN if self.withdrawn and not self.entries else EMPTY
 
     def staging(self) -> list[int]:
         return [entry.amplitude_id for entry in self.entries.values() if entry.status == STAGING]

@@ -88,7 +88,7 @@ def _query(summary: str, answer: dict[str, Any], parameters: list[dict[str, Any]
 
 _JOB = {"type": "object", "required": ["day", "status", "amplitude_ids"], "properties": {
     "day": {"type": "string", "format": "date", "description": "the day the job runs (UTC)"},
-    "status": {"enum": ["staging", "done"]},
+    "status": {"enum": ["staging", "done", "withdrawn", "empty"]},
     "amplitude_ids": {"type": "array", "items": {
         "type": "object", "required": ["amplitude_id", "requester", "requested_on_day"], "properties": {
             "amplitude_id": {"type": "integer"}, "requester": {"type": "string"},

@@ -25,6 +25,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
 
 from ledger.errors import DatabaseUnavailable, LedgerNotFound
+from ledger.store import sqlite_factory
 from ledger.store.scratch import new_scratch_dir
 
 DEFAULT_URL = "sqlite:///ledger.db"
@@ -169,22 +170,45 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
 
 
 
+def refuse_a_missing_sqlite_file(url: str | None) -> None:
+    """Reading must not create anything: an SQLite ledger file that does not exist is LedgerNotFound,
+    raised before anything (a database, a lock file) is made beside it."""
+    try:
+        parsed = make_url(url or DEFAULT_URL)
+    except sa.exc.ArgumentError:
+        return  # open_store says what is wrong with the URL
+    path = parsed.database
+    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not os.path.exists(path):
+        raise LedgerNotFound(f"no ledger at {path}")
+
+
 def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
     path = parsed.database
     scratch_dir = None
-    if not create and path and path != ":memory:" and not os.path.exists(path):
-        raise LedgerNotFound(f"no ledger at {path}")
+    if not create:
+        refuse_a_missing_sqlite_file(url)
     if not path or path == ":memory:":
         scratch_dir = new_scratch_dir()  # found and removed after a crash (`ledger.store.scratch`)
         path = f"{scratch_dir}/ledger.db"
+    make_wal(path)
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": sqlite_factory.TOPIC,
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
     }
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
     sa.event.listen(engine, "connect", sqlite_pragmas)
     return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir, env=env)
+
+
+def make_wal(path: str) -> None:
+    """Put the database file in WAL mode before eventsourcing connects, reading the pragma's reply and
+    closing the connection: no statement of it stays in progress (see `ledger.store.sqlite_factory`)."""
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL").fetchall()
+    finally:
+        connection.close()
 
 
 def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

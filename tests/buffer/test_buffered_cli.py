@@ -52,6 +52,9 @@ def test_ledger_apply_catches_up_and_stats_show_the_lag(capsys: pytest.CaptureFi
     finally:
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(30) == 0
+    said = writer.stderr.read() if writer.stderr else ""
+    assert "SIGTERM received: stopping" in said, said  # a supervisor's log says why it stopped, and where
+    assert "project web: stopped; applied 3 requests in this run, up to stream sequence 3" in said, said
 
 
 def test_ledger_apply_refuses_an_unknown_project_or_no_buffer(capsys: pytest.CaptureFixture[str], tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import os
 import re
@@ -18,6 +19,7 @@ from ledger.cli.commands import main
 from ledger.cli.synthetic import EXAMPLE_USER_ID, HOUSEMATE_USER_ID
 from tests.cli_helpers import Result, assert_one_line_error, ledger
 
+ROOT = Path(__file__).resolve().parents[2]
 AMPLITUDE_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
 
 
@@ -52,6 +54,20 @@ def test_demo_reports_what_happened_and_a_worked_example(demo_db: tuple[str, Res
     assert "invalid device_id" in out and "invalid user_id" in out and "shorter than min_id_length" in out
     assert f"Worked example: {EXAMPLE_USER_ID}" in out
     assert "merged into" in out and "user ID bound" in out and "Latest events" in out
+
+
+def test_demo_says_where_the_secret_is_and_git_ignores_every_file_it_leaves(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger demo` in a fresh clone must not offer the ledger's secret for commit."""
+    monkeypatch.chdir(tmp_path)
+    result = ledger(capsys, "demo", "--calls", "50")
+    assert result.code == 0, result.err
+    assert f"secret is in {tmp_path / 'ledger.db.key'}" in " ".join(result.out.split())
+    patterns = [line for line in (ROOT / ".gitignore").read_text().splitlines() if line and not line.startswith("#")]
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert "ledger.db.key" in left
+    assert [name for name in left if not any(fnmatch.fnmatch(name, pattern) for pattern in patterns)] == []
 
 
 def test_demo_refuses_a_ledger_that_already_holds_events(capsys: pytest.CaptureFixture[str], db: str) -> None:

@@ -38,6 +38,16 @@ def test_forget_files_a_job_for_tomorrow_that_is_listed_and_not_yet_due(capsys: 
     assert ledger(capsys, "resolve", "--db", url, "--user-id", "alice@example.org").code == 0
 
 
+def test_a_job_whose_only_amplitude_id_is_withdrawn_is_listed_withdrawn(capsys: pytest.CaptureFixture[str],
+                                                                       url: str) -> None:
+    filed = ledger(capsys, "forget", "--db", url, "--user-id", "alice@example.org", "--requester", "dpo", "--json")
+    day = filed.json()["day"]
+    withdrawn = ledger(capsys, "deletions", "--db", url, "--withdraw", "1", "--day", day)
+    assert withdrawn.code == 0 and withdrawn.out.splitlines()[1:] == [f"{day}  withdrawn"], withdrawn
+    assert ledger(capsys, "deletions", "--db", url, "--json").json() == [
+        {"day": day, "status": "withdrawn", "amplitude_ids": []}]
+
+
 def test_forget_now_runs_at_once(capsys: pytest.CaptureFixture[str], url: str) -> None:
     done = ledger(capsys, "forget", "--db", url, "--user-id", "bob@example.org", "--requester", "dpo", "--now")
     assert done.code == 0 and done.out.splitlines()[0].endswith("  done"), done
@@ -46,8 +56,9 @@ def test_forget_now_runs_at_once(capsys: pytest.CaptureFixture[str], url: str) -
 
 
 @pytest.mark.parametrize("argv, code, words", [
-    (["forget", "--user-id", "nobody-known", "--requester", "dpo"], 2, ["Unknown IDs", "nobody-known"]),
-    (["forget", "--amplitude-id", "9", "--requester", "dpo"], 2, ["Unknown IDs", "9"]),
+    (["forget", "--user-id", "nobody-known", "--requester", "dpo"], 2,
+     ["Unknown IDs", "nobody-known", "pass --ignore-invalid-id"]),
+    (["forget", "--amplitude-id", "9", "--requester", "dpo"], 2, ["Unknown IDs", "9", "pass --ignore-invalid-id"]),
     (["forget", "--user-id", "alice@example.org"], 2, ["--requester"]),
     (["forget", "--amplitude-id", "x", "--requester", "dpo"], 2, ["not an amplitude ID"]),
     (["forget", "--amplitude-id", "99999999999999999999", "--requester", "dpo"], 2, ["not an amplitude ID"]),

@@ -71,7 +71,7 @@ def test_json_report_and_duplicates_on_a_second_import(
     path = tmp_path / "events.jsonl"
     path.write_text(MIXED)
     first = ledger(capsys, "ingest", "--db", url, str(path), "--json").json()
-    assert first["lines"] == 7 and first["ingested"] == 2 and first["duplicates"] == 0
+    assert first["lines"] == 8 and first["ingested"] == 2  # the blank line 3 is read too and first["duplicates"] == 0
     assert first["rejected_requests"] == 1 and first["requests"] == 2 and not first["stopped"]
     assert {problem["where"] for problem in first["problems"]} == {f"{path}:{n}" for n in (2, 4, 5, 7, 8)}
     again = ledger(capsys, "ingest", "--db", url, str(path), "--json").json()
@@ -150,7 +150,8 @@ def test_amplitude_export_zip(capsys: pytest.CaptureFixture[str], url: str, tmp_
      ["corrupt gzip"]),
     ("garbage.jsonl.gz", b"plain text, not gzip", ["corrupt gzip: not a gzip file"]),
     ("garbage.zip", b"plain text, not a zip", ["corrupt zip"]),
-    ("events.jsonl", b"\xff\xfe not utf-8\n", ["not JSON"]),
+    ("events.jsonl", b"\xc3\x28 not utf-8\n", ["not JSON"]),
+    ("events.jsonl", b"\xff\xfe not utf-8\n", ["UTF-16", "UTF-8 only"]),
     ("events.jsonl", b"{\"event_type\": \"a\", \n", ["events.jsonl:1: not JSON"]),
 ])
 def test_corrupt_input_is_one_clear_line(capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path,

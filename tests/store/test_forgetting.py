@@ -281,3 +281,21 @@ def test_rekeying_a_ledger_written_before_keys_keeps_its_duplicates(new_url: Cal
         incremental = snapshot(lg)
         lg.rebuild()
         assert snapshot(lg) == incremental
+
+
+def test_a_job_that_erased_nobody_is_never_listed_done(lg: IdentityLedger) -> None:
+    """An erasure audit reads `done` only for a job that erased someone: a job whose every amplitude
+    ID was withdrawn is `withdrawn`, one whose people were forgotten meanwhile by another job `empty`."""
+    history(lg)
+    bob = lg.resolve(user_id=BOB["user_id"])
+    withdrawn_day = dt.date.fromisoformat(lg.forget(user_ids=[BOB["user_id"]], requester="dpo")["day"])
+    assert lg.withdraw_deletion(bob.amplitude_id, withdrawn_day)["status"] == "withdrawn"
+    lg._clock.now += DAY  # type: ignore[attr-defined]
+    later = dt.date.fromisoformat(lg.forget(user_ids=[ALICE["user_id"]], requester="dpo")["day"])
+    forget_alice(lg)  # another job forgets her first
+    lg._clock.now += DAY  # type: ignore[attr-defined]
+    lg.run_deletions()
+    statuses = {job["day"]: job["status"] for job in lg.deletions(withdrawn_day, later)}
+    assert statuses == {withdrawn_day.isoformat(): "withdrawn", (later - dt.timedelta(days=1)).isoformat(): "done",
+                        later.isoformat(): "empty"}
+    assert lg.forget(user_ids=["nobody-known"], requester="dpo", ignore_invalid_id=True, now=True)["status"] == "empty"
