@@ -206,8 +206,11 @@ class Writer:
         """After erasing: make deleted rows unreadable on disk; False if it could not complete.
 
         SQLite: write the WAL back into the (secure_delete) database and truncate it; readers in
-        the middle of a transaction can keep it from completing. PostgreSQL: VACUUM the tables,
-        so deleted row versions are gone from their pages (the WAL archive is the operator's).
+        the middle of a transaction can keep it from completing. PostgreSQL: `VACUUM FULL` each
+        table, one at a time: plain VACUUM frees dead row versions' space without zeroing it, so
+        their bytes stay in the table's, its indexes' and its TOAST table's files; a rewrite writes
+        only live rows to new files and truncates the old ones at commit. It holds each table's
+        ACCESS EXCLUSIVE lock while it copies it (docs/privacy.md has the times; the WAL is the operator's).
         """
         connection = self._connection
         if not self._postgres:
@@ -216,7 +219,7 @@ class Writer:
         connection.autocommit = True
         try:
             for table in tables:
-                connection.execute(f"VACUUM {table}")
+                connection.execute(f"VACUUM FULL {table}")
         finally:
             connection.autocommit = False
         return True

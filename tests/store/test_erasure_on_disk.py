@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
 
 import sqlalchemy as sa
 
