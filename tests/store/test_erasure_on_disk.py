@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import os
 import random
+import threading
+import time
+from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 
 from ledger import IdentityLedger
-from tests.helpers import event
+from ledger.store import reclaiming
+from tests.helpers import Clock, event
 
 #: The victim's distinctive values: every one must be gone from the files after the job ...
 VICTIM = {"user_id": "victim.u9k3@example.org", "device_id": "dev-victim-p4r8",
@@ -121,3 +126,80 @@ def test_people_tracked_after_the_job_are_stored_and_read_as_usual(lg: IdentityL
     found = lg.resolve(user_id="after.job@example.org")
     assert found is not None and lg.resolve(device_id="dev-after-job-1") == found
     assert len(lg.timeline(found.amplitude_id)) == 1
+
+
+def test_rekeying_leaves_no_guessable_stored_key_in_the_files(new_url: Callable[[], str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rekey` rewrites every stored key in place: the old unkeyed ones (uuid5 of a user ID, which a
+    dictionary attack finds) must not stay in free space either."""
+    import ledger.ledger
+    from ledger.domain.keys import UNKEYED
+
+    url = new_url()
+    monkeypatch.setattr(ledger.ledger, "open_keys", lambda *_args, **_kwargs: UNKEYED)  # as before keys existed
+    with IdentityLedger(url, clock=Clock()) as old:
+        old.ingest([event(VICTIM["device_id"], VICTIM["user_id"]), event(other(1)["device_id"], None)])
+    monkeypatch.undo()
+    unkeyed = [UNKEYED.user(VICTIM["user_id"]), UNKEYED.device(VICTIM["device_id"])]
+    with IdentityLedger(url, clock=Clock(1_700_000_001_000)) as lg:
+        files = Files(lg)
+        before = files.read()
+        assert all(key.bytes in before or key.hex.encode() in before for key in unkeyed)
+        lg.rekey()
+        after = files.read()
+        assert [key for key in unkeyed if key.bytes in after or key.hex.encode() in after] == []
+        assert lg.resolve(user_id=VICTIM["user_id"]) is not None
+
+
+def _hold_a_snapshot(lg: IdentityLedger, isolation: str = "REPEATABLE READ") -> sa.Connection:
+    """A reader in the middle of a transaction that began before the job: it may still see the person
+    (REPEATABLE READ), or holds a table it read (READ COMMITTED, between statements)."""
+    connection = lg._store.engine.connect()
+    if lg._store.is_postgres:
+        connection.execute(sa.text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"))
+    else:
+        connection.exec_driver_sql("BEGIN")  # pysqlite opens no transaction for a SELECT by itself
+    connection.execute(sa.text("SELECT count(*) FROM ledger_identities")).scalar()
+    return connection
+
+
+def _forgotten(lg: IdentityLedger) -> int:
+    with lg._store.engine.connect() as connection:
+        return int(connection.execute(sa.text("SELECT count(*) FROM ledger_forgotten")).scalar() or 0)
+
+
+def test_the_files_are_rewritten_only_once_older_readers_are_done(lg: IdentityLedger) -> None:
+    """A rewrite keeps every row version an open snapshot may see: the job waits for older readers."""
+    ingest_everyone(lg)
+    files = Files(lg)
+    files.read()
+    reader = _hold_a_snapshot(lg)
+    job = threading.Thread(target=lambda: lg.forget(user_ids=[VICTIM["user_id"]], requester="dpo", now=True))
+    job.start()
+    while not _forgotten(lg):  # the job's transaction has committed: it now waits for the reader
+        time.sleep(0.01)
+    reader.close()
+    job.join(timeout=120)
+    assert not job.is_alive()
+    after = files.read()
+    assert [value for value in VICTIM.values() if value.encode() in after] == []
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "READ COMMITTED"])
+def test_a_job_says_so_when_an_older_reader_kept_it_from_rewriting(lg: IdentityLedger, isolation: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """It gives up after a while, never queueing every query behind a rewrite that waits for a lock."""
+    ingest_everyone(lg)
+    lg.forget(user_ids=[VICTIM["user_id"]], requester="dpo")
+    lg._clock.now += 24 * 3600 * 1000  # type: ignore[attr-defined]  # the job's day has come
+    if lg._store.is_postgres:
+        monkeypatch.setattr(reclaiming, "REWRITE_WAIT", 0.5)
+        monkeypatch.setattr(reclaiming, "LOCK_WAIT", 0.05)
+    else:
+        lg._writer._connection.execute("PRAGMA busy_timeout = 200")
+    reader = _hold_a_snapshot(lg, isolation)
+    try:
+        [ran] = lg.run_deletions()
+    finally:
+        reader.close()
+    assert ran.reclaimed is False and lg.resolve(user_id=VICTIM["user_id"]) is None
