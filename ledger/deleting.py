@@ -175,7 +175,7 @@ class Deletions:
                 if job is None or not job.staging():
                     return None
                 try:
-                    erased, first, last = self._erase(job)
+                    erased, first, last, erased_in = self._erase(job)
                 except Conflict:
                     continue
                 self._cache.clear()
@@ -183,10 +183,10 @@ class Deletions:
                 self._runner.moved_to(last)
                 tables = [self._events, RECEIPTS, *(table.name for table in t.PROJECTION_TABLES)]
                 scratch.remove_stale()  # copies a crash left behind may hold the people just forgotten
-                return JobRun(job.day, erased.amplitude_ids, self._writer.reclaim(tables))
+                return JobRun(job.day, erased.amplitude_ids, self._writer.reclaim(tables, erased_in))
         raise ConflictRetriesExhausted(f"gave up running the deletion job of {day} after {MAX_ATTEMPTS} attempts")
 
-    def _erase(self, job: DeletionJob) -> tuple[Erased, int, int]:
+    def _erase(self, job: DeletionJob) -> tuple[Erased, int, int, str | None]:
         server_time = self._clock()
         with self._writer.transaction() as tx:
             end = tx.latest()
@@ -197,7 +197,8 @@ class Deletions:
             if not self._runner.apply_in(tx, facts, first, last):
                 raise Conflict("the projections are behind the log: catch up first")
             self._recorder.forgets = settings.count_forget(tx)
-        return erased, first, last
+            erased_in = tx.erasing()
+        return erased, first, last, erased_in
 
     def _append(self, day: dt.date, change: Callable[[DeletionJob], None]) -> None:
         """Store one change to the job of `day` (opening it if need be), retrying conflicts."""

@@ -220,9 +220,10 @@ class IdentityLedger(ReadAPI):
             events = self._store.app.recorder.events_table_name  # type: ignore[attr-defined]
             with self._writer.transaction() as tx:
                 moved = rekey(tx, keys, self._store.is_postgres, events)
+                erased_in = tx.erasing()
             self._cache.clear()
             self._cache.use_keys(keys)
-            self._writer.reclaim([events, RECEIPTS])
+            self._writer.reclaim([events, RECEIPTS], erased_in)
             return moved
 
     # -- reading (the API is `ReadAPI`'s) -------------------------------------------

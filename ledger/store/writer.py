@@ -25,7 +25,7 @@ from uuid import UUID
 
 import psycopg
 
-from ledger.store import settings
+from ledger.store import reclaiming, settings
 from ledger.store.database import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, Store, postgres_connection
 from projections.projector import CopySink, copy_rows
 
@@ -118,6 +118,10 @@ class Transaction:
             (list(ids), list(versions), list(topics), list(states)))
         # IDs come from the sequence in row order, under the table lock: sorted, they are the rows' positions.
         return sorted(row[0] for row in self._cursor.fetchall())
+
+    def erasing(self) -> str | None:
+        """PostgreSQL: this transaction's ID, which `Writer.reclaim` waits on; None on SQLite."""
+        return reclaiming.erasing_transaction(self._cursor) if self.postgres else None
 
     def latest(self) -> int:
         """The log's last position, as this transaction sees it (under the write lock: final)."""
@@ -213,24 +217,24 @@ class Writer:
         finally:
             cursor.close()
 
-    def reclaim(self, tables: list[str]) -> bool:
+    def reclaim(self, tables: list[str], erased_in: str | None) -> bool:
         """After erasing: make deleted rows unreadable on disk; False if it could not complete.
 
         SQLite: write the WAL back into the (secure_delete) database and truncate it; readers in
-        the middle of a transaction can keep it from completing. PostgreSQL: VACUUM the tables,
-        so deleted row versions are gone from their pages (the WAL archive is the operator's).
+        the middle of a transaction can keep it from completing. PostgreSQL: rewrite the tables
+        once no snapshot predates the erasing transaction `erased_in` (`ledger.store.reclaiming`;
+        the WAL is the operator's).
         """
         connection = self._connection
         if not self._postgres:
             busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             return bool(busy == 0)
+        assert erased_in is not None, "PostgreSQL needs the erasing transaction's ID"
         connection.autocommit = True
         try:
-            for table in tables:
-                connection.execute(f"VACUUM {table}")
+            return reclaiming.rewrite(connection, tables, erased_in)
         finally:
             connection.autocommit = False
-        return True
 
     def close(self) -> None:
         self._connection.close()
