@@ -28,10 +28,13 @@ from ledger.domain.model import (
     Cause,
     Correction,
     Device,
+    Group,
     JournaledAggregate,
     User,
+    UserMapping,
     identity_key,
 )
+from ledger.domain.groups import group_key
 from ledger.domain.keys import Keys
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
@@ -94,7 +97,8 @@ class AggregateCache:
     def use_keys(self, keys: Keys) -> None:
         """Derive stored IDs with `keys` from now on (a new ledger, or one just rekeyed: clear first)."""
         self.keys = keys
-        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key}
+        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key,
+                         "mapping": keys.mapping, "group": lambda key: group_key(*key)}
 
     def clear(self) -> None:
         """Forget everything (a deletion job rewrote streams in place)."""
@@ -254,6 +258,12 @@ class UnitOfWork:
     def user(self, user_id: str) -> User | None:
         return self._get(("user", user_id))
 
+    def group(self, group_type: str, group_value: str) -> Group | None:
+        return self._get(("group", (group_type, group_value)))
+
+    def mapping(self, user_id: str) -> UserMapping | None:
+        return self._get(("mapping", user_id))
+
     def identity(self, amplitude_id: int) -> AmplitudeIdentity:
         identity = self._get(("identity", amplitude_id))
         if identity is None:
@@ -293,7 +303,7 @@ class UnitOfWork:
         if insert_id is not None:
             self._received[self._key(state["device_id"], insert_id)] = state["server_time"]
 
-    def add(self, aggregate: Device | User | AmplitudeIdentity | Correction) -> None:
+    def add(self, aggregate: Device | User | AmplitudeIdentity | Correction | Group | UserMapping) -> None:
         """A new aggregate, stored with the unit (an identity made by a correction, the correction itself)."""
         key: Key
         if isinstance(aggregate, Device):
@@ -302,6 +312,8 @@ class UnitOfWork:
             key = ("user", aggregate.user_id)
         elif isinstance(aggregate, AmplitudeIdentity):
             key = ("identity", aggregate.amplitude_id)
+        elif isinstance(aggregate, (Group, UserMapping)):
+            key = aggregate.cache_key
         else:
             key = ("correction", aggregate.id)
         self._create(key, aggregate)
