@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from msgspec import to_builtins
 from msgspec.structs import asdict
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -57,6 +58,7 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/audit", _audit),
         route("/v1/stats", _stats),
         route("/v1/corrections", _corrections),
+        route("/v1/groups/{group_type}/{group_value}", _group),
     ]
 
 
@@ -105,14 +107,14 @@ def _identity_of_id(request: Request) -> Answer:
         identity = read.resolve(**{name: value})
         if identity is None:
             raise HttpError.not_found(f"no identity for this {name}")
-        return ok(**asdict(identity))
+        return ok(**to_builtins(identity))
 
     return question
 
 
 def _identity_of_amplitude_id(request: Request) -> Answer:
     amplitude_id = _amplitude_id(request)
-    return lambda read: ok(**asdict(_person(read, amplitude_id)))
+    return lambda read: ok(**to_builtins(_person(read, amplitude_id)))
 
 
 def _timeline(request: Request) -> Answer:
@@ -139,6 +141,21 @@ def _audit(request: Request) -> Answer:
         if not entries:
             raise HttpError.not_found(f"no identity facts for this {name}")
         return ok(entries=entries)
+
+    return question
+
+
+def _group(request: Request) -> Answer:
+    """A group's properties, the amplitude IDs that have been members, and when each joined."""
+    group_type, group_value = request.path_params["group_type"], request.path_params["group_value"]
+    if "\x00" in group_type + group_value:
+        raise HttpError.bad_parameter("a group type or name must not contain NUL")
+
+    def question(read: Reader) -> Response:
+        group = read.group(group_type, group_value)
+        if group is None:
+            raise HttpError.not_found("no call ever named this group")
+        return ok(**asdict(group))
 
     return question
 
