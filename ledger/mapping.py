@@ -81,8 +81,7 @@ class Mapper:
                 try:
                     done[self._apply_one(unit, mapping, requester, server_time)] += 1
                 except MappingRefused as error:
-                    field = "unmap" if mapping.unmap else "global_user_id"
-                    raise refused(f"Mapping refused: {error}", {field: [index]}) from None
+                    raise refused(f"Mapping refused: {error}", {error.field: [index]}) from None
             self._recorder.commit(unit, lambda tx: None)
             return MappingReport(**done, position=self._follower.seen)
 

@@ -21,7 +21,12 @@ MAX_USER_ID = 1024
 
 
 class MappingRefused(ValueError):
-    """A mapping that would make a chain or a cycle, or remap without unmapping first."""
+    """A mapping that would make a chain or a cycle, or remap without unmapping first;
+    `field` names the side at fault (`user_id` or `global_user_id`)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class MappingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -132,17 +137,18 @@ class UserMapping(JournaledAggregate):
     def map_onto(self, target: UserMapping, requester: str, server_time: int) -> bool:
         """Map this user ID onto `target`'s; False if it already is (a retry changes nothing)."""
         if target.user_id == self.user_id:
-            raise MappingRefused(f"user ID {self.user_id!r} cannot be mapped onto itself")
+            raise MappingRefused(f"user ID {self.user_id!r} cannot be mapped onto itself", "global_user_id")
         if self.global_user_id == target.user_id:
             return False
         if self.global_user_id is not None:
-            raise MappingRefused(f"user ID {self.user_id!r} is mapped onto {self.global_user_id!r}: unmap it first")
+            raise MappingRefused(f"user ID {self.user_id!r} is mapped onto {self.global_user_id!r}: unmap it first",
+                                 "user_id")
         if self.mapped_user_ids:
             raise MappingRefused(f"user ID {self.user_id!r} is a global user ID (others are mapped onto it) "
-                                 "and cannot itself be mapped")
+                                 "and cannot itself be mapped", "user_id")
         if target.global_user_id is not None:
             raise MappingRefused(f"user ID {target.user_id!r} is itself mapped onto {target.global_user_id!r}: "
-                                 "map onto that one")
+                                 "map onto that one", "global_user_id")
         self._record(self.Mapped, target, requester, server_time)
         return True
 

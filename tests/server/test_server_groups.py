@@ -113,7 +113,7 @@ MAPPING = {"user_id": "user-aaa", "global_user_id": "user-bbb"}
      {"mappings_with_invalid_fields": {"user_id": [1]}}),
     ({"api_key": API_KEY, "mapping": [{"user_id": 10**40, "global_user_id": "b"}]}, 400, {}),
     ({"api_key": API_KEY, "mapping": [MAPPING, {"user_id": "user-bbb", "global_user_id": "user-aaa"}]}, 400,
-     {"mappings_with_invalid_fields": {"global_user_id": [1]}}),
+     {"mappings_with_invalid_fields": {"user_id": [1]}}),
     ({"api_key": API_KEY, "mapping": "{" * 5000}, 400, {"error": "Invalid JSON request body"}),
 ])
 def test_hostile_usermap_requests_are_400s_naming_the_problem(
