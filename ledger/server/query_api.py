@@ -58,7 +58,7 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/audit", _audit),
         route("/v1/stats", _stats),
         route("/v1/corrections", _corrections),
-        route("/v1/groups/{group_type}/{group_value}", _group),
+        route("/v1/groups/{group_type}/{group_value:path}", _group),
     ]
 
 
