@@ -60,7 +60,7 @@ class AggregateCache:
         self.log = log
         self.use_keys(keys)
         self.maxsize = maxsize
-        self._items: OrderedDict[Key, JournaledAggregate] = OrderedDict()
+        self._items: OrderedDict[Key, JournaledAggregate | _Missing] = OrderedDict()
         self._keys: dict[UUID, Key] = {}
         self._absent: set[Key] = set()
         #: The last stored version of recently used timeline streams.
@@ -71,11 +71,10 @@ class AggregateCache:
         aggregate = self._items.get(key)
         if aggregate is not None:
             self._items.move_to_end(key)
-            return aggregate
-        if key in self._absent:
-            return None
-        self.prefetch([key])
-        return self._items.get(key)
+        elif key not in self._absent:
+            self.prefetch([key])
+            aggregate = self._items.get(key)
+        return None if type(aggregate) is _Missing else aggregate
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load every missing aggregate of `keys` in bulk; remember which do not exist."""
@@ -108,7 +107,10 @@ class AggregateCache:
         self.heads.clear()
 
     def _put_or_absent(self, key: Key, aggregate: JournaledAggregate | None) -> None:
-        if aggregate is None:
+        if aggregate is None and key[0] == "mapping":
+            # Asked at every resolve of a known user: cached like an aggregate (evicted when another writer starts it).
+            self.put(key, _Missing(self.aggregate_id(key)))
+        elif aggregate is None:
             if len(self._absent) >= min(self.maxsize, MAX_ABSENT):  # look-ups of unknown IDs must not grow memory
                 self._absent.clear()
             self._absent.add(key)
@@ -127,7 +129,7 @@ class AggregateCache:
         last.apply(allocator)
         return allocator
 
-    def put(self, key: Key, aggregate: JournaledAggregate) -> None:
+    def put(self, key: Key, aggregate: JournaledAggregate | _Missing) -> None:
         items = self._items
         items[key] = aggregate
         items.move_to_end(key)
@@ -163,6 +165,15 @@ class AggregateCache:
     def forget_absent(self) -> None:
         """What did not exist a moment ago may exist now (another writer): ask again next time."""
         self._absent.clear()
+
+
+class _Missing:
+    """What the cache holds for a mapping stream that does not exist (`AggregateCache._put_or_absent`)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, originator_id: UUID) -> None:
+        self.id = originator_id
 
 
 class _Appended:

@@ -136,3 +136,26 @@ def test_forgetting_either_side_leaves_no_mapping_that_names_them(lg: IdentityLe
     assert snapshot(lg) == incremental
     # A forgotten global user ID's stream is gone: the user ID can be used again, as after any forgetting.
     assert lg.map_user("user-ccc", "user-bbb").mapped == 1
+
+
+def test_a_mapping_made_by_another_writer_shows_at_once(open_ledger: Any) -> None:
+    first = open_ledger()
+    history(first)
+    assert first.resolve(user_id="user-aaa").global_user_id is None  # its absence is now cached
+    second = open_ledger(first.url)
+    second.map_user("user-aaa", "user-bbb")
+    assert first.resolve(user_id="user-aaa").global_user_id == "user-bbb"
+    assert first.resolve(user_id="user-bbb").mapped_user_ids == ["user-aaa"]
+
+
+def test_resolving_a_known_user_asks_the_store_about_mappings_once(lg: IdentityLedger,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    history(lg)
+    lg.resolve(user_id="user-aaa")
+    lg._cache.forget_absent()  # what another writer's write does: absences of unknown IDs are asked again
+
+    def asked(*_: Any) -> Any:
+        raise AssertionError("the store was asked again whether a user ID is mapped")
+
+    monkeypatch.setattr(lg._cache.log, "events_by_aggregate", asked)
+    assert lg.resolve(user_id="user-aaa").global_user_id is None
