@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ledger.correcting import Corrector
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.deleting import Deletions, JobRun
-from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
+from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, AmplitudeIdentity
 from ledger.errors import LedgerError, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.domain.group_identify import accept_identifications
@@ -261,16 +261,19 @@ class IdentityLedger(ReadAPI):
                 device_ids=list(identity.device_ids),
                 merged_amplitude_ids=list(identity.merged_amplitude_ids),
                 user_properties=dict(identity.user_properties),
-                groups=self._groups_of([identity.amplitude_id, *identity.merged_amplitude_ids]),
+                groups=self._groups_of(identity),
                 global_user_id=None if mapping is None else mapping.global_user_id,
                 mapped_user_ids=[] if mapping is None else sorted(mapping.mapped_user_ids),
             )
 
-    def _groups_of(self, amplitude_ids: list[int]) -> dict[str, list[str]]:
+    def _groups_of(self, identity: AmplitudeIdentity) -> dict[str, list[str]]:
         """The groups a person's amplitude IDs joined, as `projections.groups.groups_of` answers them."""
+        if not identity.groups and not identity.merged_amplitude_ids:
+            return {}
         found: dict[str, set[str]] = {}
-        for amplitude_id in amplitude_ids:
-            for group_type, names in self._cache.get(("identity", amplitude_id)).groups.items():
+        merged = (self._cache.get(("identity", amplitude_id)) for amplitude_id in identity.merged_amplitude_ids)
+        for each in (identity, *merged):
+            for group_type, names in each.groups.items():
                 found.setdefault(group_type, set()).update(names)
         return {group_type: sorted(found[group_type]) for group_type in sorted(found)}
 
