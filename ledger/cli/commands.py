@@ -287,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_map_options(command("map", groups.map_user, "map a user ID onto a global user ID (counted as one "
                                    "user, audited, undone by unmap)", [db, as_json]), onto=True)
     groups.add_map_options(command("unmap", groups.unmap_user, "undo a user ID's mapping", [db, as_json]), onto=False)
+    sub = command("mappings", groups.mappings, "every mapping and unmapping of user IDs: who asked, when", answering)
+    sub.add_argument("--user-id", metavar="U", help="only those naming this user ID, on either side")
     return parser
 
 

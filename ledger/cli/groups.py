@@ -44,6 +44,20 @@ def group(args: argparse.Namespace) -> int:
     return OK
 
 
+def mappings(args: argparse.Namespace) -> int:
+    with open_reader(args) as reader:
+        found = reader.mappings(args.user_id)
+    if args.json:
+        print(_json.encode(found).decode())
+    elif not found:
+        print("(no mappings)")
+    for entry in [] if args.json else found:
+        verb = "unmapped from" if entry.unmap else "mapped onto"
+        print(f"{entry.position:>8}  {entry.user_id} {verb} {entry.global_user_id}  by {entry.requester} "
+              f"at {entry.server_time}")
+    return OK
+
+
 def map_user(args: argparse.Namespace) -> int:
     with open_ledger(args) as lg:
         report = lg.map_user(args.user_id, args.global_user_id, requester=args.requester or _local_user())

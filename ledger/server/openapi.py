@@ -18,7 +18,7 @@ from ledger.domain.calls import EventIn
 from ledger.errors import BAD_EVENT_KEYS
 from ledger.server import segment
 from ledger.server.corrections_api import CorrectionIn
-from projections.models import AuditEntry, Correction, Group, Identity, Merge, TimelineEvent
+from projections.models import AuditEntry, Correction, Group, Identity, MappingEntry, Merge, TimelineEvent
 
 _REF = "#/components/schemas/{name}"
 JSON = "application/json"
@@ -156,6 +156,9 @@ def _groups() -> dict[str, Any]:
             "post": {"summary": "Amplitude User Mapping API (1 MiB; fields also in the query string)",
                      "requestBody": {"content": {form: {"schema": mapping}}},
                      "responses": {"200": mapped, **_REFUSALS}}},
+        "/v1/mappings": _query("Every mapping and unmapping of user IDs: who asked, when",
+                               _answer(mappings={"type": "array", "items": _ref("MappingEntry")}),
+                               [_param("user_id", "query", {"type": "string"}, "only those naming this user ID")]),
         "/v1/groups/{group_type}/{group_value}": _query(
             "A group: its properties, the amplitude IDs that have been members, when each joined", _ref("Group"),
             [_param("group_type", "path", {"type": "string"}, "the group type"),
@@ -166,7 +169,7 @@ def _groups() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry, Correction,
-                                                 CorrectionIn, Group], ref_template=_REF)
+                                                 CorrectionIn, Group, MappingEntry], ref_template=_REF)
     schemas["Error"] = {
         "type": "object", "required": ["code", "error"],
         "properties": {"code": {"type": "integer"}, "error": {"type": "string"},

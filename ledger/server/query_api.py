@@ -59,6 +59,7 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/stats", _stats),
         route("/v1/corrections", _corrections),
         route("/v1/groups/{group_type}/{group_value:path}", _group),
+        route("/v1/mappings", _mappings),
     ]
 
 
@@ -158,6 +159,14 @@ def _group(request: Request) -> Answer:
         return ok(**asdict(group))
 
     return question
+
+
+def _mappings(request: Request) -> Answer:
+    """Every mapping and unmapping (who asked, when), or those naming `user_id` on either side."""
+    user_id = request.query_params.get("user_id")
+    if user_id is not None and "\x00" in user_id:
+        raise HttpError.bad_parameter("user_id must not contain NUL")
+    return lambda read: ok(mappings=read.mappings(user_id))
 
 
 def _merges(_: Request) -> Answer:

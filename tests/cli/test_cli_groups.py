@@ -30,4 +30,7 @@ def test_group_map_and_unmap_from_the_command_line(capsys: pytest.CaptureFixture
     assert bob["mapped_user_ids"] == ["user-ann"]
     assert_one_line_error(ledger(capsys, "map", "--db", url, "user-bob", "user-cy"), 2, "global user ID")
     assert ledger(capsys, "unmap", "--db", url, "user-ann", "--json").json()["unmapped"] == 1
+    history = ledger(capsys, "mappings", "--db", url, "--user-id", "user-bob", "--json").json()
+    assert [(m["unmap"], m["requester"]) for m in history] == [(False, "ops"), (True, history[1]["requester"])]
+    assert "user-ann mapped onto user-bob  by ops" in ledger(capsys, "mappings", "--db", url).out
     assert "mapped_user_ids" not in ledger(capsys, "resolve", "--db", url, "--user-id", "user-bob", "--json").json()

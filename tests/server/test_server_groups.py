@@ -74,6 +74,11 @@ def test_usermap_maps_and_unmaps_by_get_and_post(http: httpx.Client, query: http
     assert reply.json() == {"code": 200, "mapped": 0, "unmapped": 1, "unchanged": 0}
     assert [(m.unmap, m.requester) for m in lg.mappings()] == [(False, f"api_key:{API_KEY}"),
                                                                  (True, f"api_key:{API_KEY}")]
+    audit = query.get("/v1/mappings", params={"user_id": "user-bbb"}).json()["mappings"]
+    assert [(m["user_id"], m["global_user_id"], m["unmap"]) for m in audit] == [
+        ("user-aaa", "user-bbb", False), ("user-aaa", "user-bbb", True)]
+    assert query.get("/v1/mappings", params={"user_id": "nobody"}).json()["mappings"] == []
+    assert query.get("/v1/mappings", params={"user_id": "a\x00"}).status_code == 400
 
 
 IDENTIFICATION = {"group_type": "org", "group_value": "acme", "group_properties": {"a": 1}}
