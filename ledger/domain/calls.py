@@ -259,8 +259,11 @@ def _accept_one(
             problems.invalid["user_properties"].append(index)
             bad = True
     event_type = IDENTIFY if identify else event.event_type
-    groups, operations_of_groups = _group_fields(index, event, event_type, problems)
-    bad = bad or groups is None or operations_of_groups is None
+    groups: Groups | None = {}
+    operations_of_groups: Operations | None = {}
+    if event.groups is not None or event_type == GROUP_IDENTIFY:  # most events name no group
+        groups, operations_of_groups = _group_fields(index, event, event_type, problems)
+        bad = bad or groups is None or operations_of_groups is None
     if not event_type:
         problems.missing["event_type"].append(index)
         bad = True
