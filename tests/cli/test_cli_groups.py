@@ -28,6 +28,9 @@ def test_group_map_and_unmap_from_the_command_line(capsys: pytest.CaptureFixture
     assert ledger(capsys, "map", "--db", url, "user-ann", "user-bob", "--requester", "ops").code == 0
     bob = ledger(capsys, "resolve", "--db", url, "--user-id", "user-bob", "--json").json()
     assert bob["mapped_user_ids"] == ["user-ann"]
+    assert "mapped here" in ledger(capsys, "resolve", "--db", url, "--user-id", "user-bob").out
+    ann = ledger(capsys, "resolve", "--db", url, "--user-id", "user-ann").out
+    assert "mapped onto" in ann and "user-bob" in ann and "org: acme" in ann
     assert_one_line_error(ledger(capsys, "map", "--db", url, "user-bob", "user-cy"), 2, "global user ID")
     assert ledger(capsys, "unmap", "--db", url, "user-ann", "--json").json()["unmapped"] == 1
     history = ledger(capsys, "mappings", "--db", url, "--user-id", "user-bob", "--json").json()

@@ -81,6 +81,9 @@ def test_usermap_maps_and_unmaps_by_get_and_post(http: httpx.Client, query: http
     assert query.get("/v1/mappings", params={"user_id": "a\x00"}).status_code == 400
 
 
+DEEP: Any = "x"
+for _ in range(45):  # past the 40 levels a stored value may nest
+    DEEP = {"d": DEEP}
 IDENTIFICATION = {"group_type": "org", "group_value": "acme", "group_properties": {"a": 1}}
 
 
@@ -97,6 +100,8 @@ IDENTIFICATION = {"group_type": "org", "group_value": "acme", "group_properties"
     ({"api_key": API_KEY, "identification": [{**IDENTIFICATION, "group_properties": {"n": 10**40}}]}, 400,
      {"identifications_with_invalid_fields": {"group_properties": [0]}}),
     ({"api_key": API_KEY, "identification": [{**IDENTIFICATION, "group_properties": {"n": 1e400}}]}, 400, {}),
+    ({"api_key": API_KEY, "identification": [{**IDENTIFICATION, "group_properties": {"a": DEEP}}]}, 400,
+     {"identifications_with_invalid_fields": {"group_properties": [0]}}),
     ({"api_key": API_KEY, "identification": [IDENTIFICATION, {"group_type": "org"}]}, 400,
      {"identifications_with_missing_fields": {"group_value": [1]}}),
 ])
