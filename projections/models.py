@@ -53,8 +53,9 @@ class MappingEntry(msgspec.Struct, frozen=True, kw_only=True):
     server_time: int
 
 
-class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A tracked event with the amplitude ID it got on arrival and the one it counts for now."""
+class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tracked event with the amplitude ID it got on arrival and the one it counts for now
+    (and the groups it named, left out of answers when it named none)."""
 
     position: int
     insert_id: str | None
@@ -67,6 +68,7 @@ class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True):
     original_amplitude_id: int
     event_properties: dict[str, Any]
     user_properties: dict[str, Any]
+    groups: dict[str, list[str]] = {}
 
 
 class Merge(msgspec.Struct, frozen=True, omit_defaults=True):

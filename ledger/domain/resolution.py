@@ -73,6 +73,8 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
         target.join_groups(call.groups, cause)
     state: dict[str, Any] = {"device_id": call.device_id, "user_id": call.user_id, "event_time": call.time,
              "server_time": server_time, "insert_id": call.insert_id}
+    if call.groups:  # kept with the call (exports carry it) only where sent: other calls store what they did
+        state["groups"] = call.groups
     if call.is_identify:
         aggregates.append(Timeline.Identified, target.amplitude_id, state)
     else:

@@ -137,3 +137,16 @@ def test_a_group_update_past_the_property_limits_names_its_index(lg: IdentityLed
                            {"group_type": "org", "group_value": "acme", "group_properties": {"$add": {"n": 1}}}])
     assert caught.value.body["events_with_invalid_fields"] == {"group_properties": [1]}
     assert lg.group("org", "other") is None
+
+
+def test_tracked_events_keep_their_groups_and_the_export_carries_them_again(open_ledger: Any) -> None:
+    from ledger.cli.amplitude_export import warehouse_row
+
+    lg = open_ledger()
+    lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]}), event("dev-ann", "ann-11")])
+    first, second = lg.timeline(lg.resolve(user_id="ann-11").amplitude_id)
+    assert first.groups == {"org": ["acme", "globex"]} and second.groups == {}
+    again = open_ledger()
+    again.ingest([warehouse_row(tracked) for tracked in lg.events()])
+    ann = again.resolve(user_id="ann-11")
+    assert ann.groups == {"org": ["acme", "globex"]} and again.group("org", "acme").amplitude_ids == [ann.amplitude_id]
