@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from ledger.correcting import Corrector
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.deleting import Deletions, JobRun
-from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
+from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, AmplitudeIdentity
 from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
 from ledger.following import LogFollower
+from ledger.domain.group_identify import accept_identifications
 from ledger.group_commit import GroupCommit
+from ledger.mapping import Mapper, MappingReport
 from ledger.recording import IngestReport, Recorder, Request
 from ledger.store.database import open_store, refuse_a_missing_sqlite_file
 from ledger.store import settings
@@ -134,6 +136,7 @@ class IdentityLedger(ReadAPI):
                                     self._recorder, self._lock, clock)
         self._key_file = key_file
         self._corrector = Corrector(self._store.engine, self._log, self._cache, self._recorder, self._follower)
+        self._mapper = Mapper(self._cache, self._recorder, self._follower)
 
     @property
     def url(self) -> str:
@@ -164,6 +167,27 @@ class IdentityLedger(ReadAPI):
         server_time = self._clock()
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
+
+    def group_identify(self, identifications: Iterable[Any]) -> IngestReport:
+        """Store Group Identify API objects (`group_type`, `group_value`, `group_properties`): each
+        applies its operations to its group's properties; no person is touched, no event counted."""
+        server_time = self._clock()
+        accepted = accept_identifications(identifications, server_time)
+        return self._commits.submit(Request(accepted, server_time), len(accepted.calls))
+
+    def map_users(self, mappings: Iterable[Any], *, requester: str = "library") -> MappingReport:
+        """Apply User Mapping API objects in order (`{"user_id", "global_user_id"}` or `{"user_id",
+        "unmap": true}`) as one audited request; raises InvalidRequest naming the items at fault."""
+        with self._lock:
+            return self._mapper.apply(mappings, requester, self._clock())
+
+    def map_user(self, user_id: str, global_user_id: str, *, requester: str = "library") -> MappingReport:
+        """Count `user_id` as `global_user_id` until unmapped (docs/rules.md, User mapping)."""
+        return self.map_users([{"user_id": user_id, "global_user_id": global_user_id}], requester=requester)
+
+    def unmap_user(self, user_id: str, *, requester: str = "library") -> MappingReport:
+        """Undo `user_id`'s mapping: everything answers again as before it was mapped."""
+        return self.map_users([{"user_id": user_id, "unmap": True}], requester=requester)
 
     def store_accepted(self, requests: Sequence[Request]) -> list[IngestReport]:
         """Store requests validated elsewhere, in order and in ONE transaction, each with its
@@ -247,13 +271,28 @@ class IdentityLedger(ReadAPI):
             identity = self._cache.get(("identity", amplitude_id))
             if identity.forgotten:  # a shared device still points to a forgotten person
                 return None
+            mapping = None if identity.user_id is None else self._cache.get(("mapping", identity.user_id))
             return Identity(
                 amplitude_id=identity.amplitude_id,
                 user_id=identity.user_id,
                 device_ids=list(identity.device_ids),
                 merged_amplitude_ids=list(identity.merged_amplitude_ids),
                 user_properties=dict(identity.user_properties),
+                groups=self._groups_of(identity),
+                global_user_id=None if mapping is None else mapping.global_user_id,
+                mapped_user_ids=[] if mapping is None else sorted(mapping.mapped_user_ids),
             )
+
+    def _groups_of(self, identity: AmplitudeIdentity) -> dict[str, list[str]]:
+        """The groups a person's amplitude IDs joined, as `projections.groups.groups_of` answers them."""
+        if not identity.groups and not identity.merged_amplitude_ids:
+            return {}
+        found: dict[str, set[str]] = {}
+        merged = (self._cache.get(("identity", amplitude_id)) for amplitude_id in identity.merged_amplitude_ids)
+        for each in (identity, *merged):
+            for group_type, names in each.groups.items():
+                found.setdefault(group_type, set()).update(names)
+        return {group_type: sorted(found[group_type]) for group_type in sorted(found)}
 
     @property
     def position(self) -> int:

@@ -25,7 +25,11 @@ def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str
     without the IDs they lost (`redacted`: the user ID and insert_id; `unbound`: the device ID and insert_id)."""
     if amplitude_ids:
         ids = _in(amplitude_ids)
-        for table in (t.identities, t.device_identities, t.merges, t.legacy_timeline, t.retired, t.reattributed):
+        # Their user IDs' mappings, either way round (read from their identities' rows, deleted next).
+        bound = f"SELECT user_id FROM {t.identities.name} WHERE amplitude_id IN ({ids}) AND user_id IS NOT NULL"
+        tx.execute(f"DELETE FROM {t.user_mappings.name} WHERE user_id IN ({bound}) OR global_user_id IN ({bound})",
+                   [*amplitude_ids, *amplitude_ids])
+        for table in (t.group_members, t.identities, t.device_identities, t.merges, t.legacy_timeline, t.retired, t.reattributed):
             tx.execute(f"DELETE FROM {table.name} WHERE amplitude_id IN ({ids})", amplitude_ids)
         # A correction's own row stays: it names the retracted user ID, not the person (its fact stays too).
         kept = [*redacted, *unbound]

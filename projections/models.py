@@ -7,18 +7,55 @@ from typing import Any, Literal
 import msgspec
 
 
-class Identity(msgspec.Struct, frozen=True, kw_only=True):
-    """One person as the ledger sees them: a live amplitude ID and everything folded into it."""
+class Identity(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One person as the ledger sees them: a live amplitude ID and everything folded into it.
+
+    The last three are left out of answers while empty: the groups the person joined (type ->
+    names, sorted), the global user ID their user ID is mapped onto, the user IDs mapped onto theirs.
+    """
 
     amplitude_id: int
     user_id: str | None
     device_ids: list[str]
     merged_amplitude_ids: list[int]
     user_properties: dict[str, Any]
+    groups: dict[str, list[str]] = {}
+    global_user_id: str | None = None
+    mapped_user_ids: list[str] = []
 
 
-class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A tracked event with the amplitude ID it got on arrival and the one it counts for now."""
+class GroupMember(msgspec.Struct, frozen=True, kw_only=True):
+    """An amplitude ID (as it was when it joined) that joined a group, at which ledger position and when."""
+
+    amplitude_id: int
+    position: int
+    server_time: int
+
+
+class Group(msgspec.Struct, frozen=True, kw_only=True):
+    """A group: its properties now, the live amplitude IDs of its members, and each joining."""
+
+    group_type: str
+    group_value: str
+    properties: dict[str, Any]
+    amplitude_ids: list[int]
+    members: list[GroupMember]
+
+
+class MappingEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One mapping (or, `unmap`, unmapping) of a user ID onto a global user ID: who asked, and when."""
+
+    position: int
+    user_id: str
+    global_user_id: str
+    unmap: bool
+    requester: str
+    server_time: int
+
+
+class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tracked event with the amplitude ID it got on arrival and the one it counts for now
+    (and the groups it named, left out of answers when it named none)."""
 
     position: int
     insert_id: str | None
@@ -31,6 +68,7 @@ class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True):
     original_amplitude_id: int
     event_properties: dict[str, Any]
     user_properties: dict[str, Any]
+    groups: dict[str, list[str]] = {}
 
 
 class Merge(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -110,6 +110,10 @@ class Projector:
             "Identity.SplitOff": self._split_off,
             "User.Rebound": self._rebound,
             "Device.Repointed": self._repointed,
+            "Identity.GroupsJoined": self._groups_joined,
+            "Group.PropertiesUpdated": self._group_properties_updated,
+            "UserMapping.Mapped": self._mapped,
+            "UserMapping.Unmapped": self._unmapped,
         }
 
     def apply(self, position: int, topic: str, fields: Fields) -> None:
@@ -185,6 +189,25 @@ class Projector:
 
     def _legacy_tracked(self, position: int, fields: Fields) -> None:
         self._insert(t.legacy_timeline, (fields["amplitude_id"], position))
+
+    # -- groups and user mapping (docs/rules.md) ------------------------------------------
+
+    def _groups_joined(self, position: int, fields: Fields) -> None:
+        for group_type, names in fields["groups"].items():
+            for group_value in names:
+                self._insert(t.group_members, (group_type, group_value, fields["amplitude_id"], position,
+                                               fields["server_time"]))
+
+    def _group_properties_updated(self, position: int, fields: Fields) -> None:
+        self._insert(t.group_properties, (position, fields["group_type"], fields["group_value"],
+                                          to_json(fields["group_properties"]), fields["server_time"]))
+
+    def _mapped(self, position: int, fields: Fields, unmap: bool = False) -> None:
+        self._insert(t.user_mappings, (position, fields["user_id"], fields["global_user_id"], unmap,
+                                       fields["requester"], fields["server_time"]))
+
+    def _unmapped(self, position: int, fields: Fields) -> None:
+        self._mapped(position, fields, unmap=True)
 
     # -- the facts a correction records (docs/corrections.md) ----------------------------
 

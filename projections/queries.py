@@ -13,8 +13,19 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 import sqlalchemy as sa
 
+from projections import groups as g
 from projections import tables as t
-from projections.models import AuditEntry, Correction, CorrectionChanges, Identity, Merge, Stats, TimelineEvent
+from projections.models import (
+    AuditEntry,
+    Correction,
+    CorrectionChanges,
+    Group,
+    Identity,
+    MappingEntry,
+    Merge,
+    Stats,
+    TimelineEvent,
+)
 from projections.timeline import (
     TimelineLog,
     answer,
@@ -68,20 +79,21 @@ class ReadAPI:
 
     def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
                  newest_first: bool = False) -> list[TimelineEvent]:
-        """Every tracked event of the person `amplitude_id` belongs to (merged IDs included), after `after`."""
+        """Every tracked event of the person `amplitude_id` belongs to (merged IDs included), after `after`;
+        a global user ID's person also has the events of the user IDs mapped onto it."""
         reading = self._reading()
         with reading.engine.connect() as connection:
-            ids = _person_amplitude_ids(connection, amplitude_id)
+            ids = _with_mapped(connection, _person_amplitude_ids(connection, amplitude_id))
             if not ids:
                 return []
             return person_timeline(connection, reading.log, ids, stop=reading.position, after=after, limit=limit,
                                    newest_first=newest_first)
 
     def event_count(self, amplitude_id: int) -> int:
-        """How many tracked events the person `amplitude_id` belongs to has."""
+        """How many tracked events the person `amplitude_id` belongs to has (mapped user IDs' included)."""
         reading = self._reading()
         with reading.engine.connect() as connection:
-            ids = _person_amplitude_ids(connection, amplitude_id)
+            ids = _with_mapped(connection, _person_amplitude_ids(connection, amplitude_id))
             return person_event_count(connection, reading.log, ids, reading.position) if ids else 0
 
     def events(self, *, after: int = 0, limit: int = 10_000) -> list[TimelineEvent]:
@@ -141,6 +153,16 @@ class ReadAPI:
                      .where(condition).order_by(audit.c.position, audit.c.seq))
             return [_answer(AuditEntry, row) for row in connection.execute(query)]
 
+    def group(self, group_type: str, group_value: str) -> Group | None:
+        """A group (docs/rules.md, Groups): its properties now, and every amplitude ID that joined it, when."""
+        with self._reading().engine.connect() as connection:
+            return g.group(connection, group_type, group_value, _live_ids(connection))
+
+    def mappings(self, user_id: str | None = None) -> list[MappingEntry]:
+        """Every mapping and unmapping in ledger order (who asked, when): all, or those naming `user_id`."""
+        with self._reading().engine.connect() as connection:
+            return g.mapping_history(connection, user_id)
+
     def stats(self) -> Stats:
         """Counts over the whole ledger (`users` counts people with at least one tracked event)."""
         reading = self._reading()
@@ -151,9 +173,11 @@ class ReadAPI:
 
             counts = counts_by_attribution(connection, reading.log, reading.position)
             live = _live_ids(connection)
+            mapped = _mapped_live_ids(connection, live)
+            people = {live.get(amplitude_id, amplitude_id) for amplitude_id in counts}
             return Stats(
                 events=sum(counts.values()),
-                users=len({live.get(amplitude_id, amplitude_id) for amplitude_id in counts}),
+                users=len({mapped.get(amplitude_id, amplitude_id) for amplitude_id in people}),
                 identified_users=scalar(
                     sa.select(count()).select_from(t.identities).where(t.identities.c.user_id.is_not(None))),
                 devices=scalar(sa.select(count()).select_from(t.devices)),
@@ -206,8 +230,37 @@ def _identity(connection: sa.Connection, amplitude_id: int) -> Identity | None:
     devices = connection.execute(sa.select(t.device_identities.c.device_id)
                                  .where(t.device_identities.c.amplitude_id == live)
                                  .order_by(t.device_identities.c.position, t.device_identities.c.device_id))
-    return Identity(amplitude_id=live, user_id=row.user_id, device_ids=[device.device_id for device in devices],
-                    merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties))
+    user_id = row.user_id
+    return Identity(amplitude_id=live, user_id=user_id, device_ids=[device.device_id for device in devices],
+                    merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties),
+                    groups=g.groups_of(connection, ids),
+                    global_user_id=None if user_id is None else g.global_user_id(connection, user_id),
+                    mapped_user_ids=[] if user_id is None else g.mapped_user_ids(connection, user_id))
+
+
+def _with_mapped(connection: sa.Connection, ids: list[int]) -> list[int]:
+    """A person's amplitude IDs, then those of every person whose user ID is mapped onto theirs."""
+    if not ids:
+        return ids
+    user_id = connection.execute(sa.select(t.identities.c.user_id).where(t.identities.c.amplitude_id == ids[0])).scalar()
+    found = list(ids)
+    for mapped in [] if user_id is None else g.mapped_user_ids(connection, user_id):
+        bound = _amplitude_id_for(connection, user_id=mapped)
+        if bound is not None:
+            found.extend(amplitude_id for amplitude_id in _person_amplitude_ids(connection, bound)
+                         if amplitude_id not in found)
+    return found
+
+
+def _mapped_live_ids(connection: sa.Connection, live: dict[int, int]) -> dict[int, int]:
+    """The live amplitude ID of each mapped user ID -> that of its global user ID (counted as one user)."""
+    mappings = g.current_mappings(connection)
+    if not mappings:
+        return {}
+    bound = dict(connection.execute(sa.select(t.identities.c.user_id, t.identities.c.amplitude_id).where(
+        t.identities.c.user_id.in_([*mappings, *mappings.values()]))).all())
+    return {live.get(bound[user_id], bound[user_id]): live.get(bound[target], bound[target])
+            for user_id, target in mappings.items() if user_id in bound and target in bound}
 
 
 def _live_ids(connection: sa.Connection) -> dict[int, int]:

@@ -116,10 +116,48 @@ forgotten = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
+#: Each group property update (Amplitude's Group Identify API), with the properties it left:
+#: a group's properties are its last row; an event's are the last row before its position.
+group_properties = sa.Table(
+    "ledger_group_properties",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("group_type", sa.String(1024), nullable=False),
+    sa.Column("group_value", sa.String(1024), nullable=False),
+    sa.Column("group_properties", sa.Text, nullable=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+)
+sa.Index("ledger_group_properties_group", group_properties.c.group_type, group_properties.c.group_value)
+
+#: Which amplitude IDs joined which group, and by which call (membership is never ended).
+group_members = sa.Table(
+    "ledger_group_members",
+    metadata,
+    sa.Column("group_type", sa.String(1024), primary_key=True),
+    sa.Column("group_value", sa.String(1024), primary_key=True),
+    sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+)
+sa.Index("ledger_group_members_amplitude_id", group_members.c.amplitude_id)
+
+#: Each mapping and unmapping of a user ID onto a global user ID (the User Mapping API), in
+#: ledger order: a user ID's mapping is its last row, unless that row is an unmapping.
+user_mappings = sa.Table(
+    "ledger_user_mappings",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.String(1024), nullable=False, index=True),
+    sa.Column("global_user_id", sa.String(1024), nullable=False, index=True),
+    sa.Column("unmap", sa.Boolean, nullable=False),
+    sa.Column("requester", sa.String(1024), nullable=False),
+    sa.Column("server_time", sa.BigInteger, nullable=False),
+)
+
 #: The tables a rebuild drops and fills again, in a deterministic order for comparisons.
 PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit, forgotten, corrections,
-                     retired, reattributed)
+                     retired, reattributed, group_properties, group_members, user_mappings)
 #: The shape of the tables above; a database holding another is rebuilt when opened.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Tables of earlier shapes, dropped on that rebuild.
 RETIRED_TABLES = ("ledger_timeline",)

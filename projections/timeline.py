@@ -141,6 +141,7 @@ def answer(row: TrackedRow, live: int) -> TimelineEvent:
         time=fields["event_time"], server_time=fields["server_time"], device_id=fields["device_id"],
         user_id=fields["user_id"], amplitude_id=live, original_amplitude_id=original,
         event_properties=fields["event_properties"], user_properties=fields["user_properties"],
+        groups=fields.get("groups", {}),
     )
 
 

@@ -67,3 +67,30 @@ class ReferenceModel:
         for key in gone:
             del self.seen[key], self.seen_by[key]
         return person
+
+
+@dataclass
+class MappingModel:
+    """User mapping restated naively (docs/rules.md, User mapping): user ID -> global user ID, one level deep."""
+
+    global_of: dict[str, str] = field(default_factory=dict)
+
+    def refuses(self, user_id: str, global_user_id: str) -> bool:
+        """Whether mapping `user_id` onto `global_user_id` makes a chain, a cycle, a remap or a self-map."""
+        if self.global_of.get(user_id) == global_user_id:
+            return False
+        return (user_id == global_user_id or user_id in self.global_of or global_user_id in self.global_of
+                or user_id in self.global_of.values())
+
+    def map(self, user_id: str, global_user_id: str) -> None:
+        self.global_of[user_id] = global_user_id
+
+    def unmap(self, user_id: str) -> None:
+        self.global_of.pop(user_id, None)
+
+    def mapped_onto(self, global_user_id: str) -> list[str]:
+        return sorted(user_id for user_id, target in self.global_of.items() if target == global_user_id)
+
+    def forget(self, user_id: str) -> None:
+        """A forgotten user ID leaves no mapping naming it, on either side."""
+        self.global_of = {mapped: target for mapped, target in self.global_of.items() if user_id not in (mapped, target)}

@@ -19,6 +19,7 @@ import nats.js.errors
 
 from ledger.buffer.stream import FORMAT, FORMAT_HEADER, BufferedRequest, NatsLink, encode_request
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
+from ledger.domain.group_identify import accept_identifications
 from ledger.errors import BufferUnavailable
 from ledger.ledger import IdentityLedger, IngestReport
 from projections.models import Stats
@@ -73,6 +74,13 @@ class BufferedLedger:
         server_time = _now_ms()
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._publish(accepted, server_time, ("identify", min_id_length, identifications))
+
+    def group_identify(self, identifications: Iterable[Any]) -> IngestReport:
+        """Group Identify API objects travel as `$groupidentify` calls, applied by the project's writer."""
+        identifications = list(identifications)
+        server_time = _now_ms()
+        accepted = accept_identifications(identifications, server_time)
+        return self._publish(accepted, server_time, ("groupidentify", identifications))
 
     def _publish(self, accepted: Accepted, server_time: int, request: tuple[Any, ...]) -> IngestReport:
         """Store the request in the stream; the Nats-Msg-Id is a digest of the request as sent,

@@ -85,4 +85,5 @@ def warehouse_row(event: TimelineEvent) -> dict[str, Any]:
         "position": event.position,
         "event_properties": event.event_properties,
         "user_properties": event.user_properties,
+        **({"groups": event.groups} if event.groups else {}),
     }

@@ -23,7 +23,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import buffered, corrections, demo, forgetting, render, synthetic
+from ledger.cli import buffered, corrections, demo, forgetting, groups, render, synthetic
 from ledger.cli import reading as read_commands
 from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
 from ledger.deleting import RUN_DUE_EVERY
@@ -304,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
                   "audited correction (nothing stored is rewritten)", [db, as_json])
     corrections.add_retract_options(sub)
     command("corrections", corrections.corrections, "every correction: who, why, when, what it changed", answering)
+    groups.add_group_options(command("group", groups.group, "a group: its properties and every member, since when",
+                                     answering))
+    groups.add_map_options(command("map", groups.map_user, "map a user ID onto a global user ID (counted as one "
+                                   "user, audited, undone by unmap)", [db, as_json]), onto=True)
+    groups.add_map_options(command("unmap", groups.unmap_user, "undo a user ID's mapping", [db, as_json]), onto=False)
+    sub = command("mappings", groups.mappings, "every mapping and unmapping of user IDs: who asked, when", answering)
+    sub.add_argument("--user-id", metavar="U", help="only those naming this user ID, on either side")
     return parser
 
 

@@ -79,7 +79,8 @@ def _cut(cell: str, size: int) -> str:
 
 
 def identity_table(identity: Identity) -> str:
-    """Who one person is: live amplitude ID, user ID, devices, merged IDs, user properties."""
+    """Who one person is: live amplitude ID, user ID, devices, merged IDs, user properties, and any
+    groups and user mappings (left out while empty, so most people's table is unchanged)."""
     rows: list[tuple[str, Any]] = [
         ("amplitude ID", identity.amplitude_id),
         ("user ID", identity.user_id or "(anonymous)"),
@@ -87,6 +88,13 @@ def identity_table(identity: Identity) -> str:
     rows += _listed("devices", identity.device_ids)
     rows += _listed("merged amplitude IDs", [str(merged) for merged in identity.merged_amplitude_ids])
     rows += _listed("user properties", [f"{key} = {compact(value)}" for key, value in identity.user_properties.items()])
+    if identity.groups:
+        rows += _listed("groups", [f"{group_type}: {name}" for group_type, names in identity.groups.items()
+                                   for name in names])
+    if identity.global_user_id is not None:
+        rows.append(("mapped onto", identity.global_user_id))
+    if identity.mapped_user_ids:
+        rows += _listed("mapped here", identity.mapped_user_ids)
     return table(rows)
 
 

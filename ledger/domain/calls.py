@@ -17,6 +17,7 @@ from typing import Annotated, Any, Iterable
 import msgspec
 
 from ledger.errors import INVALID_FIELDS, INVALID_ID_LENGTHS, MISSING_FIELDS, InvalidRequest
+from ledger.domain.groups import GROUP_IDENTIFY, Groups, group_operations, groups_problem, normalise_groups
 from ledger.domain.properties import MAX_INT, MIN_INT, Operations, normalise_operations, operations_problem
 
 MAX_EVENTS = 2000
@@ -60,6 +61,8 @@ class EventIn(msgspec.Struct, kw_only=True):
     insert_id: Text | None = None
     event_properties: dict[str, Any] | None = None
     user_properties: dict[str, Any] | None = None
+    groups: Any = None
+    group_properties: Any = None
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,10 +75,18 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     insert_id: str | None
     event_properties: dict[str, Any]
     operations: Operations
+    #: The groups the call names (its person is a member of each from this call on).
+    groups: Groups = {}
+    #: A `$groupidentify` call's operations on the properties of the groups it names.
+    group_operations: Operations = {}
 
     @property
     def is_identify(self) -> bool:
         return self.event_type == IDENTIFY
+
+    @property
+    def is_group_identify(self) -> bool:
+        return self.event_type == GROUP_IDENTIFY
 
 
 class IngestWarning(msgspec.Struct, frozen=True):
@@ -140,6 +151,11 @@ def _storable(value: Any, depth: int) -> bool:
     if kind is list:
         return depth <= MAX_DEPTH and all(_storable(item, depth + 1) for item in value)
     return False
+
+
+def storable(value: Any) -> bool:
+    """Whether a value (properties) keeps the contract of `_storable`."""
+    return _storable(value, 1)
 
 
 def _decode(event: Any) -> EventIn:
@@ -243,6 +259,11 @@ def _accept_one(
             problems.invalid["user_properties"].append(index)
             bad = True
     event_type = IDENTIFY if identify else event.event_type
+    groups: Groups | None = {}
+    operations_of_groups: Operations | None = {}
+    if event.groups is not None or event_type == GROUP_IDENTIFY:  # most events name no group
+        groups, operations_of_groups = _group_fields(index, event, event_type, problems)
+        bad = bad or groups is None or operations_of_groups is None
     if not event_type:
         problems.missing["event_type"].append(index)
         bad = True
@@ -275,4 +296,32 @@ def _accept_one(
         insert_id=event.insert_id,
         event_properties=event.event_properties or {},
         operations=operations,
+        groups=groups or {},
+        group_operations=operations_of_groups or {},
     )
+
+
+def _group_fields(index: int, event: EventIn, event_type: str | None,
+                  problems: _Problems) -> tuple[Groups | None, Operations | None]:
+    """The event's groups and, on a `$groupidentify` event, its group property operations;
+    None for a field that is bad (its index is then listed under that field)."""
+    groups: Groups | None = {}
+    if event.groups is not None:
+        if groups_problem(event.groups) is None:
+            groups = normalise_groups(event.groups)
+        else:
+            problems.invalid["groups"].append(index)
+            groups = None
+    operations: Operations | None = {}
+    if event_type == GROUP_IDENTIFY:
+        if not event.groups:
+            problems.missing["groups"].append(index)
+            groups = None
+        try:
+            if event.group_properties is not None and not _storable(event.group_properties, 1):
+                raise ValueError("not storable")
+            operations = group_operations(event.group_properties if event.group_properties is not None else {})
+        except ValueError:
+            problems.invalid["group_properties"].append(index)
+            operations = None
+    return groups, operations

@@ -64,6 +64,17 @@ class AmplitudeIdentity(JournaledAggregate):
         def apply(self, identity: AmplitudeIdentity) -> None:
             identity.user_properties = self.user_properties
 
+    class GroupsJoined(IdentityFact):
+        """The call named groups this person was not yet a member of: a member from this call on."""
+
+        TOPIC = "Identity.GroupsJoined"
+
+        groups: dict[str, list[str]]
+
+        def apply(self, identity: AmplitudeIdentity) -> None:
+            for group_type, names in self.groups.items():
+                identity.groups.setdefault(group_type, []).extend(names)
+
     class Merged(IdentityFact):
         """This anonymous identity is the same person as `merged_amplitude_id` (the live one)."""
 
@@ -154,6 +165,8 @@ class AmplitudeIdentity(JournaledAggregate):
         self.merged_into: int | None = None
         self.merged_amplitude_ids: list[int] = []
         self.user_properties: Properties = {}
+        #: group type -> the groups of that type this amplitude ID joined, in joining order.
+        self.groups: dict[str, list[str]] = {}
 
     @classmethod
     def create(cls, amplitude_id: int, cause: Cause) -> AmplitudeIdentity:
@@ -188,6 +201,15 @@ class AmplitudeIdentity(JournaledAggregate):
         self._check_live()
         updated = apply_operations(self.user_properties, operations)
         self._record(self.UserPropertiesUpdated, cause, operations=operations, user_properties=updated)
+
+    def join_groups(self, groups: dict[str, list[str]], cause: Cause) -> None:
+        """Record membership of the groups it is not yet a member of (membership is never ended)."""
+        self._check_live()
+        new = {group_type: [name for name in names if name not in self.groups.get(group_type, ())]
+               for group_type, names in groups.items()}
+        new = {group_type: names for group_type, names in new.items() if names}
+        if new:
+            self._record(self.GroupsJoined, cause, groups=new)
 
     def merge_into(self, live: AmplitudeIdentity, cause: Cause) -> None:
         """Merge this anonymous identity into `live`, which must carry a user ID."""

@@ -80,6 +80,10 @@ class Keys:
     def user(self, user_id: str) -> UUID:
         return self._uuid("user:" + user_id)
 
+    def mapping(self, user_id: str) -> UUID:
+        """The stored ID of a user ID's mapping stream (`ledger.domain.mappings`)."""
+        return self._uuid("mapping:" + user_id)
+
     def receipt(self, device_id: str, insert_id: str) -> bytes:
         """The duplicate key (device ID, insert_id) as 16 bytes."""
         text = _receipt_text(device_id, insert_id)

@@ -34,6 +34,7 @@ def resolve_request(calls: list[Call], server_time: int, aggregates: Aggregates,
         try:
             stored = resolve_call(call, server_time, aggregates, dedup_window_ms)
         except PropertyLimitExceeded as error:
-            raise InvalidRequest.invalid_fields({"user_properties": [index]}, f"Invalid user_properties: {error}") from error
+            field = "group_properties" if call.is_group_identify else "user_properties"
+            raise InvalidRequest.invalid_fields({field: [index]}, f"Invalid {field}: {error}") from error
         duplicates += not stored
     return duplicates

@@ -16,7 +16,7 @@ import msgspec
 
 from ledger.domain.calls import Call
 from ledger.domain.keys import UNKEYED
-from ledger.domain.model import AmplitudeIdentity, Cause, Device, User
+from ledger.domain.model import AmplitudeIdentity, Cause, Device, Group, User
 from ledger.domain.resolution import resolve_call
 
 
@@ -89,10 +89,14 @@ class Scratch:
         self.identities[identity.amplitude_id] = identity
         return identity
 
-    def add(self, aggregate: Device | User) -> None:
+    def group(self, group_type: str, group_value: str) -> Group | None:
+        """Never asked: stored calls are re-resolved without their groups (group identify calls are not re-resolved)."""
+        raise NotImplementedError
+
+    def add(self, aggregate: Device | User | Group) -> None:
         if isinstance(aggregate, Device):
             self.devices[aggregate.device_id] = aggregate
-        else:
+        elif isinstance(aggregate, User):
             self.users[aggregate.user_id] = aggregate
 
     def last_received(self, device_id: str, insert_id: str) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from ledger.domain.calls import Call
 from ledger.domain.keys import Keys
-from ledger.domain.model import AmplitudeIdentity, Cause, Device, User
+from ledger.domain.model import AmplitudeIdentity, Cause, Device, Group, User
 from ledger.domain.timeline import Timeline, is_duplicate
 
 
@@ -29,7 +29,9 @@ class Aggregates(Protocol):
 
     def new_identity(self, cause: Cause) -> AmplitudeIdentity: ...
 
-    def add(self, aggregate: Device | User) -> None: ...
+    def group(self, group_type: str, group_value: str) -> Group | None: ...
+
+    def add(self, aggregate: Device | User | Group) -> None: ...
 
     def last_received(self, device_id: str, insert_id: str) -> int | None:
         """The server time of the last stored call with this (device ID, insert_id), if any."""
@@ -42,6 +44,9 @@ class Aggregates(Protocol):
 
 def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_window_ms: int) -> bool:
     """Apply one call. Returns False (and changes nothing) if it is a duplicate."""
+    if call.is_group_identify:
+        _identify_groups(call, server_time, aggregates)
+        return True
     cause = Cause(call.device_id, call.user_id, call.time, server_time, call.insert_id)
     device = aggregates.device(call.device_id)
     if call.insert_id is not None and is_duplicate(
@@ -64,8 +69,12 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
 
     if call.operations:
         target.update_user_properties(call.operations, cause)
+    if call.groups:
+        target.join_groups(call.groups, cause)
     state: dict[str, Any] = {"device_id": call.device_id, "user_id": call.user_id, "event_time": call.time,
              "server_time": server_time, "insert_id": call.insert_id}
+    if call.groups:  # kept with the call (exports carry it) only where sent: other calls store what they did
+        state["groups"] = call.groups
     if call.is_identify:
         aggregates.append(Timeline.Identified, target.amplitude_id, state)
     else:
@@ -74,6 +83,20 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
         state["user_properties"] = target.user_properties
         aggregates.append(Timeline.Tracked, target.amplitude_id, state)
     return True
+
+
+def _identify_groups(call: Call, server_time: int, aggregates: Aggregates) -> None:
+    """A `$groupidentify` call changes the properties of the groups it names, and nothing else:
+    no person is resolved, no ID bound, no event counted (docs/rules.md, Groups)."""
+    if not call.group_operations:
+        return
+    for group_type, names in call.groups.items():
+        for group_value in names:
+            group = aggregates.group(group_type, group_value)
+            if group is None:
+                group = Group.start(group_type, group_value, server_time)
+                aggregates.add(group)
+            group.update_properties(call.group_operations, server_time)
 
 
 def _last_received(aggregates: Aggregates, device: Device | None, device_id: str, insert_id: str) -> int | None:

@@ -24,6 +24,7 @@ from ledger.server.credentials import ServerConfigError
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced, ReadAbandoned
 from ledger.server.explorer import explorer
+from ledger.server.groups_api import group_routes
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
 from ledger.ledger import IdentityLedger
@@ -67,7 +68,7 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
     middleware.append(Middleware(UploadCors, paths=[route.path for route in uploads], origins=origins))
     middleware.append(Middleware(CrossSiteGuard, open_paths=[route.path for route in uploads], trusted=trusted))
     return Starlette(
-        routes=[*uploads, *query_routes(projects), *deletion_routes(projects),
+        routes=[*uploads, *group_routes(projects, body_timeout), *query_routes(projects), *deletion_routes(projects),
                 *correction_routes(projects, body_timeout), health_route(projects), *one_ledger, openapi.route()],
         middleware=middleware,
         exception_handlers={

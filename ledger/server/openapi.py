@@ -18,7 +18,7 @@ from ledger.domain.calls import EventIn
 from ledger.errors import BAD_EVENT_KEYS
 from ledger.server import segment
 from ledger.server.corrections_api import CorrectionIn
-from projections.models import AuditEntry, Correction, Identity, Merge, TimelineEvent
+from projections.models import AuditEntry, Correction, Group, Identity, MappingEntry, Merge, TimelineEvent
 
 _REF = "#/components/schemas/{name}"
 JSON = "application/json"
@@ -136,10 +136,43 @@ def _deletions() -> dict[str, Any]:
     }
 
 
+def _groups() -> dict[str, Any]:
+    """The Group Identify API, the User Mapping API, and reading a group."""
+    def fields(name: str, description: str) -> dict[str, Any]:
+        return {"type": "object", "required": ["api_key", name], "properties": {
+            "api_key": {"type": "string"}, name: {"type": "string", "description": description}}}
+
+    identification = fields("identification", "one JSON object of group_type, group_value, group_properties, "
+                                              "or an array of at most 1024")
+    mapping = fields("mapping", 'one JSON object {"user_id", "global_user_id"} or {"user_id", "unmap": true}, '
+                                "or an array of at most 2000")
+    form = "application/x-www-form-urlencoded"
+    mapped = _reply("Applied in order", _answer(**{name: {"type": "integer"}
+                                                   for name in ("mapped", "unmapped", "unchanged")}))
+    in_query = [_param(name, "query", {"type": "string"}, "or in the form body") for name in ("api_key", "mapping")]
+    return {
+        "/groupidentify": _upload("Amplitude Group Identify API (1 MiB; fields also in the query string)",
+                                  identification, form),
+        "/usermap": {
+            "get": {"summary": "Amplitude User Mapping API", "parameters": in_query,
+                    "responses": {"200": mapped, **_REFUSALS}},
+            "post": {"summary": "Amplitude User Mapping API (1 MiB; fields also in the query string)",
+                     "requestBody": {"content": {form: {"schema": mapping}}},
+                     "responses": {"200": mapped, **_REFUSALS}}},
+        "/v1/mappings": _query("Every mapping and unmapping of user IDs: who asked, when",
+                               _answer(mappings={"type": "array", "items": _ref("MappingEntry")}),
+                               [_param("user_id", "query", {"type": "string"}, "only those naming this user ID")]),
+        "/v1/groups/{group_type}/{group_value}": _query(
+            "A group: its properties, the amplitude IDs that have been members, when each joined", _ref("Group"),
+            [_param("group_type", "path", {"type": "string"}, "the group type"),
+             _param("group_value", "path", {"type": "string"}, "the group's name")]),
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry, Correction,
-                                                 CorrectionIn], ref_template=_REF)
+                                                 CorrectionIn, Group, MappingEntry], ref_template=_REF)
     schemas["Error"] = {
         "type": "object", "required": ["code", "error"],
         "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
@@ -151,7 +184,8 @@ def document() -> dict[str, Any]:
                        "field": {"type": "string", "description": "the argument at fault (corrections)"},
                        **{key: {"type": "object", "description": "field name: indices of the bad events",
                                 "additionalProperties": {"type": "array", "items": {"type": "integer"}}}
-                          for key in BAD_EVENT_KEYS}},
+                          for key in (*BAD_EVENT_KEYS, "identifications_with_invalid_fields",
+                                      "identifications_with_missing_fields", "mappings_with_invalid_fields")}},
     }
     upload = {"type": "object", "required": ["api_key", "events"], "properties": {
         "api_key": {"type": "string"}, "events": {"type": "array", "maxItems": 2000, "items": _ref("EventIn")},
@@ -195,6 +229,7 @@ def document() -> dict[str, Any]:
                                                      "or an amplitude ID")]),
             "/v1/stats": _query("Counts", _STATS, []),
             **_deletions(),
+            **_groups(),
             "/v1/corrections": {
                 **_query("Every correction: who asked, why, when, what it changed",
                          _answer(corrections={"type": "array", "items": _ref("Correction")}), []),

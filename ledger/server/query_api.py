@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from msgspec import to_builtins
 from msgspec.structs import asdict
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -60,6 +61,8 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/audit", _audit),
         route("/v1/stats", _stats),
         route("/v1/corrections", _corrections),
+        route("/v1/groups/{group_type}/{group_value:path}", _group),
+        route("/v1/mappings", _mappings),
     ]
 
 
@@ -108,14 +111,14 @@ def _identity_of_id(request: Request) -> Answer:
         identity = read.resolve(**{name: value})
         if identity is None:
             raise HttpError.not_found(f"no identity for this {name}")
-        return ok(**asdict(identity))
+        return ok(**to_builtins(identity))
 
     return question
 
 
 def _identity_of_amplitude_id(request: Request) -> Answer:
     amplitude_id = _amplitude_id(request)
-    return lambda read: ok(**asdict(_person(read, amplitude_id)))
+    return lambda read: ok(**to_builtins(_person(read, amplitude_id)))
 
 
 def _timeline(request: Request) -> Answer:
@@ -144,6 +147,29 @@ def _audit(request: Request) -> Answer:
         return ok(entries=entries)
 
     return question
+
+
+def _group(request: Request) -> Answer:
+    """A group's properties, the amplitude IDs that have been members, and when each joined."""
+    group_type, group_value = request.path_params["group_type"], request.path_params["group_value"]
+    if "\x00" in group_type + group_value:
+        raise HttpError.bad_parameter("a group type or name must not contain NUL")
+
+    def question(read: Reader) -> Response:
+        group = read.group(group_type, group_value)
+        if group is None:
+            raise HttpError.not_found("no call ever named this group")
+        return ok(**asdict(group))
+
+    return question
+
+
+def _mappings(request: Request) -> Answer:
+    """Every mapping and unmapping (who asked, when), or those naming `user_id` on either side."""
+    user_id = request.query_params.get("user_id")
+    if user_id is not None and "\x00" in user_id:
+        raise HttpError.bad_parameter("user_id must not contain NUL")
+    return lambda read: ok(mappings=read.mappings(user_id))
 
 
 def _merges(_: Request) -> Answer:

@@ -9,6 +9,8 @@ every stored row that holds a forgotten person's data, so nothing of it can be r
 - Device streams used by nobody else; on a device shared with someone else, the person's
   events are rewritten without their user ID and insert_id (0.1.0's tracked events become
   `Device.Forgotten`), so the stream keeps its versions and the device its pointer;
+- the UserMapping stream of their user ID; on the streams of the user IDs it was mapped with,
+  the facts naming it become `UserMapping.Erased` (the versions stay, nothing names them);
 - each Identity stream becomes one tombstone (`Identity.Forgotten`) at its first event's place,
   so positions, replay and `as_of` stay consistent.
 
@@ -28,7 +30,7 @@ from uuid import UUID
 import msgspec
 
 from ledger.domain.keys import Keys
-from ledger.domain.model import AmplitudeIdentity, Device, identity_key
+from ledger.domain.model import AmplitudeIdentity, Device, UserMapping, identity_key
 from ledger.domain.timeline import Timeline
 from ledger.store.database import canonical_topic, decode_event, decode_state
 from ledger.store.writer import RECEIPTS, Transaction
@@ -119,6 +121,7 @@ class Eraser:
                 continue
             if identity.user_id is not None:
                 self._delete(self._keys.user(identity.user_id))
+                self._erase_mappings(identity.user_id)
             self._erase_timelines(identity.amplitude_id)
         for device_id in devices:
             self._erase_device(device_id, forgotten, erased)
@@ -151,6 +154,20 @@ class Eraser:
         position, version, topic, state = rows[0]
         self._rewrite(stream, version, topic, {**decode_state(topic, state), "device_id": "", "insert_id": None})
         erased.unbound.append(position)
+
+    def _erase_mappings(self, user_id: str) -> None:
+        """Delete the user ID's mapping stream, and erase the facts naming it on its counterparts' streams."""
+        stream = self._keys.mapping(user_id)
+        named = ("global_user_id", "mapped_user_id")
+        counterparts = {fields[key] for fields in (decode_state(topic, state) for _, _, topic, state in self.rows(stream))
+                        for key in named if key in fields}
+        self._delete(stream)
+        for other in counterparts:
+            other_stream = self._keys.mapping(other)
+            for _, version, topic, state in self.rows(other_stream):
+                fields = decode_state(topic, state)
+                if any(fields.get(key) == user_id for key in named):
+                    self._rewrite(other_stream, version, UserMapping.Erased.TOPIC, {"timestamp": fields["timestamp"]})
 
     def _erase_timelines(self, amplitude_id: int) -> None:
         for kind in (Timeline.Tracked, Timeline.Identified):

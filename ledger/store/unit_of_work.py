@@ -28,10 +28,13 @@ from ledger.domain.model import (
     Cause,
     Correction,
     Device,
+    Group,
     JournaledAggregate,
     User,
+    UserMapping,
     identity_key,
 )
+from ledger.domain.groups import group_key
 from ledger.domain.keys import Keys
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
@@ -57,7 +60,7 @@ class AggregateCache:
         self.log = log
         self.use_keys(keys)
         self.maxsize = maxsize
-        self._items: OrderedDict[Key, JournaledAggregate] = OrderedDict()
+        self._items: OrderedDict[Key, JournaledAggregate | _Missing] = OrderedDict()
         self._keys: dict[UUID, Key] = {}
         self._absent: set[Key] = set()
         #: The last stored version of recently used timeline streams.
@@ -68,11 +71,10 @@ class AggregateCache:
         aggregate = self._items.get(key)
         if aggregate is not None:
             self._items.move_to_end(key)
-            return aggregate
-        if key in self._absent:
-            return None
-        self.prefetch([key])
-        return self._items.get(key)
+        elif key not in self._absent:
+            self.prefetch([key])
+            aggregate = self._items.get(key)
+        return None if type(aggregate) is _Missing else aggregate
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         """Load every missing aggregate of `keys` in bulk; remember which do not exist."""
@@ -94,7 +96,8 @@ class AggregateCache:
     def use_keys(self, keys: Keys) -> None:
         """Derive stored IDs with `keys` from now on (a new ledger, or one just rekeyed: clear first)."""
         self.keys = keys
-        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key}
+        self._to_uuid = {"device": keys.device, "user": keys.user, "identity": identity_key,
+                         "mapping": keys.mapping, "group": lambda key: group_key(*key)}
 
     def clear(self) -> None:
         """Forget everything (a deletion job rewrote streams in place)."""
@@ -104,7 +107,10 @@ class AggregateCache:
         self.heads.clear()
 
     def _put_or_absent(self, key: Key, aggregate: JournaledAggregate | None) -> None:
-        if aggregate is None:
+        if aggregate is None and key[0] == "mapping":
+            # Asked at every resolve of a known user: cached like an aggregate (evicted when another writer starts it).
+            self.put(key, _Missing(self.aggregate_id(key)))
+        elif aggregate is None:
             if len(self._absent) >= min(self.maxsize, MAX_ABSENT):  # look-ups of unknown IDs must not grow memory
                 self._absent.clear()
             self._absent.add(key)
@@ -123,7 +129,7 @@ class AggregateCache:
         last.apply(allocator)
         return allocator
 
-    def put(self, key: Key, aggregate: JournaledAggregate) -> None:
+    def put(self, key: Key, aggregate: JournaledAggregate | _Missing) -> None:
         items = self._items
         items[key] = aggregate
         items.move_to_end(key)
@@ -159,6 +165,15 @@ class AggregateCache:
     def forget_absent(self) -> None:
         """What did not exist a moment ago may exist now (another writer): ask again next time."""
         self._absent.clear()
+
+
+class _Missing:
+    """What the cache holds for a mapping stream that does not exist (`AggregateCache._put_or_absent`)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, originator_id: UUID) -> None:
+        self.id = originator_id
 
 
 class _Appended:
@@ -254,6 +269,12 @@ class UnitOfWork:
     def user(self, user_id: str) -> User | None:
         return self._get(("user", user_id))
 
+    def group(self, group_type: str, group_value: str) -> Group | None:
+        return self._get(("group", (group_type, group_value)))
+
+    def mapping(self, user_id: str) -> UserMapping | None:
+        return self._get(("mapping", user_id))
+
     def identity(self, amplitude_id: int) -> AmplitudeIdentity:
         identity = self._get(("identity", amplitude_id))
         if identity is None:
@@ -293,7 +314,7 @@ class UnitOfWork:
         if insert_id is not None:
             self._received[self._key(state["device_id"], insert_id)] = state["server_time"]
 
-    def add(self, aggregate: Device | User | AmplitudeIdentity | Correction) -> None:
+    def add(self, aggregate: Device | User | AmplitudeIdentity | Correction | Group | UserMapping) -> None:
         """A new aggregate, stored with the unit (an identity made by a correction, the correction itself)."""
         key: Key
         if isinstance(aggregate, Device):
@@ -302,6 +323,8 @@ class UnitOfWork:
             key = ("user", aggregate.user_id)
         elif isinstance(aggregate, AmplitudeIdentity):
             key = ("identity", aggregate.amplitude_id)
+        elif isinstance(aggregate, (Group, UserMapping)):
+            key = aggregate.cache_key
         else:
             key = ("correction", aggregate.id)
         self._create(key, aggregate)

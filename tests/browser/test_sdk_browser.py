@@ -192,3 +192,27 @@ def test_node_sdks_replay_the_five_documented_cases(sdk: str, url: str, query: h
     assert [original_amplitude_ids(query, ids) for ids in sent] == EXPECTED
     merges = query.get("/v1/merges").json()["merges"]
     assert [(m["amplitude_id"], m["merged_amplitude_id"]) for m in merges] == [(9, 8)]
+
+
+def test_node_sdk_set_group_and_group_identify(url: str, query: httpx.Client) -> None:
+    done = subprocess.run([node(), str(SDKS / "node_cases.cjs"), "amplitude-groups", url, API_KEY,
+                           json.dumps([["device-gail", "user-Gail"]])], cwd=SDKS, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    gail = identity(query, user_id="user-Gail")
+    assert gail["groups"] == {"org id": ["1234", "5678"]}
+    group = query.get("/v1/groups/org id/1234").json()
+    assert (group["properties"], group["amplitude_ids"]) == ({"plan": "Enterprise", "seats": 10}, [gail["amplitude_id"]])
+    assert query.get("/v1/stats").json()["events"] == 0
+
+
+def test_browser_sdk_set_group_and_group_identify(chromium: Any, running_site: str, ledger: Ledger) -> None:
+    visitor = Visitor(chromium, running_site, "amplitude", ledger.url)
+    visitor.send("login", ALICE)
+    visitor.send("setGroup", "org id", "1234")
+    visitor.send("groupIdentify", "org id", "1234", "plan", "Enterprise")
+    visitor.close()
+    alice = identity(ledger.query, user_id=ALICE)
+    assert alice["groups"] == {"org id": ["1234"]} and alice["user_properties"]["org id"] == "1234"
+    group = ledger.query.get("/v1/groups/org id/1234").json()
+    assert (group["properties"], group["amplitude_ids"]) == ({"plan": "Enterprise"}, [alice["amplitude_id"]])

@@ -1,6 +1,7 @@
 // The Node SDKs, unmodified, replaying calls against `ledger serve`, for tests/test_sdk_browser.py.
 //
 //   node node_cases.cjs amplitude|segment LEDGER_URL KEY '[["device-A", null], ["device-G", "user-John"], ...]'
+//   node node_cases.cjs amplitude-groups LEDGER_URL KEY '[["device-G", "user-John"]]'
 //
 // Sends one "view" track call per [device ID, user ID or null] row, each delivered before the next
 // so the ledger receives them in order, and prints the insert_ids / messageIds as a JSON array.
@@ -37,8 +38,23 @@ async function withSegment(ledger, key, rows) {
   return sent;
 }
 
+// setGroup (an identify call carrying groups) puts the row's person in "org id" 1234 and 5678, then
+// groupIdentify sets 1234's properties; prints [] once both are delivered.
+async function groupsWithAmplitude(ledger, key, [[device_id, user_id]]) {
+  const { createInstance, Identify } = require("@amplitude/analytics-node");
+  const client = createInstance();
+  await client.init(key, { serverUrl: `${ledger}/2/httpapi`, flushIntervalMillis: 50, logLevel: 0 }).promise;
+  const options = { device_id, user_id };
+  const properties = new Identify().set("plan", "Enterprise").add("seats", 10);
+  for (const result of [await client.setGroup("org id", ["1234", "5678"], options).promise,
+                        await client.groupIdentify("org id", "1234", properties, options).promise]) {
+    if (result.code !== 200) throw new Error(`amplitude: ${result.code} ${result.message}`);
+  }
+  return [];
+}
+
 const [sdk, ledger, key, rows] = process.argv.slice(2);
-const send = sdk === "segment" ? withSegment : withAmplitude;
+const send = { segment: withSegment, "amplitude-groups": groupsWithAmplitude }[sdk] ?? withAmplitude;
 send(ledger, key, JSON.parse(rows)).then(
   (sent) => console.log(JSON.stringify(sent)),
   (error) => { console.error(String(error)); process.exit(1); },

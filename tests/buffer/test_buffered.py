@@ -73,6 +73,22 @@ def test_a_buffered_upload_is_answered_once_logged_and_resolvable_once_applied(
     web.ledger.close()
 
 
+def test_groups_travel_through_the_buffer_and_the_writer_applies_them(
+        servers: list[str], configs: list[ProjectConfig], link: NatsLink) -> None:
+    first, _ = servers
+    member = {**track("device-G", "user-John"), "groups": {"org": "acme"}}
+    assert upload(first, "web-key-1", member).status_code == 200
+    identification = '{"group_type": "org", "group_value": "acme", "group_properties": {"plan": "pro"}}'
+    reply = httpx.post(f"{first}/groupidentify", data={"api_key": "web-key-1", "identification": identification})
+    assert reply.status_code == 200 and reply.json()["events_ingested"] == 1
+    assert httpx.get(f"{first}/v1/groups/org/acme", auth=WEB).status_code == 404  # not applied yet
+    web = writer(configs[0], link)
+    assert web.apply_available() == 2
+    acme = httpx.get(f"{first}/v1/groups/org/acme", auth=WEB).json()
+    assert (acme["properties"], acme["amplitude_ids"]) == ({"plan": "pro"}, [1])
+    web.ledger.close()
+
+
 BAD_REQUESTS: list[dict[str, Any]] = [
     {"json": {"api_key": "web-key-1"}},
     {"json": {"api_key": "nope", "events": [track("device-1")]}},

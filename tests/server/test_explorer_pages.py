@@ -159,3 +159,20 @@ def test_the_graph_draws_every_fact_with_labels_apart(lg: IdentityLedger) -> Non
         assert all(abs(x - x2) >= LABEL[0] or abs(y - y2) >= LABEL[1] for x2, y2 in labels[n + 1:])
     assert all(0 <= box.x and box.x + box.width <= drawing.width and box.y + BOX_HEIGHT <= drawing.height
                for box in drawing.boxes)
+
+
+def test_groups_and_mappings_show_on_the_person_pages_and_the_group_page(lg: IdentityLedger,
+                                                                        query: httpx.Client) -> None:
+    lg.ingest([event("dev-ann", "user-ann", groups={"org": [HOSTILE, "a/b"]}), event("dev-bob", "user-bob")])
+    lg.group_identify([{"group_type": "org", "group_value": HOSTILE, "group_properties": {"plan": HOSTILE}}])
+    lg.map_user("user-ann", "user-bob")
+    ann = page(query, "/ui/people/1")
+    assert 'id="global-user-id"' in ann and "user-bob" in ann and "<script>" not in ann
+    assert "/ui/groups/org/a%2Fb" in ann
+    bob = page(query, "/ui/people/2")
+    assert 'id="mapped-user-ids"' in bob and "user-ann" in bob
+    shown = page(query, "/ui/groups/org/" + HOSTILE.replace("&", "%26").replace("#", "%23"))
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and 'href="/ui/people/1"' in shown
+    assert 'href="/ui/people/1"' in page(query, "/ui/groups/org/a/b")
+    page(query, "/ui/groups/org/nowhere", 404)
+    assert "none" in page(query, "/ui/groups/org/a/b", as_of=lg.position)

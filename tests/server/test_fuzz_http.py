@@ -39,13 +39,23 @@ operations = st.dictionaries(
     max_size=3,
 )
 events = st.fixed_dictionaries({}, optional={
-    "event_type": st.one_of(st.sampled_from(["view", "$identify"]), scalars),
+    "event_type": st.one_of(st.sampled_from(["view", "$identify", "$groupidentify"]), scalars),
     "user_id": st.one_of(ids, scalars),
     "device_id": st.one_of(ids, scalars),
     "insert_id": st.one_of(st.sampled_from(["i-1", "i-2"]), scalars),
     "time": st.one_of(st.integers(min_value=0, max_value=2**45), scalars),
     "event_properties": json_values,
     "user_properties": st.one_of(operations, json_values),
+    "groups": st.one_of(st.dictionaries(text, st.one_of(text, st.lists(text, max_size=3)), max_size=3), json_values),
+    "group_properties": st.one_of(operations, json_values),
+})
+identifications = st.fixed_dictionaries({}, optional={
+    "group_type": st.one_of(st.sampled_from(["org", "team"]), scalars),
+    "group_value": st.one_of(st.sampled_from(["acme", "a/b"]), scalars),
+    "group_properties": st.one_of(operations, json_values),
+})
+mappings = st.fixed_dictionaries({}, optional={
+    "user_id": st.one_of(ids, scalars), "global_user_id": st.one_of(ids, scalars), "unmap": scalars,
 })
 segment_messages = st.fixed_dictionaries({"type": st.one_of(
     st.sampled_from(["track", "identify", "page", "screen", "group", "alias", "other"]), scalars)}, optional={
@@ -65,7 +75,8 @@ def _json(value: Any) -> bytes:
 @st.composite
 def requests(draw: st.DrawFn) -> dict[str, Any]:
     """One HTTP request to any endpoint, well-formed or not."""
-    kind = draw(st.sampled_from(["upload", "upload", "identify", "segment", "query", "junk"]))
+    kind = draw(st.sampled_from(["upload", "upload", "identify", "segment", "query", "junk", "groupidentify",
+                                 "usermap"]))
     headers = {"Content-Type": draw(st.sampled_from(["application/json", "application/json; charset=utf-8",
                                                      "text/plain", "application/x-www-form-urlencoded"]))}
     if kind == "upload":
@@ -81,6 +92,14 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
                 "identification": _json(identification).decode()}
         path, content = "/identify", urlencode(form).encode()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif kind in ("groupidentify", "usermap"):
+        name, items = ("identification", identifications) if kind == "groupidentify" else ("mapping", mappings)
+        form = {"api_key": draw(st.one_of(st.just(API_KEY), text)),
+                name: _json(draw(st.one_of(st.lists(items, max_size=4), items, json_values))).decode()}
+        path, content = f"/{kind}", urlencode(form).encode()
+        if draw(st.booleans()):  # Amplitude's own examples send the fields in the query string
+            path, content = f"{path}?{content.decode()}", b""
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     elif kind == "segment":
         path = "/v1/batch"
         content = _json({"batch": draw(st.one_of(st.lists(segment_messages, max_size=4), json_values))})
@@ -88,7 +107,8 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     elif kind == "query":
         path = draw(st.sampled_from(["/v1/identities", "/v1/identities/1", "/v1/identities/1/timeline",
                                      "/v1/identities/99999999999999999999", "/v1/merges", "/v1/audit", "/v1/stats",
-                                     "/healthz", "/v1/identities/-1/timeline"]))
+                                     "/healthz", "/v1/identities/-1/timeline", "/v1/groups/org/acme",
+                                     "/v1/groups/org/a/b", "/v1/mappings"]))
         params = draw(st.dictionaries(st.sampled_from(["user_id", "device_id", "amplitude_id", "after", "limit",
                                                        "as_of"]), st.one_of(ids, st.sampled_from(NASTY_TEXT), text),
                                      max_size=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -100,7 +101,8 @@ def test_the_openapi_document_validates_and_names_every_route(http: httpx.Client
     document = http.get("/openapi.json").json()
     validate(document)
     app = create_app(lg, [API_KEY], SECRET_KEY)
-    api = {route.path for route in app.routes if route.path != "/ui"}  # type: ignore[attr-defined]
+    # OpenAPI path templates have no converters: `{group_value:path}` is `{group_value}` there.
+    api = {re.sub(r":\w+}", "}", route.path) for route in app.routes if route.path != "/ui"}  # type: ignore[attr-defined]
     assert api == set(document["paths"])  # the explorer's HTML pages are no part of the API
 
 

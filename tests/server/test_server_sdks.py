@@ -229,3 +229,22 @@ def test_segment_sdk_with_an_unknown_write_key_is_told_401(url: str, lg: Identit
         client.track(anonymous_id="device-A", event="view")
     assert getattr(caught.value, "status", None) == 401
     assert lg.position == 0
+
+
+def test_amplitude_set_group_and_group_identify_reach_the_group(url: str, query: httpx.Client) -> None:
+    """`set_group` is an identify call carrying `groups`; `group_identify` a `$groupidentify` event."""
+    replies: list[int] = []
+    client = amplitude_client(url, replies)
+    options = EventOptions(user_id="user-Gail", device_id="device-gail")
+    client.set_group("org id", ["1234", "5678"], options)
+    client.group_identify("org id", "1234", Identify().set("plan", "Enterprise").add("seats", 10), options)
+    client.track(BaseEvent("view", user_id="user-Gail", device_id="device-gail", groups={"team": "red"}))
+    flush(client)
+    client.shutdown()
+    assert replies == [200, 200, 200]
+    gail = query.get("/v1/identities", params={"user_id": "user-Gail"}).json()
+    assert gail["groups"] == {"org id": ["1234", "5678"], "team": ["red"]}
+    assert gail["user_properties"] == {"org id": ["1234", "5678"]}
+    group = query.get("/v1/groups/org id/1234").json()
+    assert (group["properties"], group["amplitude_ids"]) == ({"plan": "Enterprise", "seats": 10}, [gail["amplitude_id"]])
+    assert query.get("/v1/stats").json()["events"] == 1  # set_group and group_identify count no event

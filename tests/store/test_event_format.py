@@ -14,12 +14,12 @@ from eventsourcing.utils import register_topic
 
 from ledger import IdentityLedger
 from ledger.domain.deletions import DeletionJob
-from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Correction, Device, User
+from ledger.domain.model import AmplitudeIdentity, AmplitudeIds, Correction, Device, Group, User, UserMapping
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper, decode_event
 from tests.helpers import event
 
-AGGREGATES = (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline, DeletionJob, Correction)
+AGGREGATES = (Device, User, AmplitudeIdentity, AmplitudeIds, Timeline, DeletionJob, Correction, Group, UserMapping)
 
 
 def stored_event_classes() -> list[type]:
@@ -28,7 +28,7 @@ def stored_event_classes() -> list[type]:
 
 def test_every_stored_name_is_explicit_and_independent_of_the_module_path() -> None:
     names = [aggregate.STORED_AS for aggregate in AGGREGATES] + [cls.TOPIC for cls in stored_event_classes()]
-    assert len(names) == len(set(names)) == 7 + 27
+    assert len(names) == len(set(names)) == 9 + 36
     assert all(":" not in name and "ledger" not in name for name in names)
 
 
@@ -36,11 +36,14 @@ def test_a_new_ledger_stores_only_the_explicit_names(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     with IdentityLedger(f"sqlite:///{path}") as lg:
         lg.ingest([event("device-1", None), event("device-1", "user-1"), event("device-2", None)])
-        lg.ingest([event("device-2", "user-1")])
+        lg.ingest([event("device-2", "user-1", groups={"org": "acme"})])
+        lg.group_identify([{"group_type": "org", "group_value": "acme", "group_properties": {"plan": "pro"}}])
+        lg.map_user("user-1", "user-2")
     with sqlite3.connect(path) as connection:
         topics = {row[0] for row in connection.execute("SELECT topic FROM stored_events")}
     assert topics <= {cls.TOPIC for cls in stored_event_classes()}
-    assert {"Device.Seen", "User.Bound", "Identity.Merged", "Timeline.Tracked"} <= topics
+    assert {"Device.Seen", "User.Bound", "Identity.Merged", "Timeline.Tracked", "Identity.GroupsJoined",
+            "Group.PropertiesUpdated", "UserMapping.Mapped", "UserMapping.Gained"} <= topics
     assert not topics & {"Device.Tracked", "Device.Identified"}  # 0.1.0's shapes are read, never written
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib.resources import files
 from typing import Any, Callable, Iterator
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 import msgspec
@@ -61,7 +61,8 @@ _templates = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_templates.filters.update(when=_when, count="{:,}".format, json=lambda value: msgspec.json.encode(value).decode())
+_templates.filters.update(when=_when, count="{:,}".format, json=lambda value: msgspec.json.encode(value).decode(),
+                          segment=lambda value: quote(value, safe=""))
 
 
 def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
@@ -107,6 +108,16 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
         return _page(request, template, as_of, shown=shown, amplitude_id=amplitude_id,
                      steps=pages.steps(ledger, amplitude_id, as_of))
 
+    def group(request: Request, as_of: int | None) -> Response:
+        group_type, group_value = request.path_params["group_type"], request.path_params["group_value"]
+        if "\x00" in group_type + group_value:
+            raise PageError(404, "Not found", "No group type or name holds NUL.")
+        with reading(request, as_of) as read:
+            found = read.group(group_type, group_value)
+        if found is None:
+            raise PageError(404, "Not found", "No call named this group" + ("" if as_of is None else " by then") + ".")
+        return _page(request, "group.html", as_of, group=found)
+
     def unknown(request: Request, _: int | None) -> Response:
         raise PageError(404, "Not found", "The explorer has no page at this address.")
 
@@ -130,6 +141,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
         route("/", home),
         route("/search", search),
         route("/people/{amplitude_id}", person),
+        route("/groups/{group_type}/{group_value:path}", group),
         route("/explorer.css", _stylesheet),
         route("/{path:path}", unknown),
     ])

@@ -1,0 +1,152 @@
+"""Groups (docs/rules.md, Groups): membership from calls, group properties from group identify calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger import IdentityLedger, InvalidRequest
+from tests.domain.test_validation import rejected, snapshot
+from tests.helpers import event
+
+ACME = {"org": "acme"}
+
+
+def group_identify(lg: IdentityLedger, properties: dict[str, Any], group: dict[str, str] = ACME) -> None:
+    ((group_type, group_value),) = group.items()
+    lg.group_identify([{"group_type": group_type, "group_value": group_value, "group_properties": properties}])
+
+
+def history(lg: IdentityLedger) -> list[int]:
+    """Alice joins acme by an event, Bob by an identify call (as SDKs' set_group does), an anonymous
+    device joins two groups and is merged into Bob; acme's properties change in between."""
+    return [
+        lg.ingest([event("dev-alice", "alice-1", groups={"org": "acme"})]).position,
+        lg.identify([{"device_id": "dev-bob", "user_id": "bob-22", "groups": {"org": ["acme", "globex"]},
+                      "user_properties": {"$set": {"org": ["acme", "globex"]}}}]).position,
+        lg.ingest([event("dev-bob", event_type="$groupidentify", groups=ACME,
+                         group_properties={"$set": {"plan": "pro"}, "$add": {"seats": 5}})]).position,
+        lg.ingest([event("dev-anon", groups={"team": "red"})]).position,
+        lg.ingest([event("dev-anon", "bob-22")]).position,
+        lg.group_identify([{"group_type": "org", "group_value": "acme",
+                            "group_properties": {"$add": {"seats": 2}, "$append": {"tags": "big"},
+                                                 "$unset": {"trial": "-"}, "$setOnce": {"plan": "free"}}},
+                           {"group_type": "org", "group_value": "globex",
+                            "group_properties": {"$prepend": {"tags": "new"}}}]).position,
+    ]
+
+
+def test_calls_naming_groups_make_their_person_a_member(lg: IdentityLedger) -> None:
+    history(lg)
+    alice, bob = lg.resolve(user_id="alice-1"), lg.resolve(user_id="bob-22")
+    assert alice is not None and bob is not None
+    assert alice.groups == {"org": ["acme"]}
+    assert bob.groups == {"org": ["acme", "globex"], "team": ["red"]}  # the merged anonymous ID's group too
+    assert lg.identity(bob.amplitude_id) == bob  # the cache's answer and the tables' agree
+    acme = lg.group("org", "acme")
+    assert acme is not None and acme.amplitude_ids == [alice.amplitude_id, bob.amplitude_id]
+    assert [member.amplitude_id for member in acme.members] == [alice.amplitude_id, bob.amplitude_id]
+    red = lg.group("team", "red")
+    assert red is not None and red.amplitude_ids == [bob.amplitude_id] and red.members[0].amplitude_id != bob.amplitude_id
+    assert lg.group("org", "initech") is None
+
+
+def test_group_identify_applies_the_operations_and_counts_no_event(lg: IdentityLedger) -> None:
+    history(lg)
+    acme, globex = lg.group("org", "acme"), lg.group("org", "globex")
+    assert acme is not None and acme.properties == {"plan": "pro", "seats": 7, "tags": ["big"]}
+    assert globex is not None and globex.properties == {"tags": ["new"]}
+    assert lg.stats().events == 3  # the $groupidentify event is not a tracked event of anyone
+    assert lg.resolve(device_id="dev-bob").user_properties == {"org": ["acme", "globex"]}
+
+
+def test_past_states_answer_groups_as_they_stood(lg: IdentityLedger) -> None:
+    positions = history(lg)
+    with lg.as_of(positions[0]) as view:
+        assert view.group("org", "acme").properties == {}
+        assert view.resolve(user_id="alice-1").groups == {"org": ["acme"]}
+        assert view.resolve(user_id="bob-22") is None
+    with lg.as_of(positions[2]) as view:
+        assert view.group("org", "acme").properties == {"plan": "pro", "seats": 5}
+
+
+def test_rebuild_gives_the_same_rows_as_the_incremental_path(lg: IdentityLedger) -> None:
+    history(lg)
+    incremental = snapshot(lg)
+    assert incremental["ledger_group_members"] and incremental["ledger_group_properties"]
+    lg.rebuild()
+    assert snapshot(lg) == incremental
+
+
+@pytest.mark.parametrize("groups", [
+    "acme", {"org": 5}, {"org": ["a", 5]}, {"": "acme"}, {"org": ""}, {"org": "a\x00b"}, {"org": "x" * 1025},
+    {f"type{n}": "a" for n in range(6)}, {"org": [f"g{n}" for n in range(11)]},
+    {"a": [f"a{n}" for n in range(6)], "b": [f"b{n}" for n in range(5)]},
+])
+def test_bad_groups_fail_the_request_naming_the_event(lg: IdentityLedger, groups: Any) -> None:
+    refused = rejected(lg, [event("dev-ok-1"), event("dev-ok-2", groups=groups)])
+    assert refused.body["events_with_invalid_fields"] == {"groups": [1]}
+
+
+def test_the_limits_themselves_are_accepted(lg: IdentityLedger) -> None:
+    groups = {"a": [f"a{n}" for n in range(6)], "b": "b", "c": "c", "d": "d", "e": ["x" * 1024]}
+    lg.ingest([event("dev-limits", groups=groups)])
+    assert lg.resolve(device_id="dev-limits").groups == {key: sorted(v if isinstance(v, list) else [v])
+                                                         for key, v in groups.items()}
+
+
+@pytest.mark.parametrize("properties, field", [
+    ({"$remove": {"a": 1}}, "group_properties"), ({"$clearAll": "-"}, "group_properties"),
+    ("plan", "group_properties"), ({"a": "x\x00"}, "group_properties"), ({"$set": {"n": 2**64}}, "group_properties"),
+])
+def test_bad_group_identify_events_fail_the_request(lg: IdentityLedger, properties: Any, field: str) -> None:
+    refused = rejected(lg, [event("dev-gi", event_type="$groupidentify", groups=ACME, group_properties=properties)])
+    assert refused.body["events_with_invalid_fields"] == {field: [0]}
+    refused = rejected(lg, [event("dev-gi", event_type="$groupidentify", group_properties={"a": 1})])
+    assert refused.body["events_with_missing_fields"] == {"groups": [0]}
+
+
+@pytest.mark.parametrize("item, field", [
+    ({"group_value": "acme"}, "group_type"), ({"group_type": "org"}, "group_value"),
+    ({"group_type": ["org"], "group_value": "acme"}, "group_type"), ({"group_type": "org", "group_value": 7}, "group_value"),
+    ({"group_type": "org", "group_value": "a\x00"}, "group_value"),
+    ({"group_type": "org", "group_value": "acme", "group_properties": {"$remove": {"a": 1}}}, "group_properties"),
+    ({"group_type": "org", "group_value": "acme", "group_properties": {"n": 10**30}}, "group_properties"),
+])
+def test_bad_identifications_fail_the_request_naming_them(lg: IdentityLedger, item: Any, field: str) -> None:
+    before = snapshot(lg)
+    with pytest.raises(InvalidRequest) as caught:
+        lg.group_identify([{"group_type": "org", "group_value": "fine", "group_properties": {"a": 1}}, item])
+    fields = {**caught.value.body.get("identifications_with_invalid_fields", {}),
+              **caught.value.body.get("identifications_with_missing_fields", {})}
+    assert caught.value.status == 400 and fields == {field: [1]}
+    assert snapshot(lg) == before
+
+
+def test_more_than_1024_identifications_are_refused(lg: IdentityLedger) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        lg.group_identify([{"group_type": "org", "group_value": f"g{n}"} for n in range(1025)])
+    assert caught.value.status == 413
+
+
+def test_a_group_update_past_the_property_limits_names_its_index(lg: IdentityLedger) -> None:
+    group_identify(lg, {"$add": {"n": 2**63 - 1}})
+    with pytest.raises(InvalidRequest) as caught:
+        lg.group_identify([{"group_type": "org", "group_value": "other", "group_properties": {"a": 1}},
+                           {"group_type": "org", "group_value": "acme", "group_properties": {"$add": {"n": 1}}}])
+    assert caught.value.body["events_with_invalid_fields"] == {"group_properties": [1]}
+    assert lg.group("org", "other") is None
+
+
+def test_tracked_events_keep_their_groups_and_the_export_carries_them_again(open_ledger: Any) -> None:
+    from ledger.cli.amplitude_export import warehouse_row
+
+    lg = open_ledger()
+    lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]}), event("dev-ann", "ann-11")])
+    first, second = lg.timeline(lg.resolve(user_id="ann-11").amplitude_id)
+    assert first.groups == {"org": ["acme", "globex"]} and second.groups == {}
+    again = open_ledger()
+    again.ingest([warehouse_row(tracked) for tracked in lg.events()])
+    ann = again.resolve(user_id="ann-11")
+    assert ann.groups == {"org": ["acme", "globex"]} and again.group("org", "acme").amplitude_ids == [ann.amplitude_id]
