@@ -4,7 +4,7 @@ An operator signed in to the explorer has HTTP Basic credentials cached by the b
 browser sends cached credentials along with a form that any web page can auto-submit: without
 this guard such a page queued irreversible deletions. Browsers say where a request comes from
 (`Origin` on every cross-origin POST, `Sec-Fetch-Site` on every request of a current browser),
-so every state-changing request (POST, PUT, PATCH, DELETE) is refused with a 403, before any
+so every state-changing request (POST, PUT, PATCH, DELETE, and a GET of `/usermap`) is refused with a 403, before any
 route reads it, when a browser marks it as coming from elsewhere:
 
 - `Sec-Fetch-Site: cross-site` or `same-site` (another site, or another host of the same site);
@@ -34,6 +34,8 @@ from ledger.server.credentials import ServerConfigError
 from ledger.server.replies import refusal
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Paths whose GET changes state too: Amplitude's User Mapping API takes its mappings by GET as well.
+CHANGING_GETS = frozenset({"/usermap"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -56,7 +58,7 @@ class CrossSiteGuard:
         self.trusted = checked_trusted_origins(trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in STATE_CHANGING and scope["path"] not in self.open_paths:
+        if scope["type"] == "http" and _changes_state(scope["method"], scope["path"]) and scope["path"] not in self.open_paths:
             refused = self._refusal(Headers(scope=scope))
             if refused is not None:
                 await refusal(refused)(scope, receive, send)
@@ -78,6 +80,10 @@ class CrossSiteGuard:
         if not _is_own(origin, headers.get("host", "")):
             return CrossSiteRequest.because(f"Origin {origin} is not this server's")
         return None
+
+
+def _changes_state(method: str, path: str) -> bool:
+    return method in STATE_CHANGING or (method in ("GET", "HEAD") and path in CHANGING_GETS)
 
 
 def _is_own(origin: str, host: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -128,3 +129,17 @@ def test_the_explorer_challenges_in_a_realm_of_its_own(url: str, http: httpx.Cli
     """A browser offers cached credentials again only to the realm they were given for: never the API's."""
     assert http.get("/ui/").headers["www-authenticate"] == 'Basic realm="ledger explorer"'
     assert http.post(PATH, content=ASK, headers=FORM).headers["www-authenticate"] == 'Basic realm="ledger"'
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_cross_site_user_mapping_is_refused_even_by_get(
+        url: str, http: httpx.Client, people: IdentityLedger, method: str) -> None:
+    """Amplitude's User Mapping API maps by GET too: an <img> on another site must not map users."""
+    mapping = json.dumps({"user_id": "alice@example.org", "global_user_id": "bob@example.org"})
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    reply = http.request(method, "/usermap", params={"api_key": API_KEY, "mapping": mapping}, headers=evil)
+    assert reply.status_code == 403, reply.text
+    assert people.mappings() == []
+    reply = http.request(method, "/usermap", params={"api_key": API_KEY, "mapping": mapping})
+    assert reply.status_code == 200, reply.text
+    assert [m.global_user_id for m in people.mappings()] == ["bob@example.org"]
