@@ -23,6 +23,7 @@ from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
 from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.group_commit import GroupCommit
+from ledger.history.changes import ChangePage, changes
 from ledger.history.replaying import Replayed, replay
 from ledger.history.writing import history
 from ledger.recording import IngestReport, Recorder, Request
@@ -269,6 +270,12 @@ class IdentityLedger(ReadAPI):
             raise ValueError("positions must be >= 0")
         latest = self.position
         return history(self._log, after=after, stop=latest if as_of is None else min(as_of, latest))
+
+    def changes(self, after: int = 0, limit: int = 1000) -> ChangePage:
+        """The identity facts after position `after` (at most `limit`), and the position to ask after next."""
+        if after < 0 or limit < 1:
+            raise ValueError("after must be >= 0 and limit >= 1")
+        return changes(self._log, after=after, stop=self.position, limit=limit)
 
     # -- replay --------------------------------------------------------------------
 
