@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("export", exporting.export, "the ledger's history as JSON Lines (replayable by ingest), or "
                   "Parquet tables for a warehouse (docs/export.md)", [db])
     exporting.add_export_options(sub, _number)
+    sub = command("feed", exporting.feed, "publish the change feed to a NATS JetStream stream, each fact once "
+                  "(docs/export.md)", [db])
+    exporting.add_feed_options(sub)
     sub = command("retract", corrections.retract, "retract a bad user ID: re-resolve every call it touched, as an "
                   "audited correction (nothing stored is rewritten)", [db, as_json])
     corrections.add_retract_options(sub)

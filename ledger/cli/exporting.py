@@ -36,6 +36,25 @@ def add_export_options(sub: argparse.ArgumentParser, number: Any) -> None:
     sub.add_argument("--as-of", type=number(0), metavar="POSITION", help="stop at this position")
 
 
+def add_feed_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--to", required=True, metavar="URL", help="the NATS server, nats://HOST:PORT")
+    sub.add_argument("--subject", required=True, metavar="S", help="the subject each change is published on")
+    sub.add_argument("--stream", metavar="NAME", help="the JetStream stream (created if absent; default "
+                     "LEDGER_FEED_<subject>)")
+    sub.add_argument("--project", default="default", metavar="NAME",
+                     help="names the ledger in each Nats-Msg-Id (default %(default)s)")
+    sub.add_argument("--drain", action="store_true", help="stop once every change is published (default: follow)")
+
+
+def feed(args: argparse.Namespace) -> int:
+    from ledger.history.feeding import FeedTarget, feed as publish
+    target = FeedTarget.of(args.to, args.subject, args.stream, args.project)
+    with open_ledger(args) as lg:
+        sent = publish(lg, target, drain=args.drain)
+    print_json({"published": sent, "stream": target.stream, "subject": target.subject})
+    return OK
+
+
 def read_state(path: str) -> int:
     """The position a state file holds; 0 for none yet."""
     try:
