@@ -20,14 +20,16 @@ import msgspec
 from ledger.cli import render
 from ledger.cli.importing import Row
 from ledger.cli.opening import OK, CommandError, open_ledger, print_json
+from ledger.history.parquet import write_parquet
 from ledger.history.records import HistoryFormatError, checked
 
 _json = msgspec.json.Encoder()
 
 
 def add_export_options(sub: argparse.ArgumentParser, number: Any) -> None:
-    sub.add_argument("--format", choices=["jsonl"], default="jsonl", help="jsonl: the lossless history (default)")
-    sub.add_argument("--out", metavar="PATH", help="write to this file; default stdout")
+    sub.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl",
+                     help="jsonl: the lossless history (default); parquet: tables for a warehouse (needs --out DIR)")
+    sub.add_argument("--out", metavar="PATH", help="write to this file (jsonl; default stdout) or directory (parquet)")
     start = sub.add_mutually_exclusive_group()
     start.add_argument("--since", type=number(0), default=0, metavar="POSITION",
                        help="only what came after this position")
@@ -99,9 +101,14 @@ def export(args: argparse.Namespace) -> int:
         stop = lg.position if args.as_of is None else min(args.as_of, lg.position)
         if since > stop:
             raise CommandError(f"the start position {since} is past the ledger's position {stop}")
-        with _output(args.out) as stream:
-            for record in lg.export(after=since, as_of=stop):
-                stream.write(_json.encode(record).decode() + "\n")
+        if args.format == "parquet":
+            if args.out is None:
+                raise CommandError("--format parquet writes a directory of files: pass --out DIR")
+            write_parquet(lg, Path(args.out), after=since, stop=stop)
+        else:
+            with _output(args.out) as stream:
+                for record in lg.export(after=since, as_of=stop):
+                    stream.write(_json.encode(record).decode() + "\n")
     if args.state:
         write_state(args.state, stop)
     return OK
