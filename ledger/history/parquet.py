@@ -32,8 +32,8 @@ class ParquetUnavailable(LedgerError):
 
 def _pyarrow() -> tuple[Any, Any]:
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError:
         raise ParquetUnavailable(INSTALL) from None
     return pa, pq
