@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.domain.calls import MAX_TIME_MS
+
 FORMAT = "ledger-history/1"
 CALL = "call"
 CORRECTION = "correction"
@@ -43,9 +45,16 @@ def checked(row: dict[str, Any]) -> dict[str, Any]:
         raise HistoryFormatError(f"history format {row.get('format')!r} is not {FORMAT!r}: upgrade identity-ledger")
     if row.get("record") not in KINDS:
         raise HistoryFormatError(f"unknown history record kind {row.get('record')!r}")
-    for name in ("position", "server_upload_time"):
-        if type(row.get(name)) is not int or row[name] < 0:
-            raise HistoryFormatError(f"{name} must be a whole number >= 0")
+    for name, highest in (("position", 2**63 - 1), ("server_upload_time", MAX_TIME_MS)):
+        if type(row.get(name)) is not int or not 0 <= row[name] <= highest:
+            raise HistoryFormatError(f"{name} must be a whole number from 0 to {highest}")
+    texts = {CORRECTION: ("user_id", "reason", "requester"), FORGOTTEN: ()}.get(row["record"], ())
+    for name in texts:
+        if not isinstance(row.get(name), str):
+            raise HistoryFormatError(f"a {row['record']} record's {name} must be a string")
+    if row["record"] == FORGOTTEN and not (isinstance(row.get("device_ids"), list)
+                                           and all(isinstance(device_id, str) for device_id in row["device_ids"])):
+        raise HistoryFormatError("a forgotten record's device_ids must be a list of strings")
     return row
 
 

@@ -127,3 +127,33 @@ def test_a_bad_history_line_stops_the_replay_with_where(capsys: pytest.CaptureFi
     path = tmp_path / "h.jsonl"
     path.write_text("\n".join([lines[0], json.dumps(future), "{not json"]) + "\n")
     assert_one_line_error(ledger(capsys, "ingest", "--db", new_url(), str(path)), 2, "h.jsonl:2", "upgrade")
+
+
+HOSTILE = [
+    {"record": "call", "position": 1, "server_upload_time": 2**70, "device_id": "kiosk-1", "event_type": "view"},
+    {"record": "call", "position": -1, "server_upload_time": 1, "device_id": "kiosk-1", "event_type": "view"},
+    {"record": "call", "position": 1, "server_upload_time": "1", "device_id": "kiosk-1", "event_type": "view"},
+    {"record": "call", "position": 1, "server_upload_time": 1, "device_id": "kiosk\x00-1", "event_type": "view"},
+    {"record": "call", "position": 1, "server_upload_time": 1, "device_id": "kiosk-1", "event_type": "view",
+     "event_properties": {"n": 2**64}},
+    {"record": "call", "position": 1, "server_upload_time": 1, "device_id": "kiosk-1", "event_type": "view",
+     "event_properties": {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}},
+    {"record": "correction", "position": 1, "server_upload_time": 1, "user_id": ["maria-1"], "reason": "r",
+     "requester": "q"},
+    {"record": "correction", "position": 1, "server_upload_time": 1, "user_id": "maria\x00", "reason": "r",
+     "requester": "q"},
+    {"record": "forgotten", "position": 1, "server_upload_time": 1, "people": 1, "device_ids": "kiosk-1"},
+    {"record": "forgotten", "position": 1, "server_upload_time": 1, "people": 1, "device_ids": [7]},
+    {"record": "mapped", "position": 1, "server_upload_time": 1},
+]
+
+
+@pytest.mark.parametrize("record", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_history_records_are_one_line_errors_storing_nothing(
+        capsys: pytest.CaptureFixture[str], new_url: Callable[[], str], tmp_path: Path, record: dict) -> None:
+    path = tmp_path / "hostile.jsonl"
+    path.write_text(json.dumps({"format": "ledger-history/1", **record}) + "\n")
+    url = new_url()
+    assert_one_line_error(ledger(capsys, "ingest", "--db", url, str(path)), 2)
+    with IdentityLedger(url) as lg:
+        assert lg.position == 0
