@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.buffered_processes import API_KEY, Deployment
+from benchmarks.feed_faults import run_feeder_trials
 from benchmarks.second_writer import run_corrections
 
 REQUEST_EVENTS = 5
 SENDERS = 4
 DEVICES = 300
-KINDS = ("serve", "writer", "nats", "correction")
+KINDS = ("serve", "writer", "nats", "correction", "feeder")
 
 
 class Senders:
@@ -203,6 +204,9 @@ def main() -> None:
     corrections = []
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as scratch:
         for kind in args.kinds.split(","):
+            if kind == "feeder":  # benchmarks.feed_faults: kill -9 of `ledger feed`
+                print(run_feeder_trials(args.trials, args.seed, Path(scratch)), flush=True)
+                continue
             if kind == "correction":
                 corrections.append(run_corrections(args.correction_trials, args.component, Path(scratch),
                                                    args.correction_db))

@@ -12,7 +12,7 @@ import datetime as dt
 import shutil
 import threading
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 
@@ -24,6 +24,9 @@ from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.domain.group_identify import accept_identifications
 from ledger.group_commit import GroupCommit
+from ledger.history.changes import ChangePage, changes
+from ledger.history.replaying import Replayed, replay
+from ledger.history.writing import history
 from ledger.mapping import Mapper, MappingReport
 from ledger.recording import IngestReport, Recorder, Request
 from ledger.store.database import open_store, refuse_a_missing_sqlite_file
@@ -150,14 +153,15 @@ class IdentityLedger(ReadAPI):
     # -- writing -------------------------------------------------------------------
 
     def ingest(self, events: Iterable[Any], min_id_length: int = DEFAULT_MIN_ID_LENGTH, *,
-               applied: tuple[str, int] | None = None) -> IngestReport:
+               applied: tuple[str, int] | None = None, server_time: int | None = None) -> IngestReport:
         """Store a request of Amplitude HTTP V2 events atomically, or raise InvalidRequest.
 
         `applied=(stream, sequence)` stores that marker in the same transaction (see `applied`);
         a request whose sequence is not past the stream's stored one is not stored again
-        (its report counts every call as a duplicate).
+        (its report counts every call as a duplicate). `server_time` is the upload time to
+        record instead of now: a replayed history's (`replay`).
         """
-        server_time = self._clock()
+        server_time = self._clock() if server_time is None else server_time
         accepted = accept(events, server_time=server_time, min_id_length=min_id_length)
         return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
 
@@ -195,7 +199,8 @@ class IdentityLedger(ReadAPI):
         with self._lock:
             return self._recorder.store(list(requests))
 
-    def retract_user_id(self, user_id: str, *, reason: str, requester: str = "library") -> Correction:
+    def retract_user_id(self, user_id: str, *, reason: str, requester: str = "library",
+                        server_time: int | None = None) -> Correction:
         """Retract a user ID as an audited correction (docs/corrections.md); raises CorrectionRefused.
 
         From now on the ledger treats it as never sent: every call that carried it is re-resolved
@@ -203,11 +208,16 @@ class IdentityLedger(ReadAPI):
         calls carrying it are stored without it (with a warning). Nothing stored is rewritten.
         """
         with self._lock:
-            return self._corrector.retract(user_id, reason, requester, self._clock())
+            return self._corrector.retract(user_id, reason, requester,
+                                           self._clock() if server_time is None else server_time)
 
     def applied(self, stream: str) -> int | None:
         """The sequence of the last message from `stream` stored with `ingest(..., applied=...)`."""
         return self._log.applied().get(stream)
+
+    def replay(self, records: Iterable[dict[str, Any]]) -> Replayed:
+        """Store an exported history's records (`export`) so that this ledger holds the same people."""
+        return replay(self, records)
 
     # -- forgetting (docs/privacy.md) -------------------------------------------------
 
@@ -299,6 +309,20 @@ class IdentityLedger(ReadAPI):
         """The ledger position: the notification ID of the last stored event."""
         with self._lock:
             return self._follower.sync()
+
+    def export(self, *, after: int = 0, as_of: int | None = None) -> Iterator[dict[str, Any]]:
+        """The history after position `after` up to `as_of` (default: now) as records, in ledger order
+        (docs/export.md): every call as received, every correction and deletion; read a page at a time."""
+        if after < 0 or (as_of is not None and as_of < 0):
+            raise ValueError("positions must be >= 0")
+        latest = self.position
+        return history(self._log, after=after, stop=latest if as_of is None else min(as_of, latest))
+
+    def changes(self, after: int = 0, limit: int = 1000) -> ChangePage:
+        """The identity facts after position `after` (at most `limit`), and the position to ask after next."""
+        if after < 0 or limit < 1:
+            raise ValueError("after must be >= 0 and limit >= 1")
+        return changes(self._log, after=after, stop=self.position, limit=limit)
 
     # -- replay --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Amplitude's export shapes: Export API rows in; merged-users rows and warehouse rows out.
+"""Amplitude's export shapes: Export API rows in; merged-users rows out.
 
 Amplitude's exports write times as UTC strings "YYYY-MM-DD HH:MM:SS.ffffff"; the ledger
 keeps integer milliseconds. Translating here keeps that detail out of everything else.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.domain.times import format_ms, from_iso
-from projections.models import Merge, TimelineEvent
+from projections.models import Merge
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 _COPIED = ("user_id", "device_id", "event_properties", "user_properties")
@@ -64,26 +64,3 @@ def merge_row(merge: Merge) -> dict[str, Any]:
     if merge.undone_server_time is not None:
         row[UNDONE_COLUMN] = format_time(merge.undone_server_time)
     return row
-
-
-def warehouse_row(event: TimelineEvent) -> dict[str, Any]:
-    """One tracked event for a warehouse load: both amplitude IDs, the IDs it came with, both times.
-
-    It keeps the HTTP V2 field names (`time`, `insert_id`) too, so an export can be ingested again.
-    """
-    return {
-        "amplitude_id": event.amplitude_id,
-        "original_amplitude_id": event.original_amplitude_id,
-        "user_id": event.user_id,
-        "device_id": event.device_id,
-        "insert_id": event.insert_id,
-        "event_type": event.event_type,
-        "time": event.time,
-        "event_time": format_time(event.time),
-        "server_time": event.server_time,
-        "server_received_time": format_time(event.server_time),
-        "position": event.position,
-        "event_properties": event.event_properties,
-        "user_properties": event.user_properties,
-        **({"groups": event.groups} if event.groups else {}),
-    }

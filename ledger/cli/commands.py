@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
+import itertools
 import os
 import sqlite3
 import sys
@@ -23,11 +24,12 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import buffered, corrections, demo, forgetting, groups, render, synthetic
+from ledger.cli import buffered, corrections, demo, exporting, forgetting, groups, render, synthetic
 from ledger.cli import reading as read_commands
 from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import CannotListen, LedgerError
+from ledger.history.records import is_history_record
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.cli.progress import ProgressBar
 from ledger.cli.sending import Located, Problem, Sender, Submit
@@ -87,13 +89,17 @@ def _ingest(args: argparse.Namespace) -> int:
     if problem:
         raise CommandError(problem)
     reading = Reading(args.files)
+    rows = read_rows(args.files, sys.stdin.buffer, reading)
+    first = next(rows, None)
+    rows = itertools.chain([] if first is None else [first], rows)
+    if first is not None and first.event is not None and is_history_record(first.event):
+        return exporting.replay_rows(args, rows)
     sender = Sender(strict=args.strict)
     with open_ledger(args, create=True) as lg, ProgressBar("ingesting", "bytes" if reading.total else "lines",
                                                       reading.total) as bar:
         submit = partial(lg.ingest, min_id_length=args.min_id_length)
         try:
-            lines = _feed(sender, submit, read_rows(args.files, sys.stdin.buffer, reading), args.batch_size,
-                          bar, reading)
+            lines = _feed(sender, submit, rows, args.batch_size, bar, reading)
         except KeyboardInterrupt:
             raise Interrupted(sender.tally.ingested) from None
         position = lg.position  # also when no request was sent
@@ -298,8 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     forgetting.add_deletions_options(sub)
     command("rekey", forgetting.rekey,
             "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
-    sub = command("export", read_commands.export, "every tracked event as JSON Lines, for a warehouse load", [db, as_of])
-    sub.add_argument("--format", choices=["jsonl"], default="jsonl")
+    sub = command("export", exporting.export, "the ledger's history as JSON Lines (replayable by ingest), or "
+                  "Parquet tables for a warehouse (docs/export.md)", [db])
+    exporting.add_export_options(sub, _number)
+    sub = command("feed", exporting.feed, "publish the change feed to a NATS JetStream stream, each fact once "
+                  "(docs/export.md)", [db])
+    exporting.add_feed_options(sub)
     sub = command("retract", corrections.retract, "retract a bad user ID: re-resolve every call it touched, as an "
                   "audited correction (nothing stored is rewritten)", [db, as_json])
     corrections.add_retract_options(sub)

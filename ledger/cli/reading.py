@@ -1,5 +1,5 @@
 """The reading commands: who someone is, their timeline, audit trail, merges, counts, a person at a glance,
-a graph, and the warehouse export; each answers live or, with --as-of, as the ledger stood then."""
+and a graph; each answers live or, with --as-of, as the ledger stood then."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from ledger.cli import amplitude_export, buffered, graph, render
 from ledger.cli.opening import OK, CommandError, nothing_for, open_reader, person, print_json
 from ledger.ledger import IdentityLedger, LedgerView
 from projections.models import Identity
-
-EXPORT_PAGE = 10_000
-_json = msgspec.json.Encoder()
 
 
 def resolve(args: argparse.Namespace) -> int:
@@ -115,14 +112,4 @@ def graph_command(args: argparse.Namespace) -> int:
         print_json(drawn)
     else:
         print(graph.mermaid(drawn) if args.format == "mermaid" else graph.dot(drawn))
-    return OK
-
-
-def export(args: argparse.Namespace) -> int:
-    with open_reader(args) as reader:
-        after = 0
-        while page := reader.events(after=after, limit=EXPORT_PAGE):
-            sys.stdout.write("".join(_json.encode(amplitude_export.warehouse_row(event)).decode() + "\n"
-                                     for event in page))
-            after = page[-1].position
     return OK

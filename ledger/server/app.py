@@ -31,6 +31,7 @@ from ledger.ledger import IdentityLedger
 from ledger.server import access_log, lifecycle, openapi
 from ledger.server.metrics import Metrics, Observed
 from ledger.server.projects import ProjectConfig, one_project
+from ledger.server.changes_api import changes_route
 from ledger.server.corrections_api import correction_routes
 from ledger.server.query_api import health_route, query_routes
 from ledger.server.registry import Project, Projects, open_projects
@@ -69,7 +70,8 @@ def create_app(ledger: IdentityLedger | Projects, api_keys: Iterable[str] = (), 
     middleware.append(Middleware(CrossSiteGuard, open_paths=[route.path for route in uploads], trusted=trusted))
     return Starlette(
         routes=[*uploads, *group_routes(projects, body_timeout), *query_routes(projects), *deletion_routes(projects),
-                *correction_routes(projects, body_timeout), health_route(projects), *one_ledger, openapi.route()],
+                *correction_routes(projects, body_timeout), changes_route(projects),
+                health_route(projects), *one_ledger, openapi.route()],
         middleware=middleware,
         exception_handlers={
             InvalidRequest: _refused,

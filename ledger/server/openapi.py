@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from ledger.domain.calls import EventIn
 from ledger.errors import BAD_EVENT_KEYS
-from ledger.server import segment
+from ledger.history.changes import Change
+from ledger.server import changes_api, segment
 from ledger.server.corrections_api import CorrectionIn
 from projections.models import AuditEntry, Correction, Group, Identity, MappingEntry, Merge, TimelineEvent
 
@@ -172,7 +173,7 @@ def _groups() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
     _, schemas = msgspec.json.schema_components([EventIn, Identity, TimelineEvent, Merge, AuditEntry, Correction,
-                                                 CorrectionIn, Group, MappingEntry], ref_template=_REF)
+                                                 CorrectionIn, Group, MappingEntry, Change], ref_template=_REF)
     schemas["Error"] = {
         "type": "object", "required": ["code", "error"],
         "properties": {"code": {"type": "integer"}, "error": {"type": "string"},
@@ -221,6 +222,18 @@ def document() -> dict[str, Any]:
                 [_AMPLITUDE_ID,
                  _param("after", "query", {"type": "integer", "minimum": 0}, "only events after this position"),
                  _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size")]),
+            "/v1/changes": {"get": {
+                "summary": "The change feed: identity facts after a position (docs/export.md)",
+                "security": [{"basic": []}],
+                "parameters": [
+                    _param("after", "query", {"type": "integer", "minimum": 0}, "only changes after this position"),
+                    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+                    _param("wait", "query", {"type": "integer", "minimum": 0, "maximum": changes_api.MAX_WAIT},
+                           "seconds to wait for a change when there is none yet")],
+                "responses": {"200": _reply("The answer", _answer(
+                    changes={"type": "array", "items": _ref("Change")},
+                    next={"type": "integer", "description": "the `after` of the next request"})),
+                    **_QUERY_REFUSALS}}},
             "/v1/merges": _query("Amplitude's merged-users table",
                                  _answer(merges={"type": "array", "items": _ref("Merge")}), []),
             "/v1/audit": _query("When, where and by which call IDs were bound, linked, moved, merged",

@@ -101,6 +101,9 @@ class EventLog:
             f"SELECT originator_id, COUNT(*) FROM {table} WHERE originator_id BETWEEN :low AND :high "
             f"AND {position} <= :stop GROUP BY originator_id").bindparams(low=tracked_streams[0],
                                                                          high=tracked_streams[1])
+        self._everything = sa.text(
+            f"SELECT {position}, originator_id, topic, state FROM {table} "
+            f"WHERE {position} > :after AND {position} <= :stop ORDER BY {position} LIMIT :limit")
         self._page_ids = sa.text(
             f"SELECT {position}, originator_id FROM {table} "
             f"WHERE {position} > :start AND {position} <= :stop ORDER BY {position} LIMIT :limit"
@@ -302,6 +305,11 @@ class EventLog:
             original = stream & _LOW_64 if topic in _TIMELINE_TOPICS else fields.get("amplitude_id", 0)
             found.append((position, original, topic, fields))
         return found
+
+    def page(self, *, after: int, stop: int, limit: int) -> list[tuple[int, int, str, dict[str, Any]]]:
+        """Every stored event with after < position <= stop, decoded as `at` does, a page in log order."""
+        with self.engine.connect() as connection:
+            return self._decoded(connection.execute(self._everything, {"after": after, "stop": stop, "limit": limit}))
 
     def tracked(self, *, after: int, stop: int, limit: int) -> list[TrackedRow]:
         """Every tracked event in log order (both shapes), a page at a time."""

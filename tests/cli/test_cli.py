@@ -12,7 +12,6 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from ledger.cli.commands import main
@@ -190,24 +189,6 @@ def test_graph_as_mermaid_and_dot(capsys: pytest.CaptureFixture[str], db: str) -
     assert f"a{merged} -> a{live}" in dot
     shape = ledger(capsys, "graph", "--db", db, "--user-id", EXAMPLE_USER_ID, "--json").json()
     assert {node["kind"] for node in shape["nodes"]} == {"user", "live", "merged", "device"}
-
-
-def test_export_every_event_for_a_warehouse(capsys: pytest.CaptureFixture[str], db: str, tmp_path: Path) -> None:
-    stats = ledger(capsys, "stats", "--db", db, "--json").json()
-    lines = ledger(capsys, "export", "--db", db, "--format", "jsonl").out.splitlines()
-    assert len(lines) == stats["events"]
-    rows = [msgspec.json.decode(line) for line in lines]
-    for field in ("amplitude_id", "original_amplitude_id", "user_id", "device_id", "insert_id", "time", "event_time",
-                  "server_time", "server_received_time"):
-        assert field in rows[0]
-    assert AMPLITUDE_TIME.match(rows[0]["event_time"])
-    assert any(row["amplitude_id"] != row["original_amplitude_id"] for row in rows)
-    # The export is itself importable: every event arrives again in a fresh ledger.
-    exported = tmp_path / "export.jsonl"
-    exported.write_text("\n".join(lines) + "\n")
-    again = f"sqlite:///{tmp_path / 'again.db'}"
-    assert ledger(capsys, "ingest", "--db", again, str(exported)).code == 0
-    assert ledger(capsys, "stats", "--db", again, "--json").json()["events"] == stats["events"]
 
 
 def test_rebuild_ends_where_the_live_ledger_was(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

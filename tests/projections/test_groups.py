@@ -140,13 +140,11 @@ def test_a_group_update_past_the_property_limits_names_its_index(lg: IdentityLed
 
 
 def test_tracked_events_keep_their_groups_and_the_export_carries_them_again(open_ledger: Any) -> None:
-    from ledger.cli.amplitude_export import warehouse_row
-
     lg = open_ledger()
     lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]}), event("dev-ann", "ann-11")])
     first, second = lg.timeline(lg.resolve(user_id="ann-11").amplitude_id)
     assert first.groups == {"org": ["acme", "globex"]} and second.groups == {}
     again = open_ledger()
-    again.ingest([warehouse_row(tracked) for tracked in lg.events()])
+    again.replay(lg.export())
     ann = again.resolve(user_id="ann-11")
     assert ann.groups == {"org": ["acme", "globex"]} and again.group("org", "acme").amplitude_ids == [ann.amplitude_id]

@@ -1,0 +1,30 @@
+"""The people a ledger holds, told apart by what they are, not by their amplitude IDs (which a replay renumbers)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ledger import IdentityLedger
+from ledger.domain.calls import device_id_for_user
+
+
+def people(lg: IdentityLedger, device_ids: Iterable[str], user_ids: Iterable[str]) -> dict[str, Any]:
+    """Each known device's and user ID's person: user ID, devices, merges, properties, timeline."""
+    device_ids = [*device_ids, *(device_id_for_user(user_id) for user_id in user_ids)]
+    found = {f"device {device_id}": lg.resolve(device_id=device_id) for device_id in device_ids}
+    found |= {f"user {user_id}": lg.resolve(user_id=user_id) for user_id in user_ids}
+    described = {}
+    for name, identity in found.items():
+        if identity is None:
+            described[name] = None
+            continue
+        timeline = [(event.event_type, event.device_id, event.user_id, event.insert_id, event.time, event.server_time,
+                     event.event_properties, event.user_properties) for event in lg.timeline(identity.amplitude_id)]
+        described[name] = (identity.user_id, sorted(identity.device_ids), len(identity.merged_amplitude_ids),
+                           identity.user_properties, timeline)
+    return described
+
+
+def corrections(lg: IdentityLedger) -> list[tuple[str, str, str, int]]:
+    return [(correction.user_id, correction.reason, correction.requester, correction.server_time)
+            for correction in lg.corrections()]
