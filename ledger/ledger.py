@@ -32,6 +32,7 @@ from ledger.store import scratch as scratch_copies
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
+from ledger.time_travel import AsOf, past_position
 from projections import history
 from projections.models import Correction, Identity
 from projections.queries import ReadAPI, Reading
@@ -243,19 +244,20 @@ class IdentityLedger(ReadAPI):
 
     # -- replay --------------------------------------------------------------------
 
-    def as_of(self, position: int, cancelled: threading.Event | None = None) -> LedgerView:
-        """A read-only view of the ledger as it stood at `position`.
+    def as_of(self, as_of: AsOf, cancelled: threading.Event | None = None) -> LedgerView:
+        """A read-only view of the ledger as it stood at a position, or at an aware datetime (the state
+        after the last call stored at or before it, by server time).
 
         Answers come from the history tables kept beside the live ones (index lookups on
-        `valid_from <= position < valid_to`) and the log up to `position`: opening a view costs
-        no replay, whatever the log's length. A reader that has gone (`cancelled` set) gets
+        `valid_from <= position < valid_to`) and the log up to the position: opening a view costs
+        no replay, whatever the log's length. A position past the end, a time in the future or
+        without a time zone raise OutsideTheLedger. A reader that has gone (`cancelled` set) gets
         ReadAbandoned instead of a view.
         """
-        if position < 0:
-            raise ValueError("position must be >= 0")
+        position = past_position(as_of, self.position, self._clock(), self._log)
         if cancelled is not None and cancelled.is_set():
             raise ReadAbandoned("the reader went away")
-        return LedgerView(self._store.engine, self._log, min(position, self.position))
+        return LedgerView(self._store.engine, self._log, position)
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the log's identity facts from position 0; returns the position.

@@ -26,11 +26,12 @@ from ledger.cli import buffered, corrections, demo, forgetting, render, syntheti
 from ledger.cli import reading as read_commands
 from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
 from ledger.deleting import RUN_DUE_EVERY
-from ledger.errors import CannotListen, LedgerError
+from ledger.errors import CannotListen, LedgerError, OutsideTheLedger
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.cli.progress import ProgressBar
 from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.store.database import DEFAULT_URL, BadDatabaseURL
+from ledger.time_travel import AsOf, parse_as_of
 
 NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 1, 2, 3, 130
 EXPORT_PAGE = 10_000
@@ -198,6 +199,13 @@ def _number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _past(text: str) -> AsOf:
+    try:
+        return parse_as_of(text)
+    except OutsideTheLedger as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     db = _Parser(add_help=False)
     db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
@@ -205,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="machine-readable JSON output")
     as_of = _Parser(add_help=False)
-    as_of.add_argument("--as-of", type=_number(0), metavar="POSITION",
-                       help="answer as the ledger stood at this position")
+    as_of.add_argument("--as-of", type=_past, metavar="POSITION|TIME",
+                       help="answer as the ledger stood at this position, or at this ISO-8601 time "
+                            "(e.g. 2026-12-07T10:00:00Z: after the last call stored by then)")
     person = _Parser(add_help=False)
     who = person.add_mutually_exclusive_group(required=True)
     who.add_argument("--user-id", metavar="U")

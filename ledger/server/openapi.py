@@ -63,7 +63,9 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str, requ
             "description": description}
 
 
-_AS_OF = _param("as_of", "query", {"type": "integer", "minimum": 0}, "answer as the ledger stood at this position")
+_AS_OF = _param("as_of", "query", {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "date-time"}]},
+                "answer as the ledger stood at this position, or at this time (ISO-8601 with a time zone: after the "
+                "last call stored by then); past the end or in the future is a 400")
 _AMPLITUDE_ID = _param("amplitude_id", "path", {"type": "integer", "minimum": 1}, "a live or merged amplitude ID")
 _ID_PARAMS = [_param(name, "query", {"type": "string"}, f"exactly one of user_id, device_id: the {name}")
               for name in ("user_id", "device_id")]

@@ -1,8 +1,8 @@
 """The query API: who a user or device is, their timeline, merges, audit trail and counts.
 
-Every route needs HTTP Basic `api_key:secret_key`. `?as_of=POSITION` answers from the
-ledger as it stood at that position (replayed into a scratch database, so it costs a replay,
-which stops when the client hangs up).
+Every route needs HTTP Basic `api_key:secret_key`. `?as_of=POSITION` or `?as_of=TIME`
+(ISO-8601 with a time zone) answers from the ledger as it stood then (index lookups on the
+read side's history, `IdentityLedger.as_of`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
+from ledger.time_travel import AsOf, parse_as_of
 from projections.models import Identity
 
 PAGE = 100
@@ -33,7 +34,7 @@ Answer = Callable[[Reader], Response]
 def query_routes(projects: Projects) -> list[Route]:
     """The read-only routes, each answering from the project of the caller's API key and secret key."""
 
-    def ask(ledger: IdentityLedger, question: Answer, as_of: int | None, cancelled: threading.Event) -> Response:
+    def ask(ledger: IdentityLedger, question: Answer, as_of: AsOf | None, cancelled: threading.Event) -> Response:
         """Ask the live ledger, or the ledger as it stood at `as_of` (unless the client has gone)."""
         if as_of is None:
             return question(ledger)
@@ -73,10 +74,11 @@ def health_route(projects: Projects) -> Route:
     return Route("/healthz", healthz, methods=["GET"])
 
 
-def _as_of(request: Request) -> int | None:
-    """The ledger position to answer at; None for now."""
+def _as_of(request: Request) -> AsOf | None:
+    """The ledger position or time (ISO-8601) to answer at; None for now. Checked against the
+    ledger by `as_of` (past its end, in the future: a 400)."""
     text = request.query_params.get("as_of")
-    return None if text is None else to_int(text, "as_of")
+    return None if text is None else parse_as_of(text)
 
 
 def _one_of(request: Request, *names: str) -> tuple[str, str]:

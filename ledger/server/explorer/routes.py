@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from ledger.errors import InvalidRequest
+from ledger.time_travel import parse_as_of
 from ledger.ledger import IdentityLedger
 from ledger.server.credentials import Credentials
 from ledger.server.abandoned import while_connected
@@ -117,7 +118,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
                 return _error(request, PageError(401, "Sign in", "The explorer needs an API key (user name) "
                                                  "and the secret key (password)."), CHALLENGE)
             try:
-                as_of = _as_of(request)
+                as_of = _as_of(request, ledger)
                 return await while_connected(request, lambda cancelled: _showing(show, request, as_of, cancelled))
             except PageError as error:
                 return _error(request, error)
@@ -145,9 +146,13 @@ def _stylesheet(_: Request, __: int | None) -> Response:
     return Response(STYLESHEET, media_type="text/css", headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _as_of(request: Request) -> int | None:
+def _as_of(request: Request, ledger: IdentityLedger) -> int | None:
+    """The position asked for (a time, ISO-8601, is turned into its position: links keep it); None for now."""
     text = request.query_params.get("as_of")
-    return None if text is None or text == "" else to_int(text, "as_of")
+    if text is None or text == "":
+        return None
+    with ledger.as_of(parse_as_of(text)) as view:  # past the end, in the future: a 400 page
+        return view.position
 
 
 def _path_int(text: str) -> int:
