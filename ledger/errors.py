@@ -189,3 +189,4 @@ class OutsideTheLedger(InvalidRequest):
     @classmethod
     def because(cls, problem: str) -> OutsideTheLedger:
         return cls(400, {"code": 400, "error": f"as_of: {problem}"})
+

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 import sqlalchemy as sa
 
+from projections.explaining import as_entries, explaining_facts
 from projections.history import LIVE, Tables
-from projections.models import AuditEntry, Correction, CorrectionChanges, Identity, Merge, Stats, TimelineEvent
+from projections.models import (AuditEntry, Correction, CorrectionChanges, Explanation, Identity, Merge, Stats,
+                                TimelineEvent)
 from projections.timeline import (
     TimelineLog,
     answer,
@@ -153,6 +155,28 @@ class ReadAPI:
                                                 audit.c.kind == "retracted"), isouter=True)
                      .where(condition).order_by(audit.c.position, audit.c.seq))
             return [_answer(AuditEntry, row) for row in connection.execute(query)]
+
+    def explain(self, position: int) -> Explanation | None:
+        """Why the tracked event at `position` belongs to its person (None: no tracked event there)."""
+        if position < 0:
+            raise ValueError("position must be >= 0")
+        reading = self._reading()
+        found = reading.log.tracked(after=position - 1, stop=min(position, reading.position), limit=1) \
+            if position > 0 else []
+        if not found:
+            return None
+        _, arrived_as, fields = found[0]
+        tables = reading.tables
+        with reading.engine.connect() as connection:
+            moved = tables.reattributed
+            counted_for = connection.execute(sa.select(moved.c.amplitude_id).where(
+                moved.c.position == position)).scalar() or arrived_as
+            identity = _identity(connection, tables, counted_for)
+            way = list(dict.fromkeys([arrived_as, counted_for, *(_person_amplitude_ids(connection, tables,
+                                                                                      counted_for)[:1])]))
+            rows = explaining_facts(connection, tables, position, fields, way)
+        return Explanation(position=position, arrived_as=arrived_as,
+                           now=None if identity is None else identity.amplitude_id, because=as_entries(rows))
 
     def stats(self) -> Stats:
         """Counts over the whole ledger (`users` counts people with at least one tracked event)."""

@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--after", type=_number(0), default=0, metavar="POSITION", help="only events after this position")
     sub.add_argument("--limit", type=_number(1), metavar="N", help="at most N events")
     command("audit", read_commands.audit, "when, where and by which call IDs were bound, linked, moved, merged", answering + [person])
+    sub = command("explain", read_commands.explain, "why the tracked event at a position belongs to its person",
+                  answering)
+    sub.add_argument("position", type=_number(1), metavar="POSITION", help="a tracked event's ledger position")
     sub = command("merges", read_commands.merges, "the merged-users table (Amplitude's export shape)", answering)
     sub.add_argument("--format", choices=["csv", "jsonl"], help="Amplitude's merged-users export as CSV or JSON Lines")
     sub = command("stats", read_commands.stats, "counts: events, users, identified users, devices, merges", answering)

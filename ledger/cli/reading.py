@@ -54,6 +54,21 @@ def audit(args: argparse.Namespace) -> int:
     return OK
 
 
+def explain(args: argparse.Namespace) -> int:
+    with open_reader(args) as reader:
+        explanation = reader.explain(args.position)
+    if explanation is None:
+        raise NotFound(f"no tracked event at position {args.position}")
+    if args.json:
+        print_json(explanation)
+    else:
+        now = "forgotten" if explanation.now is None else f"amplitude ID {explanation.now}"
+        print(f"the event at position {explanation.position} arrived as amplitude ID {explanation.arrived_as}; "
+              f"it counts for {now}, because:")
+        print(render.audit_table(explanation.because))
+    return OK
+
+
 def merges(args: argparse.Namespace) -> int:
     if args.json and args.format:
         raise CommandError("choose one of --json and --format")

@@ -196,6 +196,12 @@ def document() -> dict[str, Any]:
                                 [*_ID_PARAMS, _param("amplitude_id", "query", {"type": "integer", "minimum": 1},
                                                      "or an amplitude ID")]),
             "/v1/stats": _query("Counts", _STATS, []),
+            "/v1/explain/{position}": _query(
+                "Why the tracked event at a position belongs to its person",
+                _answer(position={"type": "integer"}, arrived_as={"type": "integer"},
+                        now={"type": ["integer", "null"], "description": "null once its person is forgotten"},
+                        because={"type": "array", "items": _ref("AuditEntry")}),
+                [_param("position", "path", {"type": "integer", "minimum": 1}, "a tracked event's ledger position")]),
             **_deletions(),
             "/v1/corrections": {
                 **_query("Every correction: who asked, why, when, what it changed",

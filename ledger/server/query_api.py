@@ -61,6 +61,7 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/audit", _audit),
         route("/v1/stats", _stats),
         route("/v1/corrections", _corrections),
+        route("/v1/explain/{position}", _explain),
     ]
 
 
@@ -154,6 +155,18 @@ def _merges(_: Request) -> Answer:
 
 def _corrections(_: Request) -> Answer:
     return lambda read: ok(corrections=read.corrections())
+
+
+def _explain(request: Request) -> Answer:
+    position = to_int(request.path_params["position"], "position", low=1)
+
+    def question(read: Reader) -> Response:
+        explanation = read.explain(position)
+        if explanation is None:
+            raise HttpError.not_found(f"no tracked event at position {position}")
+        return ok(**asdict(explanation))
+
+    return question
 
 
 def _stats(_: Request) -> Answer:

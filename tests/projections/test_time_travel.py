@@ -72,3 +72,41 @@ def test_the_history_holds_each_value_over_the_positions_it_was_valid(lg: Identi
     [pointer_moved] = [entry.position for entry in lg.audit(device_id="device-A") if entry.kind == "pointer_moved"]
     assert [tuple(row) for row in rows] == [(1, rows[0][1], pointer_moved), (2, pointer_moved, None)]
     assert rows[0][1] <= seen < pointer_moved <= moved
+
+
+def test_explain_names_the_facts_from_arrival_to_today(lg: IdentityLedger) -> None:
+    lg.ingest([event("device-A", event_type="landing")])
+    [landing] = lg.events()
+    lg.ingest([event("device-B", "user-1")])
+    lg.ingest([event("device-A", "user-1", event_type="login")])  # merges the landing's person into user-1's
+    explanation = lg.explain(landing.position)
+    assert explanation is not None
+    assert (explanation.arrived_as, explanation.now) == (1, 2)
+    assert [(entry.kind, entry.amplitude_id) for entry in explanation.because] == [
+        ("created", 1), ("linked", 1), ("merged", 1)]
+    assert explanation.because[-1].merged_amplitude_id == 2
+    assert [entry.position for entry in explanation.because] == sorted(entry.position for entry in explanation.because)
+    with lg.as_of(landing.position) as before_the_merge:
+        then = before_the_merge.explain(landing.position)
+        assert then is not None and then.now == 1 and [entry.kind for entry in then.because] == ["created", "linked"]
+
+
+def test_explain_follows_a_correction_and_answers_none_where_no_event_is(lg: IdentityLedger) -> None:
+    lg.ingest([event("device-A", "user-shared", event_type="first")])
+    lg.ingest([event("device-B", "user-shared", event_type="second")])
+    second = lg.events()[-1]
+    lg.retract_user_id("user-shared", reason="a placeholder", requester="test")
+    explanation = lg.explain(second.position)
+    assert explanation is not None and explanation.now == lg.resolve(device_id="device-B").amplitude_id  # type: ignore[union-attr]
+    assert explanation.now != explanation.arrived_as
+    assert {"bound", "retracted"} <= {entry.kind for entry in explanation.because}
+    assert lg.explain(1) is None and lg.explain(lg.position + 1) is None  # no tracked event there
+    with pytest.raises(ValueError):
+        lg.explain(-1)
+
+
+def test_explain_of_a_forgotten_person_s_event_finds_nothing(lg: IdentityLedger) -> None:
+    lg.ingest([event("device-A", "user-gone")])
+    [gone] = lg.events()
+    lg.forget(user_ids=["user-gone"], requester="test", now=True)
+    assert lg.explain(gone.position) is None

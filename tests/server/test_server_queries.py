@@ -174,3 +174,24 @@ def test_several_api_keys_each_upload_and_query(lg: IdentityLedger) -> None:
             assert reply.json()["events_ingested"] == 1
             with query_client(base_url, (key, SECRET_KEY)) as client:
                 assert answer(client, "/v1/stats")["events"] == (1 if key == "key-one" else 2)
+
+
+def test_explain_answers_why_an_event_belongs_to_its_person(merged: IdentityLedger, query: httpx.Client) -> None:
+    first = merged.events()[1]  # device-Z's anonymous event: arrived as 2, counts for 1 since the merge
+    body = answer(query, f"/v1/explain/{first.position}")
+    assert (body["arrived_as"], body["now"]) == (2, 1)
+    assert [entry["kind"] for entry in body["because"]] == ["created", "linked", "merged"]
+
+
+@pytest.mark.parametrize(("position", "status", "error"), [
+    ("x", 400, bad_position("position").replace("0 to", "1 to")),
+    ("-1", 400, bad_position("position").replace("0 to", "1 to")),
+    ("0", 400, bad_position("position").replace("0 to", "1 to")),
+    ("9" * 30, 400, bad_position("position").replace("0 to", "1 to")),
+    ("1%00", 400, bad_position("position").replace("0 to", "1 to")),
+    ("1", 404, "Not found: no tracked event at position 1"),
+    ("999999", 404, "Not found: no tracked event at position 999999"),
+])
+def test_explain_refusals(merged: IdentityLedger, query: httpx.Client, position: str, status: int,
+                          error: str) -> None:
+    assert answer(query, f"/v1/explain/{position}", status) == {"code": status, "error": error}
