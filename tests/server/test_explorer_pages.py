@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
@@ -161,3 +163,26 @@ def test_the_graph_draws_every_fact_with_labels_apart(lg: IdentityLedger) -> Non
         assert all(abs(x - x2) >= LABEL[0] or abs(y - y2) >= LABEL[1] for x2, y2 in labels[n + 1:])
     assert all(0 <= box.x and box.x + box.width <= drawing.width and box.y + BOX_HEIGHT <= drawing.height
                for box in drawing.boxes)
+
+
+def test_an_event_row_explains_why_the_event_is_there(merged: IdentityLedger, query: httpx.Client) -> None:
+    moved = merged.events()[1]  # device-Z's anonymous event: arrived as 2, counts for 1 since the merge
+    person = page(query, "/ui/people/1")
+    assert f'explain={moved.position}#why' in person and 'id="why"' not in person
+    why = page(query, "/ui/people/1", explain=moved.position)
+    section = why[why.index('id="why"'):why.index("</section>", why.index('id="why"'))]
+    assert f"Why the event at position {moved.position} is here" in section
+    assert [kind for kind in ("created", "linked", "merged") if f'data-kind="{kind}"' in section] == [
+        "created", "linked", "merged"]
+    assert 'id="why"' not in page(query, "/ui/people/1", explain=1)  # no tracked event there: no section
+    assert "explain must be an integer" in page(query, "/ui/people/1", 400, explain="x")
+
+
+def test_a_past_page_by_time(merged: IdentityLedger, query: httpx.Client) -> None:
+    first = merged.events()[0]
+    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.timezone.utc).isoformat()
+    with merged.as_of(first.position) as view:
+        assert view.identity(2) is None  # device-Z had no event yet
+    ends = merged.as_of(dt.datetime.fromisoformat(then)).position
+    assert f"The ledger has no amplitude ID 2 at position {ends}." in page(query, "/ui/people/2", 404, as_of=then)
+    assert f"as_of={ends}" in page(query, "/ui/people/1", as_of=then)  # its links carry the position

@@ -96,8 +96,10 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
     def person(request: Request, as_of: int | None) -> Response:
         amplitude_id = _path_int(request.path_params["amplitude_id"])
         page = query_int(request, "page", default=1, low=1, high=pages.MAX_PAGE)
+        explained = query_int(request, "explain", default=0, low=0)  # an event row's "why here?" (0: none)
         with reading(request, as_of) as read:
             shown = pages.person(read, amplitude_id, page)
+            why = read.explain(explained) if explained and isinstance(shown, pages.Person) else None
         if shown is None:
             then = "" if as_of is None else f" at position {as_of}"
             message = f"The ledger has no amplitude ID {amplitude_id}{then}."
@@ -105,7 +107,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
             return _page(request, "missing.html", as_of, status=404, message=message, amplitude_id=amplitude_id,
                          steps=changes)
         template = "person.html" if isinstance(shown, pages.Person) else "merged.html"
-        return _page(request, template, as_of, shown=shown, amplitude_id=amplitude_id,
+        return _page(request, template, as_of, shown=shown, amplitude_id=amplitude_id, why=why, page=page,
                      steps=pages.steps(ledger, amplitude_id, as_of))
 
     def unknown(request: Request, _: int | None) -> Response:
