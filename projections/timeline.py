@@ -75,8 +75,8 @@ def person_event_count(connection: sa.Connection, tables: Tables, log: TimelineL
     moved = tables.reattributed
     moved_in = connection.execute(sa.select(sa.func.count()).where(
         moved.c.amplitude_id.in_(ids), moved.c.tracked)).scalar() or 0
-    return old + moved_in + log.stream_count(connection, [amplitude_id for amplitude_id in ids if amplitude_id not in retired],
-                                             stop)
+    streams = [amplitude_id for amplitude_id in ids if amplitude_id not in retired]
+    return old + moved_in + (log.stream_count(connection, streams, stop) if streams else 0)  # no empty IN ()
 
 
 def has_corrections(connection: sa.Connection, tables: Tables) -> bool:
