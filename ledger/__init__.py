@@ -17,6 +17,7 @@ from ledger.errors import (
     LedgerError,
     LedgerKeyError,
     LedgerNotFound,
+    OutsideTheLedger,
     WrongKeyFile,
 )
 from ledger.ledger import IdentityLedger, IngestReport, JobRun, LedgerView
@@ -42,6 +43,7 @@ __all__ = [
     "LedgerNotFound",
     "LedgerView",
     "Merge",
+    "OutsideTheLedger",
     "Stats",
     "TimelineEvent",
     "WrongKeyFile",

@@ -177,3 +177,16 @@ class CorrectionRefused(InvalidRequest):
     def legacy_history(cls, user_id: str) -> CorrectionRefused:
         return cls.refused(422, f"The people user ID {user_id!r} touches hold events stored by release 0.1.0, "
                                 "which a correction cannot re-resolve yet")
+
+
+class OutsideTheLedger(InvalidRequest):
+    """A past position or time the ledger cannot answer at (past its end, in the future, no time zone):
+    answering "now" instead would be a silent lie about the past."""
+
+    def __str__(self) -> str:
+        return str(self.body["error"])
+
+    @classmethod
+    def because(cls, problem: str) -> OutsideTheLedger:
+        return cls(400, {"code": 400, "error": f"as_of: {problem}"})
+

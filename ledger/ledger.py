@@ -9,7 +9,6 @@ once) and `projections.runner` (catch-up and rebuild). This module wires them to
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -26,7 +25,7 @@ from ledger.domain.group_identify import accept_identifications
 from ledger.group_commit import GroupCommit
 from ledger.history.changes import ChangePage, changes
 from ledger.history.replaying import Replayed, replay
-from ledger.history.writing import history
+from ledger.history.writing import history as exported_history
 from ledger.mapping import Mapper, MappingReport
 from ledger.recording import IngestReport, Recorder, Request
 from ledger.store.database import open_store, refuse_a_missing_sqlite_file
@@ -38,9 +37,11 @@ from ledger.store import scratch as scratch_copies
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock
+from ledger.time_travel import AsOf, past_position
+from projections import history
 from projections.models import Correction, Identity
 from projections.queries import ReadAPI, Reading
-from projections.runner import Progress, ProgressCallback, ProjectionRunner, ReadSideTooNew
+from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
 
 __all__ = ["IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
 
@@ -49,31 +50,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _until(cancelled: threading.Event) -> ProgressCallback:
-    """A replay's progress report that stops the replay once `cancelled` is set."""
-    def check(_: Progress) -> None:
-        if cancelled.is_set():
-            raise ReadAbandoned("the reader went away: the replay stopped")
-    return check
-
-
 class LedgerView(ReadAPI):
-    """Read-only answers as the ledger stood at `position`, replayed into a scratch database."""
+    """Read-only answers as the ledger stood at `position`: the live database's history tables
+    (`projections.history`) and its log up to `position`, so it costs index lookups, not a replay."""
 
-    def __init__(self, engine: sa.Engine, log: EventLog, position: int, scratch: str) -> None:
-        self._state = Reading(engine, log, position)
+    def __init__(self, engine: sa.Engine, log: EventLog, position: int) -> None:
+        self._state = Reading(engine, log, position, history.at(position))
         self.position = position
-        self._scratch: str | None = scratch
 
     def _reading(self) -> Reading:
         return self._state
 
     def close(self) -> None:
-        """Delete the scratch database."""
-        if self._scratch is not None:
-            self._state.engine.dispose()
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        """Nothing to release (a view holds no copy); kept so a view is used as a context manager."""
 
     def __enter__(self) -> LedgerView:
         return self
@@ -316,7 +305,7 @@ class IdentityLedger(ReadAPI):
         if after < 0 or (as_of is not None and as_of < 0):
             raise ValueError("positions must be >= 0")
         latest = self.position
-        return history(self._log, after=after, stop=latest if as_of is None else min(as_of, latest))
+        return exported_history(self._log, after=after, stop=latest if as_of is None else min(as_of, latest))
 
     def changes(self, after: int = 0, limit: int = 1000) -> ChangePage:
         """The identity facts after position `after` (at most `limit`), and the position to ask after next."""
@@ -326,27 +315,20 @@ class IdentityLedger(ReadAPI):
 
     # -- replay --------------------------------------------------------------------
 
-    def as_of(self, position: int, cancelled: threading.Event | None = None) -> LedgerView:
-        """A read-only view of the ledger as it stood at `position`, replayed into a scratch database.
+    def as_of(self, as_of: AsOf, cancelled: threading.Event | None = None) -> LedgerView:
+        """A read-only view of the ledger as it stood at a position, or at an aware datetime (the state
+        after the last call stored at or before it, by server time).
 
-        The scratch database is a temporary SQLite file holding the identity projections
-        (memory stays bounded however long the log); timelines are read from the log up to
-        `position`. It is deleted by the view's `close()`; use the view as a context manager.
-        Once `cancelled` is set (its reader has gone) the replay stops at the next page, deletes
-        the scratch database and raises ReadAbandoned. A crash leaves it to `scratch.remove_stale`.
+        Answers come from the history tables kept beside the live ones (index lookups on
+        `valid_from <= position < valid_to`) and the log up to the position: opening a view costs
+        no replay, whatever the log's length. A position past the end, a time in the future or
+        without a time zone raise OutsideTheLedger. A reader that has gone (`cancelled` set) gets
+        ReadAbandoned instead of a view.
         """
-        if position < 0:
-            raise ValueError("position must be >= 0")
-        stop = min(position, self.position)
-        scratch = scratch_copies.new_scratch_dir()
-        engine = sa.create_engine(f"sqlite:///{scratch}/as_of.db", connect_args={"check_same_thread": False})
-        try:
-            ProjectionRunner(engine, self._log.read).catch_up(stop, None if cancelled is None else _until(cancelled))
-        except BaseException:
-            engine.dispose()
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        return LedgerView(engine, self._log, stop, scratch)
+        position = past_position(as_of, self.position, self._clock(), self._log)
+        if cancelled is not None and cancelled.is_set():
+            raise ReadAbandoned("the reader went away")
+        return LedgerView(self._store.engine, self._log, position)
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the log's identity facts from position 0; returns the position.

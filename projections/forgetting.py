@@ -29,7 +29,14 @@ def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str
         bound = f"SELECT user_id FROM {t.identities.name} WHERE amplitude_id IN ({ids}) AND user_id IS NOT NULL"
         tx.execute(f"DELETE FROM {t.user_mappings.name} WHERE user_id IN ({bound}) OR global_user_id IN ({bound})",
                    [*amplitude_ids, *amplitude_ids])
-        for table in (t.group_members, t.identities, t.device_identities, t.merges, t.legacy_timeline, t.retired, t.reattributed):
+        # Their past goes with them: a forgotten person is absent at every position.
+        moved = t.reattributed_history
+        tx.execute(f"DELETE FROM {moved.name} WHERE position IN (SELECT position FROM {t.reattributed.name} "
+                   f"WHERE amplitude_id IN ({ids}))", amplitude_ids)
+        for history in (t.user_id_history, t.merged_into_history, t.user_properties_history):
+            tx.execute(f"DELETE FROM {history.name} WHERE amplitude_id IN ({ids})", amplitude_ids)
+        for table in (t.group_members, t.identities, t.device_identities, t.merges, t.legacy_timeline, t.retired,
+                      t.reattributed):
             tx.execute(f"DELETE FROM {table.name} WHERE amplitude_id IN ({ids})", amplitude_ids)
         # A correction's own row stays: it names the retracted user ID, not the person (its fact stays too).
         kept = [*redacted, *unbound]
@@ -43,5 +50,5 @@ def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str
         tx.execute(f"UPDATE {t.audit.name} SET device_id = '', insert_id = NULL WHERE position IN ({_in(unbound)})",
                    unbound)
     if devices:  # with the audit rows of earlier forgotten people who shared them
-        for table in (t.devices, t.audit):
+        for table in (t.devices, t.device_pointer_history, t.audit):
             tx.execute(f"DELETE FROM {table.name} WHERE device_id IN ({_in(devices)})", devices)

@@ -7,21 +7,26 @@ unless that row is an unmapping.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import sqlalchemy as sa
 
-from projections import tables as t
+from projections.history import Tables
 from projections.models import Group, GroupMember, MappingEntry
 
 _decode = msgspec.json.Decoder()
-_mappings = t.user_mappings
-#: The last row of each user ID: its current mapping, unless it is an unmapping.
-_LAST = sa.select(sa.func.max(_mappings.c.position)).group_by(_mappings.c.user_id).scalar_subquery()
 
 
-def group(connection: sa.Connection, group_type: str, group_value: str, live: dict[int, int]) -> Group | None:
+def _last(mappings: sa.FromClause) -> sa.ScalarSelect[Any]:
+    """The last row of each user ID: its current mapping, unless it is an unmapping."""
+    return sa.select(sa.func.max(mappings.c.position)).group_by(mappings.c.user_id).scalar_subquery()
+
+
+def group(connection: sa.Connection, tables: Tables, group_type: str, group_value: str,
+          live: dict[int, int]) -> Group | None:
     """The group's properties and members; None if no call ever named it. `live`: merged -> live amplitude ID."""
-    properties, members = t.group_properties, t.group_members
+    properties, members = tables.group_properties, tables.group_members
     last = connection.execute(
         sa.select(properties.c.group_properties).where(properties.c.group_type == group_type,
                                                        properties.c.group_value == group_value)
@@ -39,9 +44,9 @@ def group(connection: sa.Connection, group_type: str, group_value: str, live: di
                                       server_time=row.server_time) for row in joined])
 
 
-def groups_of(connection: sa.Connection, amplitude_ids: list[int]) -> dict[str, list[str]]:
+def groups_of(connection: sa.Connection, tables: Tables, amplitude_ids: list[int]) -> dict[str, list[str]]:
     """The groups any of these amplitude IDs joined: group type -> names, both sorted."""
-    members = t.group_members
+    members = tables.group_members
     found: dict[str, list[str]] = {}
     for group_type, group_value in connection.execute(
             sa.select(members.c.group_type, members.c.group_value).where(members.c.amplitude_id.in_(amplitude_ids))
@@ -50,33 +55,37 @@ def groups_of(connection: sa.Connection, amplitude_ids: list[int]) -> dict[str, 
     return found
 
 
-def global_user_id(connection: sa.Connection, user_id: str) -> str | None:
+def global_user_id(connection: sa.Connection, tables: Tables, user_id: str) -> str | None:
     """The global user ID `user_id` is mapped onto now, if any."""
-    row = connection.execute(sa.select(_mappings.c.global_user_id, _mappings.c.unmap)
-                             .where(_mappings.c.user_id == user_id)
-                             .order_by(_mappings.c.position.desc()).limit(1)).first()
+    mappings = tables.user_mappings
+    row = connection.execute(sa.select(mappings.c.global_user_id, mappings.c.unmap)
+                             .where(mappings.c.user_id == user_id)
+                             .order_by(mappings.c.position.desc()).limit(1)).first()
     return None if row is None or row.unmap else str(row.global_user_id)
 
 
-def mapped_user_ids(connection: sa.Connection, user_id: str) -> list[str]:
+def mapped_user_ids(connection: sa.Connection, tables: Tables, user_id: str) -> list[str]:
     """The user IDs mapped onto `user_id` now, sorted."""
+    mappings = tables.user_mappings
     return sorted(connection.execute(
-        sa.select(_mappings.c.user_id).where(_mappings.c.global_user_id == user_id, _mappings.c.position.in_(_LAST),
-                                             _mappings.c.unmap.is_(False))).scalars())
+        sa.select(mappings.c.user_id).where(mappings.c.global_user_id == user_id, mappings.c.position.in_(_last(mappings)),
+                                             mappings.c.unmap.is_(False))).scalars())
 
 
-def current_mappings(connection: sa.Connection) -> dict[str, str]:
+def current_mappings(connection: sa.Connection, tables: Tables) -> dict[str, str]:
     """Every mapped user ID -> its global user ID, now."""
+    mappings = tables.user_mappings
     return dict(connection.execute(
-        sa.select(_mappings.c.user_id, _mappings.c.global_user_id).where(_mappings.c.position.in_(_LAST),
-                                                                         _mappings.c.unmap.is_(False))).all())
+        sa.select(mappings.c.user_id, mappings.c.global_user_id).where(mappings.c.position.in_(_last(mappings)),
+                                                                         mappings.c.unmap.is_(False))).all())
 
 
-def mapping_history(connection: sa.Connection, user_id: str | None) -> list[MappingEntry]:
+def mapping_history(connection: sa.Connection, tables: Tables, user_id: str | None) -> list[MappingEntry]:
     """Every mapping and unmapping in ledger order: all of them, or those naming `user_id` on either side."""
-    query = sa.select(_mappings).order_by(_mappings.c.position)
+    mappings = tables.user_mappings
+    query = sa.select(mappings).order_by(mappings.c.position)
     if user_id is not None:
-        query = query.where(sa.or_(_mappings.c.user_id == user_id, _mappings.c.global_user_id == user_id))
+        query = query.where(sa.or_(mappings.c.user_id == user_id, mappings.c.global_user_id == user_id))
     return [MappingEntry(position=row.position, user_id=row.user_id, global_user_id=row.global_user_id,
                          unmap=row.unmap, requester=row.requester, server_time=row.server_time)
             for row in connection.execute(query)]

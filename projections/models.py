@@ -142,3 +142,15 @@ class Stats(msgspec.Struct, frozen=True, kw_only=True):
     identified_users: int
     devices: int
     merges: int
+
+
+class Explanation(msgspec.Struct, frozen=True, kw_only=True):
+    """Why the tracked event at `position` belongs to the person it belongs to."""
+
+    position: int
+    #: The amplitude ID it was attributed to when it was stored.
+    arrived_as: int
+    #: The live amplitude ID it counts for today; None if its person was forgotten.
+    now: int | None
+    #: The facts that put its device and user ID there and took it from `arrived_as` to `now`, in ledger order.
+    because: list[AuditEntry]

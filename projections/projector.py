@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from projections import tables as t
+from projections.history import Versions
 
 _json = msgspec.json.Encoder()
 #: Runs one statement (`?` placeholders) for each row.
@@ -54,14 +55,16 @@ _COPY = {_INSERT[table.name]: (table.name, tuple(column.name for column in table
 
 
 class Update:
-    """`UPDATE table SET column = ? WHERE key = ?`, for rows of (value, key)."""
+    """`UPDATE table SET column = ? WHERE key = ?`, for rows of (value, key); its values' history is kept."""
 
-    __slots__ = ("one_row", "over_arrays", "unique")
+    __slots__ = ("one_row", "over_arrays", "unique", "history")
 
-    def __init__(self, table: sa.Table, column: str, key: str) -> None:
+    def __init__(self, table: sa.Table, column: str, key: str, history: sa.Table) -> None:
         self.one_row = f"UPDATE {table.name} SET {column} = ? WHERE {key} = ?"
         #: A unique column's value is handed on only after a row released it (set it to None).
         self.unique = bool(table.c[column].unique)
+        #: The column's values over ranges of positions (`projections.history`).
+        self.history = Versions(history, key)
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         value_type, key_type = (table.c[name].type.compile(dialect=dialect) for name in (column, key))
         #: The same for every row at once, given (values, keys) as two PostgreSQL arrays.
@@ -70,11 +73,11 @@ class Update:
                             f"WHERE target.{key} = source.key")
 
 
-_MOVE_POINTER = Update(t.devices, "pointer", "device_id")
-_RECORD_USER_ID = Update(t.identities, "user_id", "amplitude_id")
-_SET_PROPERTIES = Update(t.identities, "user_properties", "amplitude_id")
-_MARK_MERGED = Update(t.identities, "merged_into", "amplitude_id")
-_REATTRIBUTE = Update(t.reattributed, "amplitude_id", "position")
+_MOVE_POINTER = Update(t.devices, "pointer", "device_id", t.device_pointer_history)
+_RECORD_USER_ID = Update(t.identities, "user_id", "amplitude_id", t.user_id_history)
+_SET_PROPERTIES = Update(t.identities, "user_properties", "amplitude_id", t.user_properties_history)
+_MARK_MERGED = Update(t.identities, "merged_into", "amplitude_id", t.merged_into_history)
+_REATTRIBUTE = Update(t.reattributed, "amplitude_id", "position", t.reattributed_history)
 
 
 def _releases(rows: list[tuple[Any, ...]]) -> bool:
@@ -94,6 +97,8 @@ class Projector:
         self._arrays = arrays
         self._inserts: dict[str, list[tuple[Any, ...]]] = {}
         self._updates: dict[Update, list[tuple[Any, ...]]] = {}
+        #: Each update's values in log order: (key, value, position, set by an insert).
+        self._versions: dict[Update, list[tuple[Any, Any, int, bool]]] = {}
         self._handlers: dict[str, Callable[[int, Fields], None]] = {
             "Identity.Created": self._identity_created,
             "User.Bound": self._user_bound,
@@ -124,22 +129,41 @@ class Projector:
 
     def flush(self, sink: Sink, execute: Execute) -> None:
         for statement, rows in self._inserts.items():
-            if self._copy is not None and len(rows) >= COPY_FROM:
-                self._copy(*_COPY[statement], rows)
-            else:
-                sink(statement, rows)
+            self._send(statement, rows, sink)
         for update, rows in self._updates.items():
             last = list({row[-1]: row for row in rows}.values())  # the last row per key
-            if self._arrays and len(last) > 1 and not (update.unique and _releases(last)):
-                values, keys = zip(*last)
-                execute(update.over_arrays, (list(values), list(keys)))
-            else:
-                sink(update.one_row, last)
+            self._send_update(update.one_row, update.over_arrays, last, sink, execute,
+                              by_rows=update.unique and _releases(last))
+        for update, versions in self._versions.items():  # after the rows they describe, same transaction
+            closed, rows = update.history.rows(versions)
+            if closed:
+                self._send_update(update.history.close, update.history.close_over_arrays, closed, sink, execute)
+            self._send(_INSERT[update.history.table.name], rows, sink)
         self._inserts.clear()
         self._updates.clear()
+        self._versions.clear()
 
-    def _update(self, update: Update, row: tuple[Any, ...]) -> None:
+    def _send(self, statement: str, rows: list[tuple[Any, ...]], sink: Sink) -> None:
+        if self._copy is not None and len(rows) >= COPY_FROM:
+            self._copy(*_COPY[statement], rows)
+        elif rows:
+            sink(statement, rows)
+
+    def _send_update(self, one_row: str, over: str, rows: list[tuple[Any, ...]], sink: Sink, execute: Execute, *,
+                     by_rows: bool = False) -> None:
+        if self._arrays and len(rows) > 1 and not by_rows:
+            values, keys = zip(*rows)
+            execute(over, (list(values), list(keys)))
+        else:
+            sink(one_row, rows)
+
+    def _update(self, update: Update, row: tuple[Any, ...], position: int) -> None:
         self._updates.setdefault(update, []).append(row)
+        self._versions.setdefault(update, []).append((row[1], row[0], position, False))
+
+    def _first_value(self, update: Update, key: Any, value: Any, position: int) -> None:
+        """The value an inserted row starts with, from `position` on."""
+        self._versions.setdefault(update, []).append((key, value, position, True))
 
     def _insert(self, table: sa.Table, row: tuple[Any, ...]) -> None:
         """`row` lists the values in the table's column order (see projections.tables)."""
@@ -160,11 +184,17 @@ class Projector:
 
     def _identity_created(self, position: int, fields: Fields) -> None:
         self._insert(t.identities, (fields["amplitude_id"], None, None, "{}"))
+        self._identity_starts(fields["amplitude_id"], "{}", position)
         self._audit(position, "created", fields, fields["amplitude_id"])
         self._device_linked(position, fields, seq=1)
 
+    def _identity_starts(self, amplitude_id: int, properties: str, position: int) -> None:
+        self._first_value(_RECORD_USER_ID, amplitude_id, None, position)
+        self._first_value(_MARK_MERGED, amplitude_id, None, position)
+        self._first_value(_SET_PROPERTIES, amplitude_id, properties, position)
+
     def _user_bound(self, position: int, fields: Fields) -> None:
-        self._update(_RECORD_USER_ID, (fields["user_id"], fields["amplitude_id"]))
+        self._update(_RECORD_USER_ID, (fields["user_id"], fields["amplitude_id"]), position)
         self._audit(position, "bound", fields, fields["amplitude_id"])
 
     def _device_linked(self, position: int, fields: Fields, seq: int = 0) -> None:
@@ -172,19 +202,20 @@ class Projector:
         self._audit(position, "linked", fields, fields["amplitude_id"], seq=seq)
 
     def _properties_changed(self, position: int, fields: Fields) -> None:
-        self._update(_SET_PROPERTIES, (to_json(fields["user_properties"]), fields["amplitude_id"]))
+        self._update(_SET_PROPERTIES, (to_json(fields["user_properties"]), fields["amplitude_id"]), position)
 
     def _merged(self, position: int, fields: Fields) -> None:
         merged, live = fields["amplitude_id"], fields["merged_amplitude_id"]
-        self._update(_MARK_MERGED, (live, merged))
+        self._update(_MARK_MERGED, (live, merged), position)
         self._insert(t.merges, (merged, live, fields["event_time"], fields["server_time"], position))
         self._audit(position, "merged", fields, merged, live)
 
     def _device_seen(self, position: int, fields: Fields) -> None:
         self._insert(t.devices, (fields["device_id"], fields["amplitude_id"]))
+        self._first_value(_MOVE_POINTER, fields["device_id"], fields["amplitude_id"], position)
 
     def _pointer_moved(self, position: int, fields: Fields) -> None:
-        self._update(_MOVE_POINTER, (fields["amplitude_id"], fields["device_id"]))
+        self._update(_MOVE_POINTER, (fields["amplitude_id"], fields["device_id"]), position)
         self._audit(position, "pointer_moved", fields, fields["amplitude_id"])
 
     def _legacy_tracked(self, position: int, fields: Fields) -> None:
@@ -220,26 +251,29 @@ class Projector:
     def _retired(self, position: int, fields: Fields) -> None:
         """Its user ID is released (a new amplitude ID may carry it: same statement, so in log order)."""
         amplitude_id, merged_into = fields["amplitude_id"], fields["merged_into"]
-        self._insert(t.retired, (amplitude_id, fields["server_time"], fields["correction"]))
+        self._insert(t.retired, (amplitude_id, fields["server_time"], fields["correction"], position))
         if fields["user_id"] is not None:
-            self._update(_RECORD_USER_ID, (None, amplitude_id))
+            self._update(_RECORD_USER_ID, (None, amplitude_id), position)
         self._amended(position, "retired" if merged_into is None else "merge_undone", fields, amplitude_id,
                       user_id=fields["user_id"], merged_amplitude_id=merged_into)
 
     def _split_off(self, position: int, fields: Fields) -> None:
         amplitude_id = fields["amplitude_id"]
-        self._insert(t.identities, (amplitude_id, None, None, to_json(fields["user_properties"])))
+        properties = to_json(fields["user_properties"])
+        self._insert(t.identities, (amplitude_id, None, None, properties))
+        self._identity_starts(amplitude_id, properties, position)
         if fields["user_id"] is not None:
-            self._update(_RECORD_USER_ID, (fields["user_id"], amplitude_id))
+            self._update(_RECORD_USER_ID, (fields["user_id"], amplitude_id), position)
         for device_id in fields["device_ids"]:
             self._insert(t.device_identities, (amplitude_id, device_id, position))
         moved_before = set(fields["moved_before"])
         for tracked, key in ((True, "tracked"), (False, "identified")):
             for moved in fields[key]:
                 if moved in moved_before:
-                    self._update(_REATTRIBUTE, (amplitude_id, moved))
+                    self._update(_REATTRIBUTE, (amplitude_id, moved), position)
                 else:
                     self._insert(t.reattributed, (moved, amplitude_id, tracked))
+                    self._first_value(_REATTRIBUTE, moved, amplitude_id, position)
         for seq, old in enumerate(fields["split_from"]):
             self._amended(position, "split", fields, amplitude_id, user_id=fields["user_id"],
                           merged_amplitude_id=old, seq=seq)
@@ -249,7 +283,7 @@ class Projector:
                       merged_amplitude_id=fields["previous_amplitude_id"])
 
     def _repointed(self, position: int, fields: Fields) -> None:
-        self._update(_MOVE_POINTER, (fields["amplitude_id"], fields["device_id"]))
+        self._update(_MOVE_POINTER, (fields["amplitude_id"], fields["device_id"]), position)
         self._amended(position, "pointer_moved", fields, fields["amplitude_id"], user_id=None,
                       device_id=fields["device_id"])
 

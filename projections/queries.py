@@ -2,7 +2,8 @@
 
 `ReadAPI` answers from one set of projection tables plus the log up to one position.
 The live ledger (`ledger.IdentityLedger`) and a past state (`ledger.LedgerView`, from
-`as_of`) are both a `ReadAPI`; they differ only in where the tables are and how the
+`as_of`) are both a `ReadAPI`; they differ only in the tables they ask (the live ones, or
+the same tables as they stood at the position: `projections.history.at`) and how the
 position is found (`_reading`).
 """
 
@@ -14,11 +15,13 @@ import msgspec
 import sqlalchemy as sa
 
 from projections import groups as g
-from projections import tables as t
+from projections.explaining import as_entries, explaining_facts
+from projections.history import LIVE, Tables
 from projections.models import (
     AuditEntry,
     Correction,
     CorrectionChanges,
+    Explanation,
     Group,
     Identity,
     MappingEntry,
@@ -47,6 +50,8 @@ class Reading(NamedTuple):
     engine: sa.Engine
     log: TimelineLog
     position: int
+    #: The tables as they stood at `position` (the live ones for the live ledger).
+    tables: Tables = LIVE
 
 
 class ReadAPI:
@@ -62,20 +67,24 @@ class ReadAPI:
         return self._resolve(device_id, user_id)
 
     def _resolve(self, device_id: str | None, user_id: str | None) -> Identity | None:
-        with self._reading().engine.connect() as connection:
-            amplitude_id = _amplitude_id_for(connection, device_id=device_id, user_id=user_id)
-            return None if amplitude_id is None else _identity(connection, amplitude_id)
+        reading = self._reading()
+        with reading.engine.connect() as connection:
+            amplitude_id = _amplitude_id_for(connection, reading.tables, device_id=device_id, user_id=user_id)
+            return None if amplitude_id is None else _identity(connection, reading.tables, amplitude_id)
 
     def identity(self, amplitude_id: int) -> Identity | None:
         """The person an amplitude ID (live or merged) belongs to; None if never created or forgotten."""
-        with self._reading().engine.connect() as connection:
-            return _identity(connection, amplitude_id)
+        reading = self._reading()
+        with reading.engine.connect() as connection:
+            return _identity(connection, reading.tables, amplitude_id)
 
     def is_forgotten(self, amplitude_id: int) -> bool:
         """Whether a deletion job erased this amplitude ID (its person answers None everywhere else)."""
-        with self._reading().engine.connect() as connection:
-            return connection.execute(sa.select(t.forgotten.c.amplitude_id)
-                                      .where(t.forgotten.c.amplitude_id == amplitude_id)).first() is not None
+        reading = self._reading()
+        forgotten = reading.tables.forgotten
+        with reading.engine.connect() as connection:
+            return connection.execute(sa.select(forgotten.c.amplitude_id)
+                                      .where(forgotten.c.amplitude_id == amplitude_id)).first() is not None
 
     def timeline(self, amplitude_id: int, *, after: int = 0, limit: int | None = None,
                  newest_first: bool = False) -> list[TimelineEvent]:
@@ -83,27 +92,27 @@ class ReadAPI:
         a global user ID's person also has the events of the user IDs mapped onto it."""
         reading = self._reading()
         with reading.engine.connect() as connection:
-            ids = _with_mapped(connection, _person_amplitude_ids(connection, amplitude_id))
+            ids = _with_mapped(connection, reading.tables, _person_amplitude_ids(connection, reading.tables, amplitude_id))
             if not ids:
                 return []
-            return person_timeline(connection, reading.log, ids, stop=reading.position, after=after, limit=limit,
+            return person_timeline(connection, reading.tables, reading.log, ids, stop=reading.position, after=after, limit=limit,
                                    newest_first=newest_first)
 
     def event_count(self, amplitude_id: int) -> int:
         """How many tracked events the person `amplitude_id` belongs to has (mapped user IDs' included)."""
         reading = self._reading()
         with reading.engine.connect() as connection:
-            ids = _with_mapped(connection, _person_amplitude_ids(connection, amplitude_id))
-            return person_event_count(connection, reading.log, ids, reading.position) if ids else 0
+            ids = _with_mapped(connection, reading.tables, _person_amplitude_ids(connection, reading.tables, amplitude_id))
+            return person_event_count(connection, reading.tables, reading.log, ids, reading.position) if ids else 0
 
     def events(self, *, after: int = 0, limit: int = 10_000) -> list[TimelineEvent]:
         """Every tracked event in ledger order, a page at a time (for exports)."""
         reading = self._reading()
         rows = reading.log.tracked(after=after, stop=reading.position, limit=limit)
         with reading.engine.connect() as connection:
-            live = _live_ids(connection)
-            moved = reattributed_between(connection, rows[0][0], rows[-1][0]) \
-                if rows and has_corrections(connection) else {}
+            live = _live_ids(connection, reading.tables)
+            moved = reattributed_between(connection, reading.tables, rows[0][0], rows[-1][0]) \
+                if rows and has_corrections(connection, reading.tables) else {}
         found = []
         for row in rows:
             current = moved.get(row[0], row[1])
@@ -115,18 +124,21 @@ class ReadAPI:
 
         A merge a correction undid stays listed, with the correction's time as `undone_server_time`.
         """
-        merges, retired = t.merges, t.retired
+        reading = self._reading()
+        merges, retired = reading.tables.merges, reading.tables.retired
         query = (sa.select(merges, retired.c.server_time.label("undone"))
                  .join(retired, retired.c.amplitude_id == merges.c.amplitude_id, isouter=True)
                  .order_by(merges.c.position))
-        with self._reading().engine.connect() as connection:
+        with reading.engine.connect() as connection:
             return [Merge(row.amplitude_id, row.merged_amplitude_id, row.merge_event_time, row.merge_server_time,
                           row.undone) for row in connection.execute(query)]
 
     def corrections(self) -> list[Correction]:
         """Every correction (retracted user ID), in ledger order: who asked, why, when, what it changed."""
-        with self._reading().engine.connect() as connection:
-            rows = connection.execute(sa.select(t.corrections).order_by(t.corrections.c.position)).all()
+        reading = self._reading()
+        corrections = reading.tables.corrections
+        with reading.engine.connect() as connection:
+            rows = connection.execute(sa.select(corrections).order_by(corrections.c.position)).all()
         return [Correction(position=row.position, user_id=row.user_id, amplitude_id=row.amplitude_id,
                            reason=row.reason, requester=row.requester, server_time=row.server_time,
                            changes=msgspec.json.decode(row.summary, type=CorrectionChanges, strict=False))
@@ -137,16 +149,19 @@ class ReadAPI:
         """Identity facts in ledger order: of one device, or of one person (all their amplitude IDs)."""
         if sum(value is not None for value in (user_id, device_id, amplitude_id)) != 1:
             raise ValueError("give exactly one of user_id, device_id, amplitude_id")
-        with self._reading().engine.connect() as connection:
+        reading = self._reading()
+        tables = reading.tables
+        audit, corrections = tables.audit, tables.corrections
+        with reading.engine.connect() as connection:
             if device_id is not None:
-                condition = t.audit.c.device_id == device_id
+                condition = audit.c.device_id == device_id
             else:
-                ids = (_ever_bound(connection, user_id) if user_id is not None
-                       else _person_amplitude_ids(connection, amplitude_id) if amplitude_id is not None else [])
+                ids = (_ever_bound(connection, tables, user_id) if user_id is not None
+                       else _person_amplitude_ids(connection, tables, amplitude_id) if amplitude_id is not None
+                       else [])
                 if not ids:
                     return []
-                condition = t.audit.c.amplitude_id.in_(ids)
-            audit, corrections = t.audit, t.corrections
+                condition = audit.c.amplitude_id.in_(ids)
             query = (sa.select(audit, corrections.c.requester, corrections.c.reason)
                      .join(corrections, sa.and_(corrections.c.user_id == audit.c.correction,
                                                 audit.c.kind == "retracted"), isouter=True)
@@ -155,13 +170,37 @@ class ReadAPI:
 
     def group(self, group_type: str, group_value: str) -> Group | None:
         """A group (docs/rules.md, Groups): its properties now, and every amplitude ID that joined it, when."""
-        with self._reading().engine.connect() as connection:
-            return g.group(connection, group_type, group_value, _live_ids(connection))
+        reading = self._reading()
+        with reading.engine.connect() as connection:
+            return g.group(connection, reading.tables, group_type, group_value, _live_ids(connection, reading.tables))
 
     def mappings(self, user_id: str | None = None) -> list[MappingEntry]:
         """Every mapping and unmapping in ledger order (who asked, when): all, or those naming `user_id`."""
-        with self._reading().engine.connect() as connection:
-            return g.mapping_history(connection, user_id)
+        reading = self._reading()
+        with reading.engine.connect() as connection:
+            return g.mapping_history(connection, reading.tables, user_id)
+
+    def explain(self, position: int) -> Explanation | None:
+        """Why the tracked event at `position` belongs to its person (None: no tracked event there)."""
+        if position < 0:
+            raise ValueError("position must be >= 0")
+        reading = self._reading()
+        found = reading.log.tracked(after=position - 1, stop=min(position, reading.position), limit=1) \
+            if position > 0 else []
+        if not found:
+            return None
+        _, arrived_as, fields = found[0]
+        tables = reading.tables
+        with reading.engine.connect() as connection:
+            moved = tables.reattributed
+            counted_for = connection.execute(sa.select(moved.c.amplitude_id).where(
+                moved.c.position == position)).scalar() or arrived_as
+            identity = _identity(connection, tables, counted_for)
+            way = list(dict.fromkeys([arrived_as, counted_for, *(_person_amplitude_ids(connection, tables,
+                                                                                      counted_for)[:1])]))
+            rows = explaining_facts(connection, tables, position, fields, way)
+        return Explanation(position=position, arrived_as=arrived_as,
+                           now=None if identity is None else identity.amplitude_id, because=as_entries(rows))
 
     def stats(self) -> Stats:
         """Counts over the whole ledger (`users` counts people with at least one tracked event)."""
@@ -171,101 +210,103 @@ class ReadAPI:
             def scalar(query: Any) -> int:
                 return int(connection.execute(query).scalar() or 0)
 
-            counts = counts_by_attribution(connection, reading.log, reading.position)
-            live = _live_ids(connection)
-            mapped = _mapped_live_ids(connection, live)
+            tables = reading.tables
+            counts = counts_by_attribution(connection, tables, reading.log, reading.position)
+            live = _live_ids(connection, tables)
+            mapped = _mapped_live_ids(connection, tables, live)
             people = {live.get(amplitude_id, amplitude_id) for amplitude_id in counts}
             return Stats(
                 events=sum(counts.values()),
                 users=len({mapped.get(amplitude_id, amplitude_id) for amplitude_id in people}),
                 identified_users=scalar(
-                    sa.select(count()).select_from(t.identities).where(t.identities.c.user_id.is_not(None))),
-                devices=scalar(sa.select(count()).select_from(t.devices)),
-                merges=scalar(sa.select(count()).select_from(t.merges).where(
-                    t.merges.c.amplitude_id.not_in(sa.select(t.retired.c.amplitude_id)))),
+                    sa.select(count()).select_from(tables.identities).where(tables.identities.c.user_id.is_not(None))),
+                devices=scalar(sa.select(count()).select_from(tables.devices)),
+                merges=scalar(sa.select(count()).select_from(tables.merges).where(
+                    tables.merges.c.amplitude_id.not_in(sa.select(tables.retired.c.amplitude_id)))),
             )
 
 
-def _amplitude_id_for(connection: sa.Connection, *, device_id: str | None = None,
+def _amplitude_id_for(connection: sa.Connection, tables: Tables, *, device_id: str | None = None,
                       user_id: str | None = None) -> int | None:
     """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
+    devices, identities = tables.devices, tables.identities
     if device_id is not None:
-        return connection.execute(sa.select(t.devices.c.pointer).where(t.devices.c.device_id == device_id)).scalar()
-    return connection.execute(
-        sa.select(t.identities.c.amplitude_id).where(t.identities.c.user_id == user_id)).scalar()
+        return connection.execute(sa.select(devices.c.pointer).where(devices.c.device_id == device_id)).scalar()
+    return connection.execute(sa.select(identities.c.amplitude_id).where(identities.c.user_id == user_id)).scalar()
 
 
-_PERSON = sa.text(
-    f"SELECT COALESCE(i.merged_into, i.amplitude_id), m.amplitude_id FROM {t.identities.name} i "
-    f"LEFT JOIN {t.merges.name} m ON m.merged_amplitude_id = COALESCE(i.merged_into, i.amplitude_id) "
-    "WHERE i.amplitude_id = :id ORDER BY m.position")
-
-
-def _person_amplitude_ids(connection: sa.Connection, amplitude_id: int) -> list[int]:
+def _person_amplitude_ids(connection: sa.Connection, tables: Tables, amplitude_id: int) -> list[int]:
     """The live amplitude ID first, then those merged into it, in merge order; [] if it never existed."""
-    rows = connection.execute(_PERSON, {"id": amplitude_id}).all()
+    identities, merges = tables.identities, tables.merges
+    live = sa.func.coalesce(identities.c.merged_into, identities.c.amplitude_id)
+    rows = connection.execute(sa.select(live, merges.c.amplitude_id)
+                              .join(merges, merges.c.merged_amplitude_id == live, isouter=True)
+                              .where(identities.c.amplitude_id == amplitude_id).order_by(merges.c.position)).all()
     if not rows:
         return []
     return [rows[0][0]] + [row[1] for row in rows if row[1] is not None]
 
 
-def _ever_bound(connection: sa.Connection, user_id: str) -> list[int]:
+def _ever_bound(connection: sa.Connection, tables: Tables, user_id: str) -> list[int]:
     """Every amplitude ID of every person the user ID was ever bound to (corrections move or retract bindings)."""
-    audit = t.audit
+    audit = tables.audit
     bound = connection.execute(sa.select(audit.c.amplitude_id).where(
         audit.c.user_id == user_id, audit.c.kind.in_(("bound", "rebound", "retracted"))).distinct()).all()
     ids: list[int] = []
     for (amplitude_id,) in bound:
-        ids.extend(_person_amplitude_ids(connection, amplitude_id))
+        ids.extend(_person_amplitude_ids(connection, tables, amplitude_id))
     return ids
 
 
-def _identity(connection: sa.Connection, amplitude_id: int) -> Identity | None:
+def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> Identity | None:
     """None for an amplitude ID never created, or retired by a correction (its events count for others now)."""
-    ids = _person_amplitude_ids(connection, amplitude_id)
-    if not ids or (has_corrections(connection) and retired_among(connection, ids[:1])):
+    ids = _person_amplitude_ids(connection, tables, amplitude_id)
+    if not ids or (has_corrections(connection, tables) and retired_among(connection, tables, ids[:1])):
         return None
     live = ids[0]
-    row = connection.execute(sa.select(t.identities).where(t.identities.c.amplitude_id == live)).one()
-    devices = connection.execute(sa.select(t.device_identities.c.device_id)
-                                 .where(t.device_identities.c.amplitude_id == live)
-                                 .order_by(t.device_identities.c.position, t.device_identities.c.device_id))
+    identities, links = tables.identities, tables.device_identities
+    row = connection.execute(sa.select(identities).where(identities.c.amplitude_id == live)).one()
+    devices = connection.execute(sa.select(links.c.device_id).where(links.c.amplitude_id == live)
+                                 .order_by(links.c.position, links.c.device_id))
     user_id = row.user_id
     return Identity(amplitude_id=live, user_id=user_id, device_ids=[device.device_id for device in devices],
                     merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties),
-                    groups=g.groups_of(connection, ids),
-                    global_user_id=None if user_id is None else g.global_user_id(connection, user_id),
-                    mapped_user_ids=[] if user_id is None else g.mapped_user_ids(connection, user_id))
+                    groups=g.groups_of(connection, tables, ids),
+                    global_user_id=None if user_id is None else g.global_user_id(connection, tables, user_id),
+                    mapped_user_ids=[] if user_id is None else g.mapped_user_ids(connection, tables, user_id))
 
 
-def _with_mapped(connection: sa.Connection, ids: list[int]) -> list[int]:
+def _with_mapped(connection: sa.Connection, tables: Tables, ids: list[int]) -> list[int]:
     """A person's amplitude IDs, then those of every person whose user ID is mapped onto theirs."""
     if not ids:
         return ids
-    user_id = connection.execute(sa.select(t.identities.c.user_id).where(t.identities.c.amplitude_id == ids[0])).scalar()
+    identities = tables.identities
+    user_id = connection.execute(sa.select(identities.c.user_id).where(identities.c.amplitude_id == ids[0])).scalar()
     found = list(ids)
-    for mapped in [] if user_id is None else g.mapped_user_ids(connection, user_id):
-        bound = _amplitude_id_for(connection, user_id=mapped)
+    for mapped in [] if user_id is None else g.mapped_user_ids(connection, tables, user_id):
+        bound = _amplitude_id_for(connection, tables, user_id=mapped)
         if bound is not None:
-            found.extend(amplitude_id for amplitude_id in _person_amplitude_ids(connection, bound)
+            found.extend(amplitude_id for amplitude_id in _person_amplitude_ids(connection, tables, bound)
                          if amplitude_id not in found)
     return found
 
 
-def _mapped_live_ids(connection: sa.Connection, live: dict[int, int]) -> dict[int, int]:
+def _mapped_live_ids(connection: sa.Connection, tables: Tables, live: dict[int, int]) -> dict[int, int]:
     """The live amplitude ID of each mapped user ID -> that of its global user ID (counted as one user)."""
-    mappings = g.current_mappings(connection)
+    mappings = g.current_mappings(connection, tables)
     if not mappings:
         return {}
-    bound = dict(connection.execute(sa.select(t.identities.c.user_id, t.identities.c.amplitude_id).where(
-        t.identities.c.user_id.in_([*mappings, *mappings.values()]))).all())
+    identities = tables.identities
+    bound = dict(connection.execute(sa.select(identities.c.user_id, identities.c.amplitude_id).where(
+        identities.c.user_id.in_([*mappings, *mappings.values()]))).all())
     return {live.get(bound[user_id], bound[user_id]): live.get(bound[target], bound[target])
             for user_id, target in mappings.items() if user_id in bound and target in bound}
 
 
-def _live_ids(connection: sa.Connection) -> dict[int, int]:
+def _live_ids(connection: sa.Connection, tables: Tables) -> dict[int, int]:
     """Merged amplitude ID -> the live one (the merges table, as Amplitude exports it)."""
-    return dict(connection.execute(sa.select(t.merges.c.amplitude_id, t.merges.c.merged_amplitude_id)).all())
+    merges = tables.merges
+    return dict(connection.execute(sa.select(merges.c.amplitude_id, merges.c.merged_amplitude_id)).all())
 
 
 def _answer(answer_type: type[T], row: Any) -> T:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from projections import tables as t
 from projections.collection import collection_paused
+from projections.history import drop_orphans
 from projections.projector import CopySink, Projector, copy_rows
 
 NAME = "identity"
@@ -127,6 +128,9 @@ class ProjectionRunner:
         for _ in self._pages(stop):
             if progress is not None:
                 progress(Progress(self.position - first, stop - first, time.perf_counter() - started))
+        if first == 0 and self.position > 0:  # a replay of the whole log (a rebuild, a new read side)
+            with self.engine.begin() as connection:
+                drop_orphans(connection)
         return self.position
 
     def _pages(self, stop: int) -> Iterator[None]:

@@ -96,6 +96,8 @@ retired = sa.Table(
     sa.Column("amplitude_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("server_time", sa.BigInteger, nullable=False),
     sa.Column("correction", sa.String(1024), nullable=False),
+    #: The position of the fact that retired it (a past view knows it from then on).
+    sa.Column("position", sa.BigInteger, nullable=False),
 )
 
 #: Calls (by log position) a correction attributed to another amplitude ID than their stream's.
@@ -154,10 +156,40 @@ user_mappings = sa.Table(
     sa.Column("server_time", sa.BigInteger, nullable=False),
 )
 
+# -- history: every value an update changes, valid over [valid_from, valid_to) -----------
+# (docs/architecture.md, "Time travel"). Each column the projector updates keeps its values
+# in a table of its own, keyed like the column's table plus `valid_from`, the position that
+# set the value; `valid_to` is the position that replaced it, NULL for the present. A
+# table's rows as they stood at position p are its history rows valid at p.
+
+
+def _history(table: sa.Table, column: str, key: str) -> sa.Table:
+    history = sa.Table(
+        f"{table.name}_{column}_history",
+        metadata,
+        sa.Column(key, table.c[key].type, primary_key=True, autoincrement=False),
+        sa.Column("valid_from", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column(column, table.c[column].type),
+        sa.Column("valid_to", sa.BigInteger),
+        info={"of": (table, key)},
+    )
+    return history
+
+
+device_pointer_history = _history(devices, "pointer", "device_id")
+user_id_history = _history(identities, "user_id", "amplitude_id")
+#: A user ID's bindings, by user ID then position (who it named at p).
+sa.Index("ledger_identities_user_id_history_user_id", user_id_history.c.user_id, user_id_history.c.valid_from)
+merged_into_history = _history(identities, "merged_into", "amplitude_id")
+user_properties_history = _history(identities, "user_properties", "amplitude_id")
+reattributed_history = _history(reattributed, "amplitude_id", "position")
+HISTORY_TABLES = (device_pointer_history, user_id_history, merged_into_history, user_properties_history,
+                  reattributed_history)
+
 #: The tables a rebuild drops and fills again, in a deterministic order for comparisons.
 PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit, forgotten, corrections,
-                     retired, reattributed, group_properties, group_members, user_mappings)
+                     retired, reattributed, group_properties, group_members, user_mappings, *HISTORY_TABLES)
 #: The shape of the tables above; a database holding another is rebuilt when opened.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Tables of earlier shapes, dropped on that rebuild.
 RETIRED_TABLES = ("ledger_timeline",)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Protocol
 
 import sqlalchemy as sa
 
-from projections import tables as t
+from projections.history import Tables
 from projections.models import TimelineEvent
 
 #: (position, original amplitude ID, the event's stored fields)
@@ -37,7 +37,8 @@ class TimelineLog(Protocol):
     def tracked_counts(self, stop: int) -> dict[int, int]: ...
 
 
-def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int], *, stop: int, after: int,
+def person_timeline(connection: sa.Connection, tables: Tables, log: TimelineLog, ids: list[int], *, stop: int,
+                    after: int,
                     limit: int | None, newest_first: bool) -> list[TimelineEvent]:
     """The tracked events of every amplitude ID in `ids` (the live one first), as the live one's.
 
@@ -46,15 +47,15 @@ def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int],
     """
     limit = ALL if limit is None else limit
     streams, moved = ids, []
-    corrected, legacy_stored = marks(connection)
+    corrected, legacy_stored = marks(connection, tables)
     if corrected:
-        retired = retired_among(connection, ids)
+        retired = retired_among(connection, tables, ids)
         streams = [amplitude_id for amplitude_id in ids if amplitude_id not in retired]
-        moved = _moved_positions(connection, ids, after=after, limit=limit, newest_first=newest_first)
+        moved = _moved_positions(connection, tables, ids, after=after, limit=limit, newest_first=newest_first)
     pages = [log.stream_page(connection, streams, after=after, stop=stop, limit=limit, newest_first=newest_first)]
     if moved:
         pages.append(log.tracked_at(moved)[::-1] if newest_first else log.tracked_at(moved))
-    legacy = _legacy_positions(connection, ids, after=after, limit=limit,
+    legacy = _legacy_positions(connection, tables, ids, after=after, limit=limit,
                                newest_first=newest_first) if legacy_stored else []
     if legacy:
         pages.append(log.tracked_at(legacy)[::-1] if newest_first else log.tracked_at(legacy))
@@ -62,72 +63,71 @@ def person_timeline(connection: sa.Connection, log: TimelineLog, ids: list[int],
     return [answer(row, ids[0]) for _, row in zip(range(limit), rows)]
 
 
-def person_event_count(connection: sa.Connection, log: TimelineLog, ids: list[int], stop: int) -> int:
-    legacy = t.legacy_timeline
-    corrected, legacy_stored = marks(connection)
+def person_event_count(connection: sa.Connection, tables: Tables, log: TimelineLog, ids: list[int],
+                       stop: int) -> int:
+    legacy = tables.legacy_timeline
+    corrected, legacy_stored = marks(connection, tables)
     old = connection.execute(sa.select(sa.func.count()).where(legacy.c.amplitude_id.in_(ids))).scalar() or 0 \
         if legacy_stored else 0
     if not corrected:
         return old + log.stream_count(connection, ids, stop)
-    retired = retired_among(connection, ids)
-    moved = t.reattributed
+    retired = retired_among(connection, tables, ids)
+    moved = tables.reattributed
     moved_in = connection.execute(sa.select(sa.func.count()).where(
         moved.c.amplitude_id.in_(ids), moved.c.tracked)).scalar() or 0
-    return old + moved_in + log.stream_count(connection, [amplitude_id for amplitude_id in ids if amplitude_id not in retired],
-                                             stop)
+    streams = [amplitude_id for amplitude_id in ids if amplitude_id not in retired]
+    return old + moved_in + (log.stream_count(connection, streams, stop) if streams else 0)  # no empty IN ()
 
 
-_ANY_CORRECTION = sa.text(f"SELECT 1 FROM {t.corrections.name} LIMIT 1")
-_MARKS = sa.text(f"SELECT EXISTS (SELECT 1 FROM {t.corrections.name}), EXISTS (SELECT 1 FROM {t.legacy_timeline.name})")
-
-
-def has_corrections(connection: sa.Connection) -> bool:
+def has_corrections(connection: sa.Connection, tables: Tables) -> bool:
     """Whether any correction was recorded (one cheap look; without one, no event was re-attributed)."""
-    return connection.execute(_ANY_CORRECTION).first() is not None
+    return connection.execute(sa.select(sa.literal(1)).select_from(tables.corrections).limit(1)).first() is not None
 
 
-def marks(connection: sa.Connection) -> tuple[bool, bool]:
+def marks(connection: sa.Connection, tables: Tables) -> tuple[bool, bool]:
     """Whether any correction was recorded, and whether any tracked event of 0.1.0's shape is stored.
 
     Asked together, in one round trip: a person's page asks both (usually: neither).
     """
-    corrected, legacy_stored = connection.execute(_MARKS).one()
+    corrected, legacy_stored = connection.execute(sa.select(
+        sa.exists(sa.select(sa.literal(1)).select_from(tables.corrections)),
+        sa.exists(sa.select(sa.literal(1)).select_from(tables.legacy_timeline)))).one()
     return bool(corrected), bool(legacy_stored)
 
 
-def retired_among(connection: sa.Connection, ids: list[int]) -> set[int]:
+def retired_among(connection: sa.Connection, tables: Tables, ids: list[int]) -> set[int]:
     """Which of these amplitude IDs a correction retired."""
-    retired = t.retired.c.amplitude_id
+    retired = tables.retired.c.amplitude_id
     return {row[0] for row in connection.execute(sa.select(retired).where(retired.in_(ids)))}
 
 
-def reattributed_between(connection: sa.Connection, first: int, last: int) -> dict[int, int]:
+def reattributed_between(connection: sa.Connection, tables: Tables, first: int, last: int) -> dict[int, int]:
     """Position -> amplitude ID of the tracked events re-attributed by corrections, first <= position <= last."""
-    moved = t.reattributed
+    moved = tables.reattributed
     return dict(connection.execute(sa.select(moved.c.position, moved.c.amplitude_id).where(
         moved.c.position.between(first, last), moved.c.tracked)).all())
 
 
-def _moved_positions(connection: sa.Connection, ids: list[int], *, after: int, limit: int,
+def _moved_positions(connection: sa.Connection, tables: Tables, ids: list[int], *, after: int, limit: int,
                      newest_first: bool) -> list[int]:
-    moved = t.reattributed
+    moved = tables.reattributed
     position = moved.c.position
     query = (sa.select(position).where(moved.c.amplitude_id.in_(ids), moved.c.tracked, position > after)
              .order_by(position.desc() if newest_first else position).limit(limit))
     return [row[0] for row in connection.execute(query)]
 
 
-def counts_by_attribution(connection: sa.Connection, log: TimelineLog, stop: int) -> dict[int, int]:
+def counts_by_attribution(connection: sa.Connection, tables: Tables, log: TimelineLog, stop: int) -> dict[int, int]:
     """How many tracked events each amplitude ID has: on arrival, or as a correction re-attributed them."""
     counts = log.tracked_counts(stop)
-    if has_corrections(connection):
-        for (amplitude_id,) in connection.execute(sa.select(t.retired.c.amplitude_id)):
+    if has_corrections(connection, tables):
+        for (amplitude_id,) in connection.execute(sa.select(tables.retired.c.amplitude_id)):
             counts.pop(amplitude_id, None)
-        moved = t.reattributed
+        moved = tables.reattributed
         for amplitude_id, count in connection.execute(sa.select(moved.c.amplitude_id, sa.func.count()).where(
                 moved.c.tracked).group_by(moved.c.amplitude_id)):
             counts[amplitude_id] = counts.get(amplitude_id, 0) + count
-    legacy = t.legacy_timeline
+    legacy = tables.legacy_timeline
     for amplitude_id, count in connection.execute(
             sa.select(legacy.c.amplitude_id, sa.func.count()).group_by(legacy.c.amplitude_id)):
         counts[amplitude_id] = counts.get(amplitude_id, 0) + count
@@ -145,9 +145,9 @@ def answer(row: TrackedRow, live: int) -> TimelineEvent:
     )
 
 
-def _legacy_positions(connection: sa.Connection, ids: Iterable[int], *, after: int, limit: int,
+def _legacy_positions(connection: sa.Connection, tables: Tables, ids: Iterable[int], *, after: int, limit: int,
                       newest_first: bool) -> list[int]:
-    legacy = t.legacy_timeline
+    legacy = tables.legacy_timeline
     position = legacy.c.position
     query = (sa.select(position).where(legacy.c.amplitude_id.in_(list(ids)), position > after)
              .order_by(position.desc() if newest_first else position).limit(limit))

@@ -28,12 +28,13 @@ from ledger.cli import buffered, corrections, demo, exporting, forgetting, group
 from ledger.cli import reading as read_commands
 from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
 from ledger.deleting import RUN_DUE_EVERY
-from ledger.errors import CannotListen, LedgerError
+from ledger.errors import CannotListen, LedgerError, OutsideTheLedger
 from ledger.history.records import is_history_record
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.cli.progress import ProgressBar
 from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.store.database import DEFAULT_URL, BadDatabaseURL
+from ledger.time_travel import AsOf, parse_as_of
 
 NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 1, 2, 3, 130
 EXPORT_PAGE = 10_000
@@ -217,6 +218,13 @@ def _version() -> str:
         return "(not installed)"
 
 
+def _past(text: str) -> AsOf:
+    try:
+        return parse_as_of(text)
+    except OutsideTheLedger as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     db = _Parser(add_help=False)
     db.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
@@ -224,8 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="machine-readable JSON output")
     as_of = _Parser(add_help=False)
-    as_of.add_argument("--as-of", type=_number(0), metavar="POSITION",
-                       help="answer as the ledger stood at this position")
+    as_of.add_argument("--as-of", type=_past, metavar="POSITION|TIME",
+                       help="answer as the ledger stood at this position, or at this ISO-8601 time "
+                            "(e.g. 2026-12-07T10:00:00Z: after the last call stored by then)")
     person = _Parser(add_help=False)
     who = person.add_mutually_exclusive_group(required=True)
     who.add_argument("--user-id", metavar="U")
@@ -287,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--after", type=_number(0), default=0, metavar="POSITION", help="only events after this position")
     sub.add_argument("--limit", type=_number(1), metavar="N", help="at most N events")
     command("audit", read_commands.audit, "when, where and by which call IDs were bound, linked, moved, merged", answering + [person])
+    sub = command("explain", read_commands.explain, "why the tracked event at a position belongs to its person",
+                  answering)
+    sub.add_argument("position", type=_number(1), metavar="POSITION", help="a tracked event's ledger position")
     sub = command("merges", read_commands.merges, "the merged-users table (Amplitude's export shape)", answering)
     sub.add_argument("--format", choices=["csv", "jsonl"], help="Amplitude's merged-users export as CSV or JSON Lines")
     sub = command("stats", read_commands.stats, "counts: events, users, identified users, devices, merges", answering)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from ledger.cli import amplitude_export, buffered, graph, render
-from ledger.cli.opening import OK, CommandError, nothing_for, open_reader, person, print_json
+from ledger.cli.opening import OK, CommandError, NotFound, nothing_for, open_reader, person, print_json
 from ledger.ledger import IdentityLedger, LedgerView
 from projections.models import Identity
 
@@ -45,6 +45,21 @@ def audit(args: argparse.Namespace) -> int:
         print_json(entries)
     else:
         print(render.audit_table(entries))
+    return OK
+
+
+def explain(args: argparse.Namespace) -> int:
+    with open_reader(args) as reader:
+        explanation = reader.explain(args.position)
+    if explanation is None:
+        raise NotFound(f"no tracked event at position {args.position}")
+    if args.json:
+        print_json(explanation)
+    else:
+        now = "forgotten" if explanation.now is None else f"amplitude ID {explanation.now}"
+        print(f"the event at position {explanation.position} arrived as amplitude ID {explanation.arrived_as}; "
+              f"it counts for {now}, because:")
+        print(render.audit_table(explanation.because))
     return OK
 
 

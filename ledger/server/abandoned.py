@@ -1,9 +1,8 @@
 """Work for a request stops when its client goes: a long read no one waits for must not keep running.
 
-A past read (`?as_of=`) replays the log into a scratch database, which takes memory, disk and
-a worker thread for as long as the log is long. `while_connected` runs such work in a worker
-thread and watches the connection meanwhile; once the client has hung up it sets the work's
-`cancelled` event, which the replay checks between pages (it then raises `ReadAbandoned`).
+`while_connected` runs a read in a worker thread and watches the connection meanwhile; once
+the client has hung up it sets the work's `cancelled` event, which the work checks where it can
+stop (a past view checks it before it opens: `IdentityLedger.as_of` raises `ReadAbandoned`).
 """
 
 from __future__ import annotations

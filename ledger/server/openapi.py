@@ -64,7 +64,9 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str, requ
             "description": description}
 
 
-_AS_OF = _param("as_of", "query", {"type": "integer", "minimum": 0}, "answer as the ledger stood at this position")
+_AS_OF = _param("as_of", "query", {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "date-time"}]},
+                "answer as the ledger stood at this position, or at this time (ISO-8601 with a time zone: after the "
+                "last call stored by then); past the end or in the future is a 400")
 _AMPLITUDE_ID = _param("amplitude_id", "path", {"type": "integer", "minimum": 1}, "a live or merged amplitude ID")
 _ID_PARAMS = [_param(name, "query", {"type": "string"}, f"exactly one of user_id, device_id: the {name}")
               for name in ("user_id", "device_id")]
@@ -241,6 +243,12 @@ def document() -> dict[str, Any]:
                                 [*_ID_PARAMS, _param("amplitude_id", "query", {"type": "integer", "minimum": 1},
                                                      "or an amplitude ID")]),
             "/v1/stats": _query("Counts", _STATS, []),
+            "/v1/explain/{position}": _query(
+                "Why the tracked event at a position belongs to its person",
+                _answer(position={"type": "integer"}, arrived_as={"type": "integer"},
+                        now={"type": ["integer", "null"], "description": "null once its person is forgotten"},
+                        because={"type": "array", "items": _ref("AuditEntry")}),
+                [_param("position", "path", {"type": "integer", "minimum": 1}, "a tracked event's ledger position")]),
             **_deletions(),
             **_groups(),
             "/v1/corrections": {

@@ -1,8 +1,8 @@
 """The query API: who a user or device is, their timeline, merges, audit trail and counts.
 
-Every route needs HTTP Basic `api_key:secret_key`. `?as_of=POSITION` answers from the
-ledger as it stood at that position (replayed into a scratch database, so it costs a replay,
-which stops when the client hangs up).
+Every route needs HTTP Basic `api_key:secret_key`. `?as_of=POSITION` or `?as_of=TIME`
+(ISO-8601 with a time zone) answers from the ledger as it stood then (index lookups on the
+read side's history, `IdentityLedger.as_of`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
+from ledger.time_travel import AsOf, parse_as_of
 from projections.models import Identity
 
 PAGE = 100
@@ -34,7 +35,7 @@ Answer = Callable[[Reader], Response]
 def query_routes(projects: Projects) -> list[Route]:
     """The read-only routes, each answering from the project of the caller's API key and secret key."""
 
-    def ask(ledger: IdentityLedger, question: Answer, as_of: int | None, cancelled: threading.Event) -> Response:
+    def ask(ledger: IdentityLedger, question: Answer, as_of: AsOf | None, cancelled: threading.Event) -> Response:
         """Ask the live ledger, or the ledger as it stood at `as_of` (unless the client has gone)."""
         if as_of is None:
             return question(ledger)
@@ -63,6 +64,7 @@ def query_routes(projects: Projects) -> list[Route]:
         route("/v1/corrections", _corrections),
         route("/v1/groups/{group_type}/{group_value:path}", _group),
         route("/v1/mappings", _mappings),
+        route("/v1/explain/{position}", _explain),
     ]
 
 
@@ -76,10 +78,11 @@ def health_route(projects: Projects) -> Route:
     return Route("/healthz", healthz, methods=["GET"])
 
 
-def _as_of(request: Request) -> int | None:
-    """The ledger position to answer at; None for now."""
+def _as_of(request: Request) -> AsOf | None:
+    """The ledger position or time (ISO-8601) to answer at; None for now. Checked against the
+    ledger by `as_of` (past its end, in the future: a 400)."""
     text = request.query_params.get("as_of")
-    return None if text is None else to_int(text, "as_of")
+    return None if text is None else parse_as_of(text)
 
 
 def _one_of(request: Request, *names: str) -> tuple[str, str]:
@@ -178,6 +181,18 @@ def _merges(_: Request) -> Answer:
 
 def _corrections(_: Request) -> Answer:
     return lambda read: ok(corrections=read.corrections())
+
+
+def _explain(request: Request) -> Answer:
+    position = to_int(request.path_params["position"], "position", low=1)
+
+    def question(read: Reader) -> Response:
+        explanation = read.explain(position)
+        if explanation is None:
+            raise HttpError.not_found(f"no tracked event at position {position}")
+        return ok(**asdict(explanation))
+
+    return question
 
 
 def _stats(_: Request) -> Answer:

@@ -108,6 +108,8 @@ class EventLog:
             f"SELECT {position}, originator_id FROM {table} "
             f"WHERE {position} > :start AND {position} <= :stop ORDER BY {position} LIMIT :limit"
         )
+        self._from = sa.text(f"SELECT {position}, topic, state FROM {table} WHERE {position} >= :start "
+                             f"AND {position} <= :stop ORDER BY {position} LIMIT 64")
         # "Has anything been written?" is asked before every request and query: one statement
         # on a connection of its own, not a checkout of SQLAlchemy's pool (`ledger.store.direct`).
         self._latest_sql = f"SELECT MAX({position}) FROM {table}"
@@ -125,6 +127,21 @@ class EventLog:
 
     def close(self) -> None:
         self._direct.close()
+
+    def first_time(self, start: int, stop: int) -> tuple[int, int] | None:
+        """The position and server time of the first event with start <= position <= stop that has a
+        server time (a call's; a deletion job's bookkeeping has none); None if none has."""
+        with self.engine.connect() as connection:
+            while start <= stop:
+                rows = connection.execute(self._from, {"start": start, "stop": stop}).all()
+                for position, topic, state in rows:
+                    server_time = decode_state(topic, state).get("server_time")
+                    if server_time is not None:
+                        return position, server_time
+                if not rows:
+                    return None
+                start = rows[-1][0] + 1
+        return None
 
     def _select_in(self, sql: str, values: list[Any]) -> list[Any]:
         """Rows of `sql` whose `{in}` matches any of `values`, on the direct connection.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import csv
 import fnmatch
 import io
@@ -119,6 +121,28 @@ def test_resolve_as_of_an_earlier_position(capsys: pytest.CaptureFixture[str], d
     assert now.json()["user_id"] == EXAMPLE_USER_ID
     assert_one_line_error(ledger(capsys, "resolve", "--db", db, "--user-id", EXAMPLE_USER_ID, "--as-of", "0"),
                           1, "no identity")
+
+
+def test_as_of_a_time_and_its_refusals(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    position = ledger(capsys, "stats", "--db", db, "--json").json()["position"]
+    today = ledger(capsys, "stats", "--db", db, "--json", "--as-of", "2025-01-01T00:00:00+00:00")
+    assert today.code == 0 and today.json()["position"] == 0  # before the demo's first call
+    assert_one_line_error(ledger(capsys, "stats", "--db", db, "--as-of", str(position + 1)), 2,
+                          f"position {position + 1} is past the end of the ledger ({position})")
+    assert_one_line_error(ledger(capsys, "stats", "--db", db, "--as-of", "2999-01-01T00:00:00Z"), 2, "in the future")
+    assert_one_line_error(ledger(capsys, "stats", "--db", db, "--as-of", "2026-01-01T00:00:00"), 2, "time zone")
+    assert ledger(capsys, "stats", "--db", db, "--as-of", "yesterday").code == 2  # argparse: not a position or time
+
+
+def test_explain_a_tracked_event(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    events = ledger(capsys, "export", "--db", db).out.splitlines()
+    first = json.loads(events[0])
+    explained = ledger(capsys, "explain", "--db", db, str(first["position"]), "--json")
+    assert explained.code == 0 and explained.json()["position"] == first["position"]
+    assert explained.json()["because"][0]["kind"] == "created"
+    text = ledger(capsys, "explain", "--db", db, str(first["position"]))
+    assert text.out.startswith(f"the event at position {first['position']} arrived as amplitude ID")
+    assert_one_line_error(ledger(capsys, "explain", "--db", db, "1"), 1, "no tracked event at position 1")
 
 
 def test_resolve_unknown_is_not_found(capsys: pytest.CaptureFixture[str], db: str) -> None:

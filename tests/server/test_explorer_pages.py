@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 
@@ -52,9 +54,11 @@ def test_every_page_needs_an_api_key_and_the_secret_key(merged: IdentityLedger, 
     ("/ui/people/0", 404, "positive whole number"),
     ("/ui/people/x", 404, "positive whole number"),
     ("/ui/people/99999999999999999999", 404, "positive whole number"),
-    ("/ui/people/1?as_of=x", 400, "as_of must be an integer"),
-    ("/ui/people/1?as_of=-1", 400, "as_of must be an integer"),
-    ("/ui/?as_of=1e3", 400, "as_of must be an integer"),
+    ("/ui/people/1?as_of=x", 400, "as_of: give a position (an integer) or an ISO-8601 time"),
+    ("/ui/people/1?as_of=-1", 400, "as_of: give a position (an integer) or an ISO-8601 time"),
+    ("/ui/?as_of=1e3", 400, "as_of: give a position (an integer) or an ISO-8601 time"),
+    ("/ui/?as_of=99999", 400, "as_of: position 99999 is past the end of the ledger"),
+    ("/ui/?as_of=2999-01-01T00:00:00Z", 400, "is in the future"),
     ("/ui/people/1?page=0", 400, "page must be an integer"),
     ("/ui/people/1?page=abc", 400, "page must be an integer"),
     ("/ui/nowhere/at/all", 404, "no page at this address"),
@@ -176,3 +180,24 @@ def test_groups_and_mappings_show_on_the_person_pages_and_the_group_page(lg: Ide
     assert 'href="/ui/people/1"' in page(query, "/ui/groups/org/a/b")
     page(query, "/ui/groups/org/nowhere", 404)
     assert "none" in page(query, "/ui/groups/org/a/b", as_of=lg.position)
+def test_an_event_row_explains_why_the_event_is_there(merged: IdentityLedger, query: httpx.Client) -> None:
+    moved = merged.events()[1]  # device-Z's anonymous event: arrived as 2, counts for 1 since the merge
+    person = page(query, "/ui/people/1")
+    assert f'explain={moved.position}#why' in person and 'id="why"' not in person
+    why = page(query, "/ui/people/1", explain=moved.position)
+    section = why[why.index('id="why"'):why.index("</section>", why.index('id="why"'))]
+    assert f"Why the event at position {moved.position} is here" in section
+    assert [kind for kind in ("created", "linked", "merged") if f'data-kind="{kind}"' in section] == [
+        "created", "linked", "merged"]
+    assert 'id="why"' not in page(query, "/ui/people/1", explain=1)  # no tracked event there: no section
+    assert "explain must be an integer" in page(query, "/ui/people/1", 400, explain="x")
+
+
+def test_a_past_page_by_time(merged: IdentityLedger, query: httpx.Client) -> None:
+    first = merged.events()[0]
+    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.timezone.utc).isoformat()
+    with merged.as_of(first.position) as view:
+        assert view.identity(2) is None  # device-Z had no event yet
+    ends = merged.as_of(dt.datetime.fromisoformat(then)).position
+    assert f"The ledger has no amplitude ID 2 at position {ends}." in page(query, "/ui/people/2", 404, as_of=then)
+    assert f"as_of={ends}" in page(query, "/ui/people/1", as_of=then)  # its links carry the position

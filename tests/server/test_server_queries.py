@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from typing import Any
 
 import httpx
@@ -58,6 +60,9 @@ def test_identities_by_user_id_device_id_and_amplitude_id(merged: IdentityLedger
     assert answer(query, "/v1/identities/2") == david  # a merged amplitude ID answers with its person
 
 
+BAD_AS_OF = "as_of: give a position (an integer) or an ISO-8601 time with a time zone"
+
+
 @pytest.mark.parametrize(("path", "params", "status", "error"), [
     ("/v1/identities", {"user_id": "user-Nobody"}, 404, "Not found: no identity for this user_id"),
     ("/v1/identities", {"device_id": "device-Nobody"}, 404, "Not found: no identity for this device_id"),
@@ -72,11 +77,15 @@ def test_identities_by_user_id_device_id_and_amplitude_id(merged: IdentityLedger
     ("/v1/identities/1/timeline", {"limit": "0"}, 400, BAD_LIMIT),
     ("/v1/identities/1/timeline", {"limit": "1001"}, 400, BAD_LIMIT),
     ("/v1/identities/1/timeline", {"after": "-1"}, 400, bad_position("after")),
-    ("/v1/stats", {"as_of": "1e3"}, 400, bad_position("as_of")),
+    ("/v1/stats", {"as_of": "1e3"}, 400, BAD_AS_OF),
+    ("/v1/stats", {"as_of": "2999-01-01T00:00:00Z"}, 400, "as_of: 2999-01-01T00:00:00+00:00 is in the future"),
+    ("/v1/stats", {"as_of": "2023-11-14T22:13:20"}, 400,
+     "as_of: a time needs a time zone (e.g. 2026-12-07T10:00:00Z)"),
+    ("/v1/stats", {"as_of": "2023-11-14T22:13:20\x00Z"}, 400, BAD_AS_OF),
     ("/v1/audit", {}, 400, BAD + "give exactly one of user_id, device_id, amplitude_id"),
     ("/v1/audit", {"amplitude_id": "one"}, 400, BAD_AMPLITUDE_ID),
     ("/v1/audit", {"user_id": "user-Nobody"}, 404, "Not found: no identity facts for this user_id"),
-    ("/v1/merges", {"as_of": "\u0663"}, 400, bad_position("as_of")),  # an Arabic-Indic digit is not a position
+    ("/v1/merges", {"as_of": "\u0663"}, 400, BAD_AS_OF),  # an Arabic-Indic digit is not a position
 ])
 def test_query_refusals(merged: IdentityLedger, query: httpx.Client, path: str, params: dict[str, str],
                         status: int, error: str) -> None:
@@ -115,6 +124,20 @@ def test_merges_audit_and_stats(merged: IdentityLedger, query: httpx.Client) -> 
                                           "identified_users": 1, "devices": 2, "merges": 1}
 
 
+def test_as_of_a_time_answers_after_the_last_call_stored_by_then(lg: IdentityLedger, query: httpx.Client) -> None:
+    first = lg.ingest([event("device-Y", "user-David"), event("device-Z")])
+    before_merge = lg.position
+    lg.ingest([event("device-Z", "user-David")])
+    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.timezone.utc)
+    assert answer(query, "/v1/stats", as_of=then.isoformat())["position"] == before_merge
+    assert answer(query, "/v1/identities", device_id="device-Z", as_of=then.isoformat())["amplitude_id"] == 2
+    earlier = (then - dt.timedelta(milliseconds=1)).isoformat()
+    assert answer(query, "/v1/stats", as_of=earlier)["position"] == 0
+    assert answer(query, "/v1/stats", 400, as_of=str(lg.position + 1))["error"] == \
+        f"as_of: position {lg.position + 1} is past the end of the ledger ({lg.position})"
+    assert answer(query, "/v1/stats", 400, as_of="9" * 30)["code"] == 400
+
+
 def test_as_of_answers_from_the_ledger_as_it_stood(lg: IdentityLedger, query: httpx.Client) -> None:
     lg.ingest([event("device-Y", "user-David"), event("device-Z")])
     before_merge = lg.position
@@ -151,3 +174,24 @@ def test_several_api_keys_each_upload_and_query(lg: IdentityLedger) -> None:
             assert reply.json()["events_ingested"] == 1
             with query_client(base_url, (key, SECRET_KEY)) as client:
                 assert answer(client, "/v1/stats")["events"] == (1 if key == "key-one" else 2)
+
+
+def test_explain_answers_why_an_event_belongs_to_its_person(merged: IdentityLedger, query: httpx.Client) -> None:
+    first = merged.events()[1]  # device-Z's anonymous event: arrived as 2, counts for 1 since the merge
+    body = answer(query, f"/v1/explain/{first.position}")
+    assert (body["arrived_as"], body["now"]) == (2, 1)
+    assert [entry["kind"] for entry in body["because"]] == ["created", "linked", "merged"]
+
+
+@pytest.mark.parametrize(("position", "status", "error"), [
+    ("x", 400, bad_position("position").replace("0 to", "1 to")),
+    ("-1", 400, bad_position("position").replace("0 to", "1 to")),
+    ("0", 400, bad_position("position").replace("0 to", "1 to")),
+    ("9" * 30, 400, bad_position("position").replace("0 to", "1 to")),
+    ("1%00", 400, bad_position("position").replace("0 to", "1 to")),
+    ("1", 404, "Not found: no tracked event at position 1"),
+    ("999999", 404, "Not found: no tracked event at position 999999"),
+])
+def test_explain_refusals(merged: IdentityLedger, query: httpx.Client, position: str, status: int,
+                          error: str) -> None:
+    assert answer(query, f"/v1/explain/{position}", status) == {"code": status, "error": error}

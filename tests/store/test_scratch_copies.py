@@ -1,4 +1,4 @@
-"""Scratch copies (`as_of` replays) hold personal data: stopped when abandoned, and none survives a crash."""
+"""Scratch copies (`sqlite://` ledgers) hold personal data: none survives a crash; a past view makes none."""
 
 from __future__ import annotations
 
@@ -17,24 +17,17 @@ import pytest
 from ledger import IdentityLedger
 from ledger.errors import ReadAbandoned
 from ledger.store import scratch
-from projections.runner import ProjectionRunner
 from tests.helpers import event
 
 VICTIM = "victim-58@example.org"
-#: Pages of a few facts, each read slowly: a replay that takes seconds on a small log.
-REPLAYING = """
+#: A private scratch ledger (`sqlite://`) holding the victim, kept open until the process is killed.
+SCRATCH_LEDGER = """
 import sys, time
 from ledger import IdentityLedger
-from projections.runner import ProjectionRunner
-ProjectionRunner.__init__.__kwdefaults__["page_size"] = 5
-lg = IdentityLedger(sys.argv[1])
-read = lg._log.read
-def slowly(*args):
-    time.sleep(0.1)
-    return read(*args)
-lg._log.read = slowly
-lg.as_of(lg.position)
-print("replayed", flush=True)
+lg = IdentityLedger("sqlite://")
+lg.ingest([{"event_type": "x", "device_id": "device-victim", "user_id": sys.argv[2]}])
+print("stored", flush=True)
+time.sleep(120)
 """
 
 
@@ -44,11 +37,6 @@ def scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     where = tmp_path / "scratch"
     monkeypatch.setenv(scratch.SCRATCH_DIR_VARIABLE, str(where))
     return where
-
-
-@pytest.fixture
-def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ProjectionRunner.__init__.__kwdefaults__, "page_size", 5)  # type: ignore[index]
 
 
 def copies(where: Path) -> list[Path]:
@@ -68,7 +56,7 @@ def a_ledger_with_a_victim(url: str) -> None:
 @dataclass
 class Crashes:
     url: str  # the ledger the replays read
-    crash: Callable[[], Path]  # runs an as_of replay in another process, kills it (-9): the copy left behind
+    crash: Callable[[], Path]  # runs a scratch ledger in another process, kills it (-9): the copy left behind
 
 
 @pytest.fixture
@@ -78,12 +66,12 @@ def crashed(new_url: Callable[[], str], scratch_dir: Path) -> Crashes:
 
     def crash() -> Path:
         before = set(copies(scratch_dir))
-        child = subprocess.Popen([sys.executable, "-c", REPLAYING, url], stdout=subprocess.PIPE,
+        child = subprocess.Popen([sys.executable, "-c", SCRATCH_LEDGER, url, VICTIM], stdout=subprocess.PIPE,
                                  env={**os.environ, "PYTHONPATH": os.getcwd()})
         try:
             deadline = time.monotonic() + 60
             while not [copy for copy in set(copies(scratch_dir)) - before if holds(copy, VICTIM)]:
-                assert child.poll() is None and time.monotonic() < deadline, "the replay never copied the victim"
+                assert child.poll() is None and time.monotonic() < deadline, "the scratch ledger never stored the victim"
                 time.sleep(0.05)
         finally:
             child.send_signal(signal.SIGKILL)
@@ -121,11 +109,12 @@ def test_copies_of_running_processes_are_kept(open_ledger: Callable[..., Identit
         theirs.mkdir()
         stranger = scratch.scratch_root() / "not-a-scratch-copy"
         stranger.mkdir()
-        with lg.as_of(lg.position) as view:
+        with IdentityLedger("sqlite://") as scratch_ledger:
+            scratch_ledger.ingest([event("device-1", VICTIM)])
             [ours] = [copy for copy in copies(scratch_dir) if copy.name.startswith(f"pid{os.getpid()}-")]
             assert scratch.remove_stale() == []
-            assert view.resolve(user_id=VICTIM) is not None
-        assert not ours.exists()  # closing the view deletes it
+            assert scratch_ledger.resolve(user_id=VICTIM) is not None
+        assert not ours.exists()  # closing the ledger deletes it
         assert sorted(copies(scratch_dir)) == sorted([theirs, stranger])
     finally:
         sleeper.kill()
@@ -143,25 +132,24 @@ def test_a_scratch_directory_others_can_read_is_refused(tmp_path: Path, monkeypa
     assert scratch.remove_stale() == []  # nothing of ours can be there
 
 
-def test_an_abandoned_replay_stops_and_deletes_its_copy(open_ledger: Callable[..., IdentityLedger],
-                                                        scratch_dir: Path, small_pages: None) -> None:
+def test_a_past_view_makes_no_copy_and_replays_nothing(open_ledger: Callable[..., IdentityLedger],
+                                                        scratch_dir: Path) -> None:
     lg = open_ledger()
     lg.ingest([event(f"device-{i}", f"user-{i}@example.org") for i in range(30)])
+    middle = lg.position
+    lg.ingest([event("device-late", VICTIM)])
     pages: list[int] = []
     read = lg._log.read
-    cancelled = threading.Event()
 
     def counted(*args: int) -> list:
         pages.append(args[0])
-        if len(pages) == 3:
-            cancelled.set()  # the reader goes away during the third page
         return read(*args)
 
     lg._log.read = counted  # type: ignore[method-assign]
+    with lg.as_of(middle, threading.Event()) as view:
+        assert view.resolve(user_id="user-29@example.org") is not None and view.resolve(user_id=VICTIM) is None
+    assert pages == [] and copies(scratch_dir) == []
+    cancelled = threading.Event()
+    cancelled.set()  # its reader has gone before it started
     with pytest.raises(ReadAbandoned):
-        lg.as_of(lg.position, cancelled)
-    assert len(pages) == 3  # stopped after the page it was told in
-    assert copies(scratch_dir) == []
-    with lg.as_of(lg.position, threading.Event()) as view:  # not cancelled: replays to the end
-        assert view.position == lg.position and view.resolve(user_id="user-29@example.org") is not None
-    assert len(pages) > 3 + 10
+        lg.as_of(middle, cancelled)

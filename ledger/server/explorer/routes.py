@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from ledger.errors import InvalidRequest
+from ledger.time_travel import parse_as_of
 from ledger.ledger import IdentityLedger
 from ledger.server.credentials import Credentials
 from ledger.server.abandoned import while_connected
@@ -96,8 +97,10 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
     def person(request: Request, as_of: int | None) -> Response:
         amplitude_id = _path_int(request.path_params["amplitude_id"])
         page = query_int(request, "page", default=1, low=1, high=pages.MAX_PAGE)
+        explained = query_int(request, "explain", default=0, low=0)  # an event row's "why here?" (0: none)
         with reading(request, as_of) as read:
             shown = pages.person(read, amplitude_id, page)
+            why = read.explain(explained) if explained and isinstance(shown, pages.Person) else None
         if shown is None:
             then = "" if as_of is None else f" at position {as_of}"
             message = f"The ledger has no amplitude ID {amplitude_id}{then}."
@@ -105,7 +108,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
             return _page(request, "missing.html", as_of, status=404, message=message, amplitude_id=amplitude_id,
                          steps=changes)
         template = "person.html" if isinstance(shown, pages.Person) else "merged.html"
-        return _page(request, template, as_of, shown=shown, amplitude_id=amplitude_id,
+        return _page(request, template, as_of, shown=shown, amplitude_id=amplitude_id, why=why, page=page,
                      steps=pages.steps(ledger, amplitude_id, as_of))
 
     def group(request: Request, as_of: int | None) -> Response:
@@ -128,7 +131,7 @@ def explorer(ledger: IdentityLedger, credentials: Credentials) -> Mount:
                 return _error(request, PageError(401, "Sign in", "The explorer needs an API key (user name) "
                                                  "and the secret key (password)."), CHALLENGE)
             try:
-                as_of = _as_of(request)
+                as_of = _as_of(request, ledger)
                 return await while_connected(request, lambda cancelled: _showing(show, request, as_of, cancelled))
             except PageError as error:
                 return _error(request, error)
@@ -157,9 +160,13 @@ def _stylesheet(_: Request, __: int | None) -> Response:
     return Response(STYLESHEET, media_type="text/css", headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _as_of(request: Request) -> int | None:
+def _as_of(request: Request, ledger: IdentityLedger) -> int | None:
+    """The position asked for (a time, ISO-8601, is turned into its position: links keep it); None for now."""
     text = request.query_params.get("as_of")
-    return None if text is None or text == "" else to_int(text, "as_of")
+    if text is None or text == "":
+        return None
+    with ledger.as_of(parse_as_of(text)) as view:  # past the end, in the future: a 400 page
+        return view.position
 
 
 def _path_int(text: str) -> int:

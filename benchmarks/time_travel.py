@@ -1,0 +1,188 @@
+"""`python -m benchmarks.time_travel`: what a past question costs now that the read side keeps its history.
+
+Builds two SQLite ledgers from the same workload (`benchmarks.workload`), one `--events` long
+and one ten times longer, then measures, each a median of `--samples` in this one run:
+
+- `as_of(p)` open + one resolve of a device, half-way through each log, and the ratio long / short
+  (target <= 1.5x: the cost must not grow with the log);
+- a resolve inside a past view against a live resolve on the long log (target <= 3x), both the live
+  resolve as the ledger answers it (from the write side's cache) and through the same SQL on the
+  live tables (`ReadAPI`'s path);
+- the read side's size on disk with and without its history tables (target <= 1.5x), from SQLite's
+  `dbstat`;
+- a rebuild against a raw scan of the same facts (read and decoded, not projected; target >= 0.5x);
+- with `LEDGER_BENCH_PREVIOUS` (or `--previous`) set to a checkout of the code before, ingest of this
+  checkout against that one, interleaved, each in its own process (`benchmarks/contender.py`;
+  target: no more than 5% slower), and the rebuild of what each ingested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmarks.machine import describe
+from benchmarks.versions import run_contender
+from benchmarks.workload import DEFAULT_SEED, MIXES, Workload, requests
+from ledger import IdentityLedger
+from projections import tables as t
+from projections.queries import ReadAPI
+
+REPO = Path(__file__).resolve().parent.parent
+REQUEST_SIZE = 100
+
+
+def build(path: Path, events: int) -> tuple[IdentityLedger, list[str]]:
+    """A ledger of `events` workload events (requests of 100) and the device IDs it saw."""
+    lg = IdentityLedger(f"sqlite:///{path}")
+    devices: set[str] = set()
+    for request in requests(Workload(DEFAULT_SEED, MIXES["default"]).events(events), REQUEST_SIZE):
+        devices.update(event["device_id"] for event in request if event.get("device_id"))
+        lg.ingest(request)
+    return lg, sorted(devices)
+
+
+def median_ms(samples: int, measure: Callable[[int], None]) -> float:
+    times = []
+    for sample in range(samples):
+        started = time.perf_counter()
+        measure(sample)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def open_and_resolve(lg: IdentityLedger, devices: list[str], samples: int) -> float:
+    position = lg.position // 2
+    rng = random.Random(1)
+
+    def once(_: int) -> None:
+        with lg.as_of(position) as view:
+            view.resolve(device_id=rng.choice(devices))
+
+    return median_ms(samples, once)
+
+
+def resolves(lg: IdentityLedger, devices: list[str], samples: int) -> dict[str, float]:
+    """A resolve in a past view, live from the cache, live through the read API's SQL (ms, medians)."""
+    chosen = random.Random(2).sample(devices, min(samples, len(devices)))
+    with lg.as_of(lg.position // 2) as view:
+        past = median_ms(len(chosen), lambda index: view.resolve(device_id=chosen[index]))
+    live = median_ms(len(chosen), lambda index: lg.resolve(device_id=chosen[index]))
+    live_sql = median_ms(len(chosen), lambda index: ReadAPI._resolve(lg, chosen[index], None))
+    return {"past": past, "live": live, "live_sql": live_sql}
+
+
+def read_side_bytes(path: Path) -> dict[str, int]:
+    """Bytes of the projection tables (with their indexes) and of the history tables, from `dbstat`."""
+    history = {table.name for table in t.HISTORY_TABLES}
+    current = {table.name for table in t.PROJECTION_TABLES} - history
+    with sqlite3.connect(path) as connection:
+        owner = dict(connection.execute("SELECT name, tbl_name FROM sqlite_master"))
+        sizes = connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+    found = {"current": 0, "history": 0}
+    for name, size in sizes:
+        table = owner.get(name, name)
+        if table in history:
+            found["history"] += size
+        elif table in current:
+            found["current"] += size
+    return found
+
+
+def rebuild_against_scan(lg: IdentityLedger) -> dict[str, float]:
+    """Seconds of a raw scan of the identity facts (read and decoded) and of a rebuild that projects them."""
+    stop = lg.position
+    started = time.perf_counter()
+    start = 0
+    while True:
+        facts = lg._log.read(start, stop, 20_000)
+        if not facts:
+            break
+        start = facts[-1][0]
+    scan = time.perf_counter() - started
+    started = time.perf_counter()
+    lg.rebuild()
+    return {"scan": scan, "rebuild": time.perf_counter() - started}
+
+
+def against_previous(previous: Path, folder: Path, events: int, runs: int) -> dict[str, dict[str, float]]:
+    """Median seconds of ingesting the same events with this checkout and the previous one, interleaved,
+    then of rebuilding what each ingested (each version its own read side)."""
+    seconds: dict[str, dict[str, list[float]]] = {"ingest": {"now": [], "previous": []},
+                                                  "rebuild": {"now": [], "previous": []}}
+    for run in range(runs):
+        for version, checkout in (("now", REPO), ("previous", previous)):
+            url = f"sqlite:///{folder}/ingest-{version}-{run}.db"
+            ingested = run_contender(checkout, "ingest", url, str(events), str(REQUEST_SIZE), "1", "default")
+            seconds["ingest"][version].append(ingested["seconds"])
+            seconds["rebuild"][version].append(run_contender(checkout, "rebuild", url)["seconds"])
+    return {what: {version: statistics.median(values) for version, values in by_version.items()}
+            for what, by_version in seconds.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.time_travel", description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000, help="events in the short log (the long one: 10x)")
+    parser.add_argument("--samples", type=int, default=200, help="samples per latency median")
+    parser.add_argument("--runs", type=int, default=3, help="ingest runs per version")
+    parser.add_argument("--previous", type=Path, default=os.environ.get("LEDGER_BENCH_PREVIOUS") or None,
+                        help="a checkout of the code before (default: $LEDGER_BENCH_PREVIOUS)")
+    args = parser.parse_args(argv)
+    machine = describe()
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-time-travel-") as name:
+        folder = Path(name)
+        short, short_devices = build(folder / "short.db", args.events)
+        long, long_devices = build(folder / "long.db", args.events * 10)
+        try:
+            opened = {size: open_and_resolve(lg, devices, args.samples)
+                      for size, lg, devices in (("short", short, short_devices), ("long", long, long_devices))}
+            rows.append(("as_of(p) open + one resolve", f"{opened['short']:.3f} ms ({short.position:,} positions)",
+                         f"{opened['long']:.3f} ms ({long.position:,} positions)",
+                         f"{opened['long'] / opened['short']:.2f}x long / short (target <= 1.5x)"))
+            resolved = resolves(long, long_devices, args.samples)
+            rows.append(("resolve in a past view / live", f"{resolved['past']:.3f} ms past",
+                         f"{resolved['live']:.3f} ms live (cache), {resolved['live_sql']:.3f} ms live (SQL)",
+                         f"{resolved['past'] / resolved['live']:.1f}x cache, "
+                         f"{resolved['past'] / resolved['live_sql']:.2f}x SQL (target <= 3x)"))
+            size = read_side_bytes(folder / "long.db")
+            rows.append(("read side on disk", f"{size['current'] / 2**20:.1f} MiB without history",
+                         f"{(size['current'] + size['history']) / 2**20:.1f} MiB with",
+                         f"{(size['current'] + size['history']) / size['current']:.2f}x (target <= 1.5x)"))
+            rebuilt = rebuild_against_scan(long)
+            rows.append(("rebuild / raw scan of the facts", f"{rebuilt['scan']:.2f} s scan",
+                         f"{rebuilt['rebuild']:.2f} s rebuild",
+                         f"{rebuilt['scan'] / rebuilt['rebuild']:.2f}x scan / rebuild (target >= 0.5x)"))
+        finally:
+            short.close()
+            long.close()
+        if args.previous is not None:
+            before = against_previous(Path(args.previous), folder, args.events, args.runs)
+            ingest, rebuild = before["ingest"], before["rebuild"]
+            rows.append(("ingest (same events, 1 thread)", f"{ingest['now']:.2f} s now",
+                         f"{ingest['previous']:.2f} s previous",
+                         f"{ingest['now'] / ingest['previous']:.3f}x now / previous (target <= 1.05x)"))
+            rows.append(("rebuild of those ledgers", f"{rebuild['now']:.2f} s now",
+                         f"{rebuild['previous']:.2f} s previous",
+                         f"{rebuild['now'] / rebuild['previous']:.2f}x now / previous (the history's cost)"))
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, SQLite {machine['sqlite']}, "
+          f"commit {machine['commit']}, load average at start {machine['load_average']}")
+    print(f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; "
+          f"ingest: {args.runs} runs per version" if args.previous is not None else
+          f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; "
+          "ingest against the previous code skipped (set LEDGER_BENCH_PREVIOUS)")
+    print("| measure | first | second | ratio |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
