@@ -325,7 +325,7 @@ class IdentityLedger(ReadAPI):
         """The identity facts after position `after` (at most `limit`), and the position to ask after next."""
         if after < 0 or limit < 1:
             raise ValueError("after must be >= 0 and limit >= 1")
-        return changes(self._log, after=after, stop=self.position, limit=limit)
+        return changes(self._log, self._cache.keys, after=after, stop=self.position, limit=limit)
 
     # -- replay --------------------------------------------------------------------
 
