@@ -161,18 +161,21 @@ class IdentityLedger(ReadAPI):
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
 
-    def group_identify(self, identifications: Iterable[Any]) -> IngestReport:
+    def group_identify(self, identifications: Iterable[Any], *, server_time: int | None = None) -> IngestReport:
         """Store Group Identify API objects (`group_type`, `group_value`, `group_properties`): each
-        applies its operations to its group's properties; no person is touched, no event counted."""
-        server_time = self._clock()
+        applies its operations to its group's properties; no person is touched, no event counted.
+        `server_time`: as for `ingest`."""
+        server_time = self._clock() if server_time is None else server_time
         accepted = accept_identifications(identifications, server_time)
         return self._commits.submit(Request(accepted, server_time), len(accepted.calls))
 
-    def map_users(self, mappings: Iterable[Any], *, requester: str = "library") -> MappingReport:
+    def map_users(self, mappings: Iterable[Any], *, requester: str = "library",
+                  server_time: int | None = None) -> MappingReport:
         """Apply User Mapping API objects in order (`{"user_id", "global_user_id"}` or `{"user_id",
-        "unmap": true}`) as one audited request; raises InvalidRequest naming the items at fault."""
+        "unmap": true}`) as one audited request; raises InvalidRequest naming the items at fault.
+        `server_time`: as for `ingest`."""
         with self._lock:
-            return self._mapper.apply(mappings, requester, self._clock())
+            return self._mapper.apply(mappings, requester, self._clock() if server_time is None else server_time)
 
     def map_user(self, user_id: str, global_user_id: str, *, requester: str = "library") -> MappingReport:
         """Count `user_id` as `global_user_id` until unmapped (docs/rules.md, User mapping)."""
@@ -311,7 +314,7 @@ class IdentityLedger(ReadAPI):
         """The identity facts after position `after` (at most `limit`), and the position to ask after next."""
         if after < 0 or limit < 1:
             raise ValueError("after must be >= 0 and limit >= 1")
-        return changes(self._log, after=after, stop=self.position, limit=limit)
+        return changes(self._log, self._cache.keys, after=after, stop=self.position, limit=limit)
 
     # -- replay --------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Read from the log's identity facts (timelines are skipped by the query), so it is the one account of
 what happened to whom: the HTTP feed, `ledger feed` and the Parquet identity tables all come from it.
-Facts a reader can derive (an absorption beside its merge, properties updated) are not changes.
+Facts a reader can derive (an absorption beside its merge, properties updated, a mapping's counterpart
+on the global user ID's stream) are not changes; neither are group property changes (they name no person).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from typing import Any, Callable
 import msgspec
 
 from ledger.domain.deletions import DeletionJob
-from ledger.domain.model import AmplitudeIdentity, Correction, Device, User
+from ledger.domain.keys import Keys
+from ledger.domain.model import AmplitudeIdentity, Correction, Device, User, UserMapping
 from ledger.store.event_log import EventLog
 
 CREATED, LINKED, BOUND, POINTER_MOVED, MERGED, CORRECTED, FORGOTTEN = (
     "created", "linked", "bound", "pointer_moved", "merged", "corrected", "forgotten")
-#: Reserved for user mappings (the groups work): a mapping fact becomes a change of this kind.
-MAPPED = "mapped"
+MAPPED, UNMAPPED, JOINED_GROUP = "mapped", "unmapped", "joined_group"
 #: Facts read per look at the log; a page of changes may need several.
 _READ = 2_000
 
@@ -27,8 +28,9 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     """One identity fact: where (`position`) and when (`server_time`), what (`kind`), and whom.
 
     `amplitude_id` is the amplitude ID the fact is about; `other_amplitude_id` the one it relates to
-    (the pointer's previous one, the person merged into, a binding's previous one); `amplitude_ids`
-    every amplitude ID a deletion forgot.
+    (the pointer's previous one, the person merged into, a binding's previous one, a mapping's global
+    user ID's); `amplitude_ids` every amplitude ID a deletion forgot; `other_user_id` a mapping's
+    global user ID; `groups` the groups a person joined.
     """
 
     position: int
@@ -39,6 +41,8 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     amplitude_ids: list[int] = []
     device_id: str | None = None
     user_id: str | None = None
+    other_user_id: str | None = None
+    groups: dict[str, list[str]] = {}
 
 
 class ChangePage(msgspec.Struct, frozen=True):
@@ -54,6 +58,10 @@ def _fact(kind: str, other: str | None = None) -> Callable[[int, dict[str, Any]]
                       amplitude_id=fields.get("amplitude_id"), other_amplitude_id=fields.get(other) if other else None,
                       device_id=fields.get("device_id"), user_id=fields.get("user_id"))
     return change
+
+
+def _joined(position: int, fields: dict[str, Any]) -> Change:
+    return msgspec.structs.replace(_fact(JOINED_GROUP)(position, fields), groups=fields["groups"])
 
 
 def _forgotten(position: int, fields: dict[str, Any]) -> Change:
@@ -73,10 +81,29 @@ _CHANGES: dict[str, Callable[[int, dict[str, Any]], Change]] = {
     AmplitudeIdentity.Merged.TOPIC: _fact(MERGED, "merged_amplitude_id"),
     Correction.Retracted.TOPIC: _fact(CORRECTED),
     DeletionJob.Ran.TOPIC: _forgotten,
+    AmplitudeIdentity.GroupsJoined.TOPIC: _joined,
 }
+_MAPPINGS = {UserMapping.Mapped.TOPIC: MAPPED, UserMapping.Unmapped.TOPIC: UNMAPPED}
+_BINDINGS = (User.Bound.TOPIC, User.Rebound.TOPIC)
 
 
-def changes(log: EventLog, *, after: int, stop: int, limit: int) -> ChangePage:
+def _bound_at(log: EventLog, keys: Keys, user_id: str, position: int) -> int | None:
+    """The amplitude ID a user ID was bound to at `position` (None: not yet bound, or retracted)."""
+    bound = None
+    for _, _, topic, fields in log.streams_until([keys.user(user_id)], position):
+        bound = fields["amplitude_id"] if topic in _BINDINGS else None if topic == User.Retracted.TOPIC else bound
+    return bound
+
+
+def _mapping(log: EventLog, keys: Keys, position: int, topic: str, fields: dict[str, Any]) -> Change:
+    """A mapping names user IDs only: their amplitude IDs are looked up as they were bound then."""
+    return Change(position=position, kind=_MAPPINGS[topic], server_time=fields["server_time"],
+                  user_id=fields["user_id"], amplitude_id=_bound_at(log, keys, fields["user_id"], position),
+                  other_user_id=fields["global_user_id"],
+                  other_amplitude_id=_bound_at(log, keys, fields["global_user_id"], position))
+
+
+def changes(log: EventLog, keys: Keys, *, after: int, stop: int, limit: int) -> ChangePage:
     """Up to `limit` changes with after < position <= stop, in ledger order."""
     found: list[Change] = []
     reached = after
@@ -87,8 +114,8 @@ def changes(log: EventLog, *, after: int, stop: int, limit: int) -> ChangePage:
             break
         for position, topic, fields in facts:
             make = _CHANGES.get(topic)
-            if make is not None:
-                found.append(make(position, fields))
+            if make is not None or topic in _MAPPINGS:
+                found.append(make(position, fields) if make is not None else _mapping(log, keys, position, topic, fields))
                 if len(found) == limit:
                     return ChangePage(found, position)
             reached = position

@@ -3,7 +3,8 @@ one pointer per device for the deletions' records).
 
 A call's user property operations are in the `UserPropertiesUpdated` fact it caused, stored right
 before its timeline event with the same call fields (the resolution rule records it last but for the
-event itself); every other identity fact follows from the calls and corrections, so it is not written.
+event itself). A group's property changes and user mappings are records of their own; every other
+identity fact follows from the calls, corrections and mappings, so it is not written.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from ledger.domain.deletions import DeletionJob
-from ledger.domain.model import AmplitudeIdentity, Correction, Device
+from ledger.domain.model import AmplitudeIdentity, Correction, Device, Group, UserMapping
 from ledger.domain.timeline import Timeline
-from ledger.history.records import call_record, correction_record, forgotten_record
+from ledger.history.records import (call_record, correction_record, forgotten_record, group_identify_record,
+                                    mapping_record)
 from ledger.store.event_log import EventLog
 
 PAGE = 5_000
@@ -48,6 +50,12 @@ class HistoryWriter:
             self._operations = (position, fields)
         elif topic == Correction.Retracted.TOPIC:
             yield correction_record(position, fields)
+        elif topic == Group.PropertiesUpdated.TOPIC:
+            yield group_identify_record(position, fields)
+        elif topic in (UserMapping.Mapped.TOPIC, UserMapping.Unmapped.TOPIC):
+            # On the mapped user ID's stream; its counterpart's Gained/Lost say the same. A fact naming
+            # a forgotten person was deleted or rewritten as `UserMapping.Erased` (never written here).
+            yield mapping_record(position, fields, unmap=topic == UserMapping.Unmapped.TOPIC)
         elif topic == DeletionJob.Ran.TOPIC:
             forgotten = set(fields["forgotten"])
             shared = sorted(device_id for device_id, pointer in self._pointers.items() if pointer in forgotten)

@@ -303,8 +303,12 @@ class EventLog:
 
     def calls_of(self, amplitude_ids: Iterable[int], stop: int) -> list[tuple[int, int, str, dict[str, Any]]]:
         """Every call stored on these amplitude IDs' timelines (tracked events and identify calls), in log order."""
-        streams = [self._param(Timeline.stream(kind, amplitude_id)) for amplitude_id in amplitude_ids
-                   for kind in (Timeline.Tracked, Timeline.Identified)]
+        return self.streams_until([Timeline.stream(kind, amplitude_id) for amplitude_id in amplitude_ids
+                                   for kind in (Timeline.Tracked, Timeline.Identified)], stop)
+
+    def streams_until(self, originator_ids: Iterable[UUID], stop: int) -> list[tuple[int, int, str, dict[str, Any]]]:
+        """Every event of these streams up to position `stop`, decoded as `at` does, in log order."""
+        streams = [self._param(originator_id) for originator_id in originator_ids]
         found = []
         with self.engine.connect() as connection:
             for start in range(0, len(streams), IN_CHUNK):

@@ -21,8 +21,28 @@ def people(lg: IdentityLedger, device_ids: Iterable[str], user_ids: Iterable[str
         timeline = [(event.event_type, event.device_id, event.user_id, event.insert_id, event.time, event.server_time,
                      event.event_properties, event.user_properties) for event in lg.timeline(identity.amplitude_id)]
         described[name] = (identity.user_id, sorted(identity.device_ids), len(identity.merged_amplitude_ids),
-                           identity.user_properties, timeline)
+                           identity.user_properties, timeline, identity.groups, identity.global_user_id,
+                           identity.mapped_user_ids)
     return described
+
+
+def groups(lg: IdentityLedger, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """Each group's properties and its members' user IDs (amplitude IDs are the ledger's own)."""
+    found: dict[tuple[str, str], Any] = {}
+    for group_type, group_value in names:
+        group = lg.group(group_type, group_value)
+        if group is None:
+            found[group_type, group_value] = None
+            continue
+        members = [lg.identity(amplitude_id) for amplitude_id in group.amplitude_ids]
+        found[group_type, group_value] = (group.properties, sorted(
+            repr(None if member is None else (member.user_id, sorted(member.device_ids))) for member in members))
+    return found
+
+
+def mappings(lg: IdentityLedger) -> list[tuple[str, str, bool, str, int]]:
+    return [(entry.user_id, entry.global_user_id, entry.unmap, entry.requester, entry.server_time)
+            for entry in lg.mappings()]
 
 
 def corrections(lg: IdentityLedger) -> list[tuple[str, str, str, int]]:

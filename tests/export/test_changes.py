@@ -15,6 +15,7 @@ import pytest
 from ledger import IdentityLedger
 from ledger.server.app import create_app
 from tests.export.test_export_cli import history
+from tests.export.test_groups_and_mappings import history as groups_and_mappings
 from tests.server.test_abandoned_reads import wait_for
 from tests.server_helpers import API_KEY, SECRET_KEY, running_app
 
@@ -102,3 +103,35 @@ def test_a_wait_stops_when_its_client_hangs_up(lg: IdentityLedger, monkeypatch: 
             if len(looks) == before:
                 break
             assert time.monotonic() < deadline, "the wait went on after its client hung up"
+
+
+def test_mappings_unmappings_and_group_memberships_are_changes(lg: IdentityLedger) -> None:
+    groups_and_mappings(lg)
+    changes = all_changes(lg, 1000)
+    maria, frank, olga = (lg.resolve(user_id=user_id) for user_id in ("maria-1", "frank-1", "olga-77"))
+    assert maria is not None and frank is not None and olga is not None
+    assert [(change.kind, change.user_id, change.amplitude_id, change.other_user_id, change.other_amplitude_id)
+            for change in changes if change.kind in ("mapped", "unmapped")] == [
+        ("mapped", "frank-1", frank.amplitude_id, "maria-1", maria.amplitude_id),
+        ("unmapped", "frank-1", frank.amplitude_id, "maria-1", maria.amplitude_id),
+        ("mapped", "frank-1", frank.amplitude_id, "olga-77", olga.amplitude_id),
+        ("mapped", "team-login", None, "olga-77", olga.amplitude_id)]  # a user ID no call has carried yet
+    assert [(change.amplitude_id, change.user_id, change.groups) for change in changes
+            if change.kind == "joined_group"] == [
+        (maria.amplitude_id, "maria-1", {"org": ["acme"]}),
+        (olga.amplitude_id, "olga-77", {"plan": ["gold"], "org": ["globex"]})]
+    assert all_changes(lg, 1) == changes
+    lg.forget(user_ids=["olga-77"], requester="dpo", now=True)
+    after = all_changes(lg, 1000)
+    assert "olga-77" not in repr(after) and [change.kind for change in after].count("mapped") == 1
+
+
+def test_a_mapping_is_given_the_amplitude_ids_bound_when_it_was_made(lg: IdentityLedger) -> None:
+    lg.ingest([{"device_id": "kiosk-1", "user_id": "maria-1", "event_type": "view"},
+               {"device_id": "kiosk-1", "user_id": "staff-login", "event_type": "view"},
+               {"device_id": "phone-22", "user_id": "staff-login", "event_type": "view"}])
+    lg.map_user("maria-1", "staff-login")
+    before = lg.resolve(user_id="staff-login")
+    lg.retract_user_id("staff-login", reason="typed by staff")
+    mapped = next(change for change in all_changes(lg, 1000) if change.kind == "mapped")
+    assert before is not None and mapped.other_amplitude_id == before.amplitude_id

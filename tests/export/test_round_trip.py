@@ -9,17 +9,22 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ledger import IdentityLedger
-from ledger.errors import CorrectionRefused
+from ledger.errors import CorrectionRefused, InvalidRequest
 from ledger.history.records import CALL, CORRECTION, FORGOTTEN, FORMAT, HistoryFormatError
 from tests.domain.test_invariants import DEVICES, USERS, as_events, calls
-from tests.export.people import corrections, people
+from tests.export.people import corrections, groups, mappings, people
 from tests.helpers import Clock
 
+GROUPS = ["acme", "globex"]
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("ingest"), st.lists(calls, min_size=1, max_size=6)),
         st.tuples(st.just("forget"), st.sampled_from(USERS)),
         st.tuples(st.just("retract"), st.sampled_from(USERS)),
+        st.tuples(st.just("join"), st.tuples(st.sampled_from(DEVICES), st.sampled_from(GROUPS))),
+        st.tuples(st.just("group_identify"), st.tuples(st.sampled_from(GROUPS), st.integers(0, 3))),
+        st.tuples(st.just("map"), st.tuples(st.sampled_from(USERS), st.sampled_from(USERS))),
+        st.tuples(st.just("unmap"), st.sampled_from(USERS)),
     ),
     min_size=1,
     max_size=14,
@@ -35,15 +40,37 @@ def apply(lg: IdentityLedger, kind: str, argument: Any) -> None:
         person = lg.resolve(user_id=argument)
         if person is not None:
             lg.forget(amplitude_ids=[person.amplitude_id], requester="dpo", now=True)
-    else:
+    elif kind == "retract":
         try:
             lg.retract_user_id(argument, reason="a shared login")
         except CorrectionRefused:
             pass
+    else:
+        apply_group_or_mapping(lg, kind, argument)
+
+
+def apply_group_or_mapping(lg: IdentityLedger, kind: str, argument: Any) -> None:
+    if kind == "join":
+        device_id, group = argument
+        lg.ingest([{"device_id": device_id, "event_type": "view", "groups": {"org": group}}])
+    elif kind == "group_identify":
+        group, seats = argument
+        lg.group_identify([{"group_type": "org", "group_value": group,
+                            "group_properties": {"$add": {"seats": seats}, "$setOnce": {"first": seats}}}])
+    elif kind == "map":
+        try:
+            lg.map_user(*argument)
+        except InvalidRequest:  # onto itself, a chain or a cycle: refused, nothing stored
+            pass
+    else:
+        lg.unmap_user(argument)
 
 
 def same_people(source: IdentityLedger, copy: IdentityLedger) -> None:
     assert people(copy, DEVICES, USERS) == people(source, DEVICES, USERS)
+    names = [("org", group) for group in GROUPS]
+    assert groups(copy, names) == groups(source, names)
+    assert mappings(copy) == mappings(source)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
