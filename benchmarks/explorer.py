@@ -57,7 +57,9 @@ def build(path: Path, total: int, person_events: int) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
+    partial_key = Path(f"{partial}.key")  # the ledger's secret sits beside its file, and moves with it
     partial.unlink(missing_ok=True)
+    partial_key.unlink(missing_ok=True)
     started = time.perf_counter()
     with IdentityLedger(f"sqlite:///{partial}") as ledger:
         for request in stream(total, person_events):
@@ -65,6 +67,8 @@ def build(path: Path, total: int, person_events: int) -> None:
         print(f"built {path}: {ledger.stats().events:,} events, position {ledger.position:,}, "
               f"in {time.perf_counter() - started:.0f} s")
     partial.rename(path)
+    partial_key.rename(f"{path}.key")
+    Path(f"{partial}-writers.lock").unlink(missing_ok=True)  # the closed ledger's lock file names nobody
 
 
 def median_ms(client: httpx.Client, paths: list[str], loads: int, warm_up: int = 1) -> float:
