@@ -12,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -100,3 +100,11 @@ def http(shared_server: SharedServer, url: str) -> httpx.Client:
 def query(shared_server: SharedServer, url: str) -> httpx.Client:
     """A client of the test's server holding the API key and the secret key."""
     return shared_server.query
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)

@@ -16,8 +16,7 @@ from ledger import IdentityLedger
 from ledger.server.app import create_app
 from tests.export.test_export_cli import history
 from tests.export.test_groups_and_mappings import history as groups_and_mappings
-from tests.server.test_abandoned_reads import wait_for
-from tests.server_helpers import API_KEY, SECRET_KEY, running_app
+from tests.server_helpers import API_KEY, SECRET_KEY, running_app, wait_for
 
 
 def all_changes(lg: IdentityLedger, limit: int) -> list[Any]:
