@@ -52,7 +52,8 @@ async def _stream(url: str, stream: str, delete: bool = False) -> list[int]:
         await connection.close()
 
 
-async def _count(url: str, stream: str) -> int:
+async def stored_count(url: str, stream: str) -> int:
+    """How many messages `stream` holds (0 while it does not exist)."""
     connection = await nats.connect(url)
     try:
         return (await connection.jetstream().stream_info(stream)).state.messages
@@ -89,9 +90,9 @@ def run_feeder_trials(trials: int, seed: int, scratch: Path, people: int = 2000,
     started = time.perf_counter()
     try:
         for _ in range(trials):
-            target = asyncio.run(_count(url, stream)) + rng.randint(1, max(1, len(expected) // (trials + 1)))
+            target = asyncio.run(stored_count(url, stream)) + rng.randint(1, max(1, len(expected) // (trials + 1)))
             feeder = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            while feeder.poll() is None and asyncio.run(_count(url, stream)) < target:
+            while feeder.poll() is None and asyncio.run(stored_count(url, stream)) < target:
                 time.sleep(0.02)
             if feeder.poll() is None:
                 feeder.send_signal(signal.SIGKILL)

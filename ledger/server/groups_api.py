@@ -63,25 +63,16 @@ async def _read(request: Request, timeout: float) -> tuple[str, bytes]:
 def group_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> list[Route]:
     """`POST /groupidentify` and `GET`/`POST /usermap`, for any configured API key."""
 
-    def ledger_of(fields: dict[str, str]) -> Any:
-        key = fields.get("api_key", "")
-        if not key:
-            raise InvalidRequest.missing_field("api_key")
-        ledger = projects.uploading(key)
-        if ledger is None:
-            raise InvalidRequest.invalid_api_key(key)
-        return ledger
-
     def identify_groups(query: str, body: bytes) -> Response:
         fields = _fields(query, body)
-        ledger = ledger_of(fields)
+        ledger = projects.for_upload(fields.get("api_key"))
         report = ledger.group_identify(_items(fields, "identification"))
         return ok(events_ingested=report.ingested, payload_size_bytes=len(query.encode()) + len(body),
                   server_upload_time=report.server_time)
 
     def map_users(query: str, body: bytes) -> Response:
         fields = _fields(query, body)
-        ledger = ledger_of(fields)
+        ledger = projects.for_upload(fields.get("api_key"))
         report = ledger.map_users(_items(fields, "mapping"), requester=f"api_key:{fields['api_key']}")
         return ok(mapped=report.mapped, unmapped=report.unmapped, unchanged=report.unchanged)
 

@@ -57,17 +57,9 @@ def ingest_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> lis
     """The ingest routes, accepting uploads for any configured API key into that key's project;
     bodies must arrive within `body_timeout` s."""
 
-    def check_key(key: str | None) -> Any:
-        if not key:
-            raise InvalidRequest.missing_field("api_key")
-        ledger = projects.uploading(key)
-        if ledger is None:
-            raise InvalidRequest.invalid_api_key(key)
-        return ledger
-
     def store_upload(body: bytes) -> Response:
         upload = decode_json(body, Upload)
-        ledger = check_key(upload.api_key)
+        ledger = projects.for_upload(upload.api_key)
         if not upload.events:
             raise InvalidRequest.missing_field("events")
         min_id_length = check_min_id_length((upload.options or {}).get("min_id_length"))
@@ -85,7 +77,7 @@ def ingest_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> lis
             form = parse_qs(body.decode(), keep_blank_values=True, errors="strict", max_num_fields=16)
         except ValueError:
             raise InvalidRequest.bad_body("Invalid form body") from None
-        ledger = check_key(form.get("api_key", [""])[-1])
+        ledger = projects.for_upload(form.get("api_key", [""])[-1])
         text = form.get("identification", [""])[-1]
         if not text:
             raise InvalidRequest.missing_field("identification")

@@ -11,6 +11,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+from ledger.errors import InvalidRequest
 from ledger.ledger import IdentityLedger
 from ledger.server.credentials import Credentials
 from ledger.server.projects import ProjectConfig, check_apart, one_project
@@ -40,6 +41,15 @@ class Projects:
         """The ledger an upload with this API key goes to; None for an unknown key."""
         project = self._by_key.get(api_key)
         return None if project is None else project.ledger
+
+    def for_upload(self, api_key: str | None) -> Any:
+        """The ledger an upload with this API key goes to, or the 400 Amplitude answers (missing or unknown key)."""
+        if not api_key:
+            raise InvalidRequest.missing_field("api_key")
+        ledger = self.uploading(api_key)
+        if ledger is None:
+            raise InvalidRequest.invalid_api_key(api_key)
+        return ledger
 
     def reading(self, api_key: str, secret_key: str) -> Any | None:
         """The ledger a query holding `api_key:secret_key` may read; None if they do not match."""

@@ -15,6 +15,7 @@ import msgspec
 import nats
 import pytest
 
+from benchmarks.feed_faults import stored_count
 from ledger import IdentityLedger
 from ledger.history.feeding import POSITION_HEADER, FeedTarget, feed
 from tests.cli_helpers import assert_one_line_error, ledger
@@ -33,17 +34,6 @@ async def _messages(stream: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
             message = await js.get_msg(stream, sequence)
             found.append((dict(message.headers or {}), msgspec.json.decode(message.data)))
         return found
-    finally:
-        await connection.close()
-
-
-async def _count(stream: str) -> int:
-    connection = await nats.connect(NATS_URL)
-    try:
-        try:
-            return (await connection.jetstream().stream_info(stream)).state.messages
-        except nats.js.errors.NotFoundError:
-            return 0
     finally:
         await connection.close()
 
@@ -94,12 +84,12 @@ def test_a_killed_feeder_resumes_without_loss_or_repeat(lg: IdentityLedger, targ
     environment = {**os.environ, "PYTHONPATH": os.getcwd()}
     feeder = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while asyncio.run(_count(target.stream)) < 200:
+    while asyncio.run(stored_count(NATS_URL, target.stream)) < 200:
         assert feeder.poll() is None and time.monotonic() < deadline, feeder.stderr.read() if feeder.stderr else ""
         time.sleep(0.05)
     feeder.send_signal(signal.SIGKILL)
     feeder.wait(30)
-    published_before = asyncio.run(_count(target.stream))
+    published_before = asyncio.run(stored_count(NATS_URL, target.stream))
     assert published_before < len(changes), "the feeder finished before the kill: make the history longer"
     restarted = subprocess.run(command, env=environment, capture_output=True, timeout=300)
     assert restarted.returncode == 0, restarted.stderr
