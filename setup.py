@@ -9,6 +9,6 @@ import sys
 if sys.version_info < (3, 11):
     sys.exit(f"identity-ledger needs Python 3.11 or newer; this is Python {sys.version.split()[0]}")
 
-from setuptools import setup  # noqa: E402
+from setuptools import setup
 
 setup()

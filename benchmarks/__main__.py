@@ -32,7 +32,8 @@ def main() -> None:
     previous = os.environ.get("LEDGER_BENCH_PREVIOUS")
     if previous:
         command = f"LEDGER_BENCH_PREVIOUS={shlex.quote(previous)} {command}"
-    results = run(QUICK if args.quick else MEDIUM if args.medium else FULL, args.seed, postgres_url, command, Path(previous) if previous else None)
+    plan = QUICK if args.quick else MEDIUM if args.medium else FULL
+    results = run(plan, args.seed, postgres_url, command, Path(previous) if previous else None)
     report = markdown(results)
     print(report)
     write_json(results, args.json)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 from uuid import NAMESPACE_URL, uuid5
 
 import msgspec

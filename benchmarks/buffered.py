@@ -162,7 +162,7 @@ def _drop_streams(deployment: Deployment) -> None:
     try:
         with NatsLink(buffer) as link:
             link.call(link.js.delete_stream(buffer.stream(PROJECT)), 10)
-    except Exception:  # noqa: BLE001 - cleanup of a stream that may not exist
+    except Exception:
         pass
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import Application
@@ -25,7 +26,7 @@ from ledger.store.writer import Writer
 
 ROUNDS = 7
 EVENTS = 1000
-NOW = datetime(2024, 3, 4, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 4, tzinfo=UTC)
 
 
 def _median(work: Callable[[], None]) -> float:
@@ -40,9 +41,9 @@ def _median(work: Callable[[], None]) -> float:
 
 
 def _fields(n: int) -> dict[str, Any]:
-    return dict(originator_id=uuid4(), originator_version=2, timestamp=NOW, device_id=f"device-{n}", user_id=None,
-                event_time=n, server_time=n, insert_id=f"i-{n}", amplitude_id=n,
-                previous_amplitude_id=n - 1)
+    return {"originator_id": uuid4(), "originator_version": 2, "timestamp": NOW, "device_id": f"device-{n}", "user_id": None,
+                "event_time": n, "server_time": n, "insert_id": f"i-{n}", "amplitude_id": n,
+                "previous_amplitude_id": n - 1}
 
 
 def construction() -> tuple[float, float]:
@@ -125,7 +126,7 @@ def loading(directory: str) -> tuple[float, float]:
             library_app.repository.get(originator_id)
 
     def ledger() -> None:
-        for originator_id, found in log.events_by_aggregate(ids).items():
+        for found in log.events_by_aggregate(ids).values():
             aggregate = None
             for event in found:
                 aggregate = event.mutate(aggregate)

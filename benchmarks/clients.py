@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def send_concurrently(send: Callable[[list[dict[str, Any]]], Any], requests: Iterable[list[dict[str, Any]]],
@@ -29,7 +30,7 @@ def send_concurrently(send: Callable[[list[dict[str, Any]]], Any], requests: Ite
                 if request is None:
                     return
                 send(request)
-        except BaseException as error:  # noqa: BLE001 - raised below, in the caller's thread
+        except BaseException as error:
             failures.append(error)
 
     workers = [threading.Thread(target=client) for _ in range(threads)]

@@ -50,7 +50,7 @@ def compare(databases: Databases, events: list[Event], plan: Plan) -> dict[str, 
     series["raw_scan"] = Series("raw SELECT + msgpack decode of the log", "log events/s")
 
     for repeat in range(1, plan.repeats + 1):
-        def step(name: str) -> None:
+        def step(name: str, repeat: int = repeat) -> None:
             print(f"  {databases.name} repeat {repeat}/{plan.repeats}: {name}", file=sys.stderr, flush=True)
 
         step("ledger ingest")

@@ -18,8 +18,9 @@ import time
 from typing import Any
 
 from clients import send_concurrently  # from this directory
-from ledger import IdentityLedger  # from the checkout under test
 from workload import DEFAULT_SEED, MIXES, Workload, requests  # from this directory
+
+from ledger import IdentityLedger  # from the checkout under test
 
 
 def ingest(url: str, count: int, size: int, threads: int, mix: str, seed: int) -> dict[str, Any]:

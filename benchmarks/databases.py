@@ -8,13 +8,14 @@ a raw reader of a ledger's notification log. `close()` removes everything it mad
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
-import sqlite3
 from sqlalchemy.engine import make_url
 
 SCAN_BATCH = 10_000

@@ -28,8 +28,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks.buffered_processes import API_KEY, Deployment
 from benchmarks.feed_faults import run_feeder_trials

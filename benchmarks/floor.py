@@ -25,9 +25,10 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from benchmarks.baselines import raw_insert
 from benchmarks.databases import SQLiteDatabases
@@ -106,8 +107,8 @@ class _RecordingWriter:
 
 def record_writes(ledger: IdentityLedger, committed: list[Transaction]) -> None:
     """From now on, append each committed write transaction of `ledger` to `committed`."""
-    recorder = ledger._recorder  # noqa: SLF001 - a measuring probe on the one object that writes
-    recorder._writer = _RecordingWriter(recorder._writer, committed)  # type: ignore[assignment]  # noqa: SLF001
+    recorder = ledger._recorder
+    recorder._writer = _RecordingWriter(recorder._writer, committed)  # type: ignore[assignment]
 
 
 #: The parts of the ledger's shape, by the tables they write; "timeline" and "facts" split the log by topic.
@@ -140,7 +141,7 @@ def replay(url: str, committed: list[Transaction], events: int, without: frozens
     `without` (names from `PARTS`' values) leaves those writes out, to tell what each part costs.
     """
     with IdentityLedger(url) as ledger:
-        writer = ledger._recorder._writer  # noqa: SLF001
+        writer = ledger._recorder._writer
         started = time.perf_counter()
         for calls in committed:
             pipelined = bool(calls) and calls[0][0] == PIPELINED

@@ -7,7 +7,7 @@ the database stay outside the clock, so the figures compare with the baselines.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from benchmarks.clients import send_concurrently
 from benchmarks.floor import Transaction, record_writes

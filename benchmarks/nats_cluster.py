@@ -15,8 +15,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 import nats
 import nats.js.errors
@@ -124,7 +125,7 @@ class NatsCluster:
                     await connection.close()
                 if answer:
                     return answer
-            except (nats.errors.Error, nats.js.errors.Error, OSError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.Error, nats.js.errors.Error, OSError):
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the NATS cluster did not answer in {timeout_s:.0f} s")

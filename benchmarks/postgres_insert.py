@@ -17,7 +17,8 @@ import statistics
 import sys
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -35,7 +36,7 @@ def _executemany(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _unnest(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
-    ids, versions, topics, states = zip(*rows)
+    ids, versions, topics, states = zip(*rows, strict=True)
     cursor.execute(f"INSERT INTO {TABLE} ({COLUMNS}) SELECT * FROM unnest(%s::uuid[], %s::bigint[], "
                    "%s::text[], %s::bytea[]) RETURNING notification_id",
                    (list(ids), list(versions), list(topics), list(states)))

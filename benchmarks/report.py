@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # The targets. Ingest counts the events sent; rebuild and the raw scan count log events.
 MIN_INGEST_VS_RAW = {"sqlite": 0.5, "postgres": 0.4}

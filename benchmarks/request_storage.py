@@ -19,7 +19,8 @@ import os
 import secrets
 import tempfile
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa

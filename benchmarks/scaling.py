@@ -76,8 +76,8 @@ def rate_drops(rows: list[dict[str, Any]]) -> list[str]:
     before, after = rows[-2], rows[-1]
     flags = []
     keys = ("ingest_per_s", "raw_insert_per_s")
-    if all(key in row for key in keys for row in (before, after)):
-        if after["ingest_per_s"] / before["ingest_per_s"] < after["raw_insert_per_s"] / before["raw_insert_per_s"]:
+    if all(key in row for key in keys for row in (before, after)) and (
+            after["ingest_per_s"] / before["ingest_per_s"] < after["raw_insert_per_s"] / before["raw_insert_per_s"]):
             flags.append(f"ingest rate falls {_drop(before, after, 'ingest_per_s')} from {before['events']:,} to "
                          f"{after['events']:,} events, the raw SQLite limit {_drop(before, after, 'raw_insert_per_s')}")
     if "rebuild_per_s" in before and "rebuild_per_s" in after and after["rebuild_per_s"] < (1 - MAX_DROP) * before[

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks.compare import Plan, compare
 from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
@@ -54,7 +55,7 @@ def _optional(what: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any
     """Run a measurement that depends on something outside this repo (a server, PostgreSQL)."""
     try:
         return measure()
-    except Exception as error:  # noqa: BLE001 - reported in the results, the rest of the suite goes on
+    except Exception as error:
         _log(f"  {what} failed: {error!r}")
         return {"failed": f"{what} failed: {error!r}"}
 
@@ -71,7 +72,7 @@ def _versions(databases: Databases, previous: Path | None, plan: VersionPlan) ->
         return {"skipped": "set LEDGER_BENCH_PREVIOUS to a checkout of the previous code"}
     try:
         return compare_versions(databases, {"now": REPO, "previous": previous}, plan)
-    except Exception as error:  # noqa: BLE001 - reported in the results, the rest of the suite goes on
+    except Exception as error:
         _log(f"  versions failed: {error!r}")
         return {"failed": f"versions failed: {error!r}"}
 
@@ -82,7 +83,7 @@ def run(mode: Mode, seed: int, postgres_url: str | None, command: str,
     results: dict[str, Any] = {
         "mode": mode.name,
         "command": command,
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seed": seed,
         "machine": describe(),
     }

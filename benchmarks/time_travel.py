@@ -25,8 +25,8 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
 
 from benchmarks.machine import describe
 from benchmarks.versions import run_contender

@@ -49,7 +49,7 @@ def compare_versions(databases: Databases, checkouts: dict[str, Path], plan: Ver
 
     for repeat in range(1, plan.repeats + 1):
         for version, checkout in checkouts.items():
-            def step(name: str) -> None:
+            def step(name: str, repeat: int = repeat, version: str = version) -> None:
                 print(f"  {databases.name} versions {repeat}/{plan.repeats}: {version}: {name}",
                       file=sys.stderr, flush=True)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 #: Share of calls per kind; the rest are anonymous tracks on known devices (~70%).
 MIX = {

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, cast
+from typing import Any, cast
 from uuid import UUID
 
 from ledger.domain.deletions import EMPTY, DeletionJob
@@ -51,11 +52,11 @@ class JobRun:
 
 
 def day_of(milliseconds: int) -> dt.date:
-    return dt.datetime.fromtimestamp(milliseconds / 1000, dt.timezone.utc).date()
+    return dt.datetime.fromtimestamp(milliseconds / 1000, dt.UTC).date()
 
 
 def _timestamp(milliseconds: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(milliseconds / 1000, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(milliseconds / 1000, dt.UTC)
 
 
 class Deletions:
@@ -227,7 +228,7 @@ class Deletions:
             stored = _mapper.to_stored_event(event)
             rows.append((cast(UUID, stored.originator_id), stored.originator_version, stored.topic, stored.state))
         positions = tx.insert_events(rows, after)
-        facts = [(position, row[2], event.__dict__) for position, row, event in zip(positions, rows, events)]
+        facts = [(position, row[2], event.__dict__) for position, row, event in zip(positions, rows, events, strict=True)]
         return facts, positions[0], positions[-1]
 
 

@@ -8,13 +8,12 @@ touched are dropped from the cache, and the projections catch up. A deletion job
 
 from __future__ import annotations
 
-from typing import Callable
-
-from projections.runner import ProjectionRunner
+from collections.abc import Callable
 
 from ledger.domain.deletions import DeletionJob
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache
+from projections.runner import ProjectionRunner
 
 LOG_PAGE = 5000
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 #: Queued requests are stored together up to this many calls per transaction.
 GROUP_COMMIT_CALLS = 10_000
@@ -22,7 +23,7 @@ T = TypeVar("T")
 class Pending(Generic[R, T]):
     """A request waiting for the writer, and then its outcome (its result or its error)."""
 
-    __slots__ = ("request", "calls", "outcome")
+    __slots__ = ("calls", "outcome", "request")
 
     def __init__(self, request: R, calls: int) -> None:
         self.request = request
@@ -70,7 +71,7 @@ class GroupCommit(Generic[R, T]):
             for waiting in batch:
                 waiting.outcome = error
             return
-        for waiting, result in zip(batch, results):
+        for waiting, result in zip(batch, results, strict=True):
             waiting.outcome = result
 
     def _store_alone(self, waiting: Pending[R, T]) -> None:

@@ -11,29 +11,30 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from ledger.correcting import Corrector
-from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.deleting import Deletions, JobRun
+from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
+from ledger.domain.group_identify import accept_identifications
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, AmplitudeIdentity
 from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
 from ledger.following import LogFollower
-from ledger.domain.group_identify import accept_identifications
 from ledger.group_commit import GroupCommit
 from ledger.history.changes import ChangePage, changes
 from ledger.history.replaying import Replayed, replay
 from ledger.history.writing import history as exported_history
 from ledger.mapping import Mapper, MappingReport
 from ledger.recording import IngestReport, Recorder, Request
-from ledger.store.database import open_store, refuse_a_missing_sqlite_file
+from ledger.store import scratch as scratch_copies
 from ledger.store import settings
+from ledger.store.database import open_store, refuse_a_missing_sqlite_file
 from ledger.store.event_log import EventLog
 from ledger.store.key_file import key_path, new_keys, open_keys
 from ledger.store.rekeying import rekey
-from ledger.store import scratch as scratch_copies
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
 from ledger.store.writer import RECEIPTS, Writer
 from ledger.store.writer_lock import WriterLock, setup_lock

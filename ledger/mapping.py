@@ -9,7 +9,8 @@ an unmapping. One refused item fails the whole request, naming its index; nothin
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -130,7 +131,7 @@ class Recorder:
             return [IngestReport(ingested=len(request.accepted.calls) - dropped, duplicates=dropped,
                                  position=self._follower.seen, server_time=request.server_time,
                                  warnings=sorted(found, key=lambda warning: warning.index))
-                    for request, dropped, found in zip(batch, duplicates, warnings)]
+                    for request, dropped, found in zip(batch, duplicates, warnings, strict=True)]
 
         return in_fresh_units(self._cache, batch[-1].server_time, attempt)
 

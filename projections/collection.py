@@ -10,8 +10,8 @@ resumed after it; a process that disabled it itself keeps it disabled.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

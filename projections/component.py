@@ -9,7 +9,8 @@ them, and the cost is proportional to them, not to the log.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 

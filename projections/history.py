@@ -26,7 +26,7 @@ Version = tuple[Any, Any, int, bool]
 class Versions:
     """The history table of one updated column, and the statements that keep it."""
 
-    __slots__ = ("table", "close", "close_over_arrays")
+    __slots__ = ("close", "close_over_arrays", "table")
 
     def __init__(self, table: sa.Table, key: str) -> None:
         self.table = table

@@ -17,7 +17,8 @@ timeline (0.1.0's tracked events only get their position indexed).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -57,7 +58,7 @@ _COPY = {_INSERT[table.name]: (table.name, tuple(column.name for column in table
 class Update:
     """`UPDATE table SET column = ? WHERE key = ?`, for rows of (value, key); its values' history is kept."""
 
-    __slots__ = ("one_row", "over_arrays", "unique", "history")
+    __slots__ = ("history", "one_row", "over_arrays", "unique")
 
     def __init__(self, table: sa.Table, column: str, key: str, history: sa.Table) -> None:
         self.one_row = f"UPDATE {table.name} SET {column} = ? WHERE {key} = ?"
@@ -152,7 +153,7 @@ class Projector:
     def _send_update(self, one_row: str, over: str, rows: list[tuple[Any, ...]], sink: Sink, execute: Execute, *,
                      by_rows: bool = False) -> None:
         if self._arrays and len(rows) > 1 and not by_rows:
-            values, keys = zip(*rows)
+            values, keys = zip(*rows, strict=True)
             execute(over, (list(values), list(keys)))
         else:
             sink(one_row, rows)

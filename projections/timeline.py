@@ -9,7 +9,9 @@ in log order here, the way Amplitude maps merged users at query time.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Iterable, Protocol
+import itertools
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -60,7 +62,7 @@ def person_timeline(connection: sa.Connection, tables: Tables, log: TimelineLog,
     if legacy:
         pages.append(log.tracked_at(legacy)[::-1] if newest_first else log.tracked_at(legacy))
     rows = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
-    return [answer(row, ids[0]) for _, row in zip(range(limit), rows)]
+    return [answer(row, ids[0]) for row in itertools.islice(rows, limit)]
 
 
 def person_event_count(connection: sa.Connection, tables: Tables, log: TimelineLog, ids: list[int],

@@ -1,15 +1,21 @@
-"""Fixtures for projects and the buffered deployment: two projects, a private stream prefix per test."""
+"""Fixtures for projects and the buffered deployment: two projects, a private stream prefix per test,
+two buffered ingest servers. tests/conftest.py registers this module as a plugin, so every test sees them."""
 
 from __future__ import annotations
 
 import tomllib
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
+import httpx
 import pytest
 
 from ledger.buffer.stream import BufferConfig, NatsLink
+from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig, parse_projects
+from ledger.server.registry import open_projects
+from tests.server_helpers import running_app
 
 NATS_URL = "nats://127.0.0.1:4222"
 WEB_SECRET = "web-secret-of-32-characters-xyz"
@@ -57,3 +63,24 @@ def configs(new_url: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
     """
     app_db = tmp_path_factory.mktemp("app") / "app.db"
     return parse_projects(tomllib.loads(projects_toml(new_url(), f"sqlite:///{app_db}")))
+
+
+WEB = ("web-key-1", WEB_SECRET)
+APP = ("app-key-1", APP_SECRET)
+
+
+@pytest.fixture
+def servers(configs: list[ProjectConfig], buffer_url: str) -> Iterator[list[str]]:
+    """Two buffered ingest servers (each with its own NATS connection and database handles)."""
+    with ExitStack() as stack:
+        urls = []
+        for _ in range(2):
+            projects = stack.enter_context(open_projects(configs, buffer_url))
+            urls.append(stack.enter_context(running_app(create_app(projects))))
+        yield urls
+
+
+def stats(url: str, auth: tuple[str, str]) -> dict:
+    reply = httpx.get(f"{url}/v1/stats", auth=auth)
+    assert reply.status_code == 200, reply.text
+    return reply.json()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from ledger import IdentityLedger
 from tests.helpers import Clock
+
+# The buffered deployment's fixtures (projects, streams, servers), for every test that asks for them.
+pytest_plugins = ["tests.buffer_helpers"]
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL else [])

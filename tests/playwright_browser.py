@@ -8,8 +8,8 @@ fixes it (`.ci/run` installs it): browser tests are never skipped.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright

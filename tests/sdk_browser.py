@@ -8,8 +8,8 @@ tests with the command that fixes it: they are never skipped.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from starlette.applications import Starlette

@@ -11,8 +11,8 @@ import fcntl
 import hashlib
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import psycopg
 from sqlalchemy.engine import URL, make_url

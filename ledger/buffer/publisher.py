@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -121,7 +122,7 @@ class BufferedLedger:
         applied = self.applied_sequence()
         try:
             last: int | None = self._link.last_sequence(self._project)
-        except (nats.errors.Error, asyncio.TimeoutError, TimeoutError):
+        except (nats.errors.Error, TimeoutError):
             last = None
         lag = None if last is None else max(last - applied, 0)
         counts = msgspec.structs.asdict(self._ledger.stats())

@@ -15,8 +15,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -242,7 +243,7 @@ class NatsLink:
             asyncio.run_coroutine_threadsafe(self.nc.close(), self._loop).result(timeout)
         except (concurrent.futures.TimeoutError, nats.errors.Error, OSError):
             pass  # a connection that cannot close cleanly in time is dropped with its loop
-        except Exception as error:  # noqa: BLE001 - closing is best effort, whatever the transport says
+        except Exception as error:
             # Flushing to a transport whose servers are all gone fails inside asyncio itself on
             # Python 3.12.1 (TypeError, AttributeError from a half-torn-down transport): the
             # connection is dropped with its loop all the same.

@@ -11,7 +11,7 @@ moves a sequence, so the marker stays valid.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -61,7 +61,7 @@ class Writer:
         while not stop.is_set():
             try:
                 self.apply_next(idle_s)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError):
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue  # nothing new
             except nats.errors.Error as error:
                 log.warning("project %s: NATS: %s; subscribing again", self.project, error)
@@ -74,7 +74,7 @@ class Writer:
         while True:
             try:
                 self.apply_next(idle_s)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError, TimeoutError):
+            except (nats.errors.TimeoutError, TimeoutError):
                 return self.applied - before
 
     def apply_next(self, timeout_s: float) -> int:
@@ -119,10 +119,8 @@ class Writer:
         """A fresh durable consumer starting right after the last request the ledger holds."""
 
         async def subscribe() -> Any:
-            try:
+            with contextlib.suppress(NotFoundError):
                 await self.link.js.delete_consumer(self.stream, CONSUMER)
-            except NotFoundError:
-                pass
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.applied + 1,
                                     ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S, max_ack_pending=self.fetch)
             return await self.link.js.pull_subscribe(self.link.buffer.subject(self.project), durable=CONSUMER,
@@ -136,7 +134,7 @@ class Writer:
         if subscription is not None:
             try:
                 self.link.call(subscription.unsubscribe(), 5)
-            except (nats.errors.Error, asyncio.TimeoutError, TimeoutError):
+            except (nats.errors.Error, TimeoutError):
                 pass  # the connection is gone, and the subscription with it
 
     def _check_gap(self) -> None:

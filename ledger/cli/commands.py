@@ -17,8 +17,9 @@ import sqlite3
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Callable, Iterator, NoReturn
+from typing import NoReturn
 
 import msgspec
 import sqlalchemy as sa
@@ -26,13 +27,13 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.cli import buffered, corrections, demo, exporting, forgetting, groups, render, synthetic
 from ledger.cli import reading as read_commands
+from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
+from ledger.cli.progress import ProgressBar
+from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import CannotListen, LedgerError, OutsideTheLedger
 from ledger.history.records import is_history_record
-from ledger.cli.importing import Reading, Row, read_rows, unreadable
-from ledger.cli.progress import ProgressBar
-from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.store.database import DEFAULT_URL, BadDatabaseURL
 from ledger.time_travel import AsOf, parse_as_of
 
@@ -291,11 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     buffered.add_project_options(sub, several=True)
 
     command("rebuild", _rebuild, "replay every projection from position 0", [db, as_json])
-    command("resolve", read_commands.resolve, "who a device ID, user ID or amplitude ID is", answering + [person])
-    sub = command("timeline", read_commands.timeline, "a person's merged timeline of events", answering + [person])
+    command("resolve", read_commands.resolve, "who a device ID, user ID or amplitude ID is", [*answering, person])
+    sub = command("timeline", read_commands.timeline, "a person's merged timeline of events", [*answering, person])
     sub.add_argument("--after", type=_number(0), default=0, metavar="POSITION", help="only events after this position")
     sub.add_argument("--limit", type=_number(1), metavar="N", help="at most N events")
-    command("audit", read_commands.audit, "when, where and by which call IDs were bound, linked, moved, merged", answering + [person])
+    command("audit", read_commands.audit, "when, where and by which call IDs were bound, linked, moved, merged",
+            [*answering, person])
     sub = command("explain", read_commands.explain, "why the tracked event at a position belongs to its person",
                   answering)
     sub.add_argument("position", type=_number(1), metavar="POSITION", help="a tracked event's ledger position")
@@ -303,10 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=["csv", "jsonl"], help="Amplitude's merged-users export as CSV or JSON Lines")
     sub = command("stats", read_commands.stats, "counts: events, users, identified users, devices, merges", answering)
     buffered.add_project_options(sub)
-    sub = command("show", read_commands.show, "one person at a glance: identity, audit trail, latest events", answering + [person])
+    sub = command("show", read_commands.show, "one person at a glance: identity, audit trail, latest events",
+                  [*answering, person])
     sub.add_argument("--events", type=_number(0), default=10, metavar="N", help="latest events to show (default 10)")
     sub = command("graph", read_commands.graph_command, "a person's devices, amplitude IDs, merges and binding as a graph",
-                  answering + [person])
+                  [*answering, person])
     sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
     sub = command("forget", forgetting.forget,
                   "forget people: every event and property of theirs (a deletion job; --now runs it)", [db, as_json])

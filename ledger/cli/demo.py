@@ -5,11 +5,11 @@ from __future__ import annotations
 import textwrap
 from collections import Counter
 
-from ledger.ledger import IdentityLedger
 from ledger.cli.progress import ProgressBar
 from ledger.cli.render import count, table
 from ledger.cli.sending import Sender, Tally
 from ledger.cli.synthetic import History
+from ledger.ledger import IdentityLedger
 from projections.models import Stats
 
 #: The demo's output fits a 100-column terminal.

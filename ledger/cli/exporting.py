@@ -11,9 +11,10 @@ import argparse
 import dataclasses
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import msgspec
 
@@ -49,7 +50,8 @@ def add_feed_options(sub: argparse.ArgumentParser) -> None:
 
 
 def feed(args: argparse.Namespace) -> int:
-    from ledger.history.feeding import FeedTarget, feed as publish
+    from ledger.history.feeding import FeedTarget
+    from ledger.history.feeding import feed as publish
     target = FeedTarget.of(args.to, args.subject, args.stream, args.project)
     with open_ledger(args) as lg:
         sent = publish(lg, target, drain=args.drain)

@@ -14,8 +14,8 @@ from typing import Any
 
 import msgspec
 
-from ledger.errors import DeletionRefused
 from ledger.cli.opening import OK, open_ledger
+from ledger.errors import DeletionRefused
 
 #: `ledger deletions` lists this many days back, and forward, by default.
 DAYS_BACK, DAYS_AHEAD = 90, 7
@@ -82,7 +82,7 @@ def deletions(args: argparse.Namespace) -> int:
             if not runs and not args.json:
                 print("No deletion job was due.")
             return OK
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = dt.datetime.now(dt.UTC).date()
         jobs = lg.deletions(args.start_day or today - dt.timedelta(days=DAYS_BACK),
                             args.end_day or today + dt.timedelta(days=DAYS_AHEAD))
     if args.json:

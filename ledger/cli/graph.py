@@ -6,8 +6,8 @@ Graphviz dot. Nodes and edges are plain data first so both formats say the same 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ledger.cli.render import when
 from projections.models import AuditEntry, Identity
@@ -70,8 +70,7 @@ def mermaid(graph: Graph) -> str:
     for node in graph.nodes:
         opening, closing = _MERMAID_SHAPES[node.kind]
         lines.append(f"    {node.key}{opening}{node.label.replace(chr(34), '#quot;')}{closing}")
-    for edge in graph.edges:
-        lines.append(f'    {edge.source} -->|"{edge.label}"| {edge.target}')
+    lines += [f'    {edge.source} -->|"{edge.label}"| {edge.target}' for edge in graph.edges]
     lines += [f"    class {node.key} merged" for node in graph.nodes if node.kind == "merged"]
     lines.append("    classDef merged stroke-dasharray: 5 3")
     return "\n".join(lines)
@@ -82,8 +81,7 @@ def dot(graph: Graph) -> str:
     for node in graph.nodes:
         style = ", style=dashed" if node.kind == "merged" else ""
         lines.append(f"    {node.key} [label={_quoted(node.label)}, shape={_DOT_SHAPES[node.kind]}{style}];")
-    for edge in graph.edges:
-        lines.append(f"    {edge.source} -> {edge.target} [label={_quoted(edge.label)}];")
+    lines += [f"    {edge.source} -> {edge.target} [label={_quoted(edge.label)}];" for edge in graph.edges]
     lines.append("}")
     return "\n".join(lines)
 

@@ -6,7 +6,8 @@ Everything here turns answers into text; nothing here decides anything about ide
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -49,11 +50,11 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None, w
     if width is not None:
         may_cut = [not right and (not headers or headers[i] in cuttable) for i, right in enumerate(numeric)]
         widths = _narrowed(widths, may_cut, width)
-        lines = [[_cut(cell, size) for cell, size in zip(line, widths)] for line in lines]
+        lines = [[_cut(cell, size) for cell, size in zip(line, widths, strict=True)] for line in lines]
 
     def fmt(line: list[str]) -> str:
         cells = [cell.rjust(width) if right else cell.ljust(width)
-                 for cell, width, right in zip(line, widths, numeric)]
+                 for cell, width, right in zip(line, widths, numeric, strict=True)]
         return "  ".join(cells).rstrip()
 
     out = [fmt(line) for line in lines]

@@ -17,9 +17,11 @@ every pass, so the result is exactly what one pass holding everything would give
 from __future__ import annotations
 
 import bisect
+import functools
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -267,6 +269,10 @@ def _crm_syncs(b: _Builder) -> None:
         ])
 
 
+def _in_days(low: int, high: int, time: int) -> bool:
+    return low <= (time - START_MS) // DAY < high
+
+
 def generate(calls: int = DEFAULT_CALLS, seed: int = DEFAULT_SEED) -> History:
     """Exactly `calls` calls in arrival order (the latest arrivals beyond that are cut off)."""
     first = _build(calls, seed, _UpTo(WINDOW_ARRIVALS))
@@ -277,7 +283,7 @@ def generate(calls: int = DEFAULT_CALLS, seed: int = DEFAULT_SEED) -> History:
 
     def arrivals() -> Iterator[Arrival]:
         for low, high in windows:
-            window = _build(calls, seed, lambda time: low <= (time - START_MS) // DAY < high)
+            window = _build(calls, seed, functools.partial(_in_days, low, high))
             yield from _sorted(window.arrivals)
 
     return History(calls, first.people, arrivals)

@@ -12,13 +12,14 @@ import hashlib
 import math
 import re
 from collections import defaultdict
-from typing import Annotated, Any, Iterable
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 import msgspec
 
-from ledger.errors import INVALID_FIELDS, INVALID_ID_LENGTHS, MISSING_FIELDS, InvalidRequest
 from ledger.domain.groups import GROUP_IDENTIFY, Groups, group_operations, groups_problem, normalise_groups
 from ledger.domain.properties import MAX_INT, MIN_INT, Operations, normalise_operations, operations_problem
+from ledger.errors import INVALID_FIELDS, INVALID_ID_LENGTHS, MISSING_FIELDS, InvalidRequest
 
 MAX_EVENTS = 2000
 MAX_STRING = 1024

@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.facts import JournaledAggregate, stamp
 from ledger.domain.keys import NAMESPACE
 
+
 class Correction(JournaledAggregate):
     """One retraction of a user ID (docs/corrections.md): who asked, why, when, and what it changed.
 

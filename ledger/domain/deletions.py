@@ -26,7 +26,7 @@ WITHDRAWN, EMPTY = "withdrawn", "empty"
 class JobEntry:
     """One amplitude ID in a job: who asked, on which day, and whether it has run."""
 
-    __slots__ = ("amplitude_id", "requester", "requested_on_day", "status")
+    __slots__ = ("amplitude_id", "requested_on_day", "requester", "status")
 
     def __init__(self, amplitude_id: int, requester: str, requested_on_day: str) -> None:
         self.amplitude_id = amplitude_id

@@ -9,7 +9,7 @@ are built without their dataclass __init__ (`new_event`), and every stored name 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, Self
 
@@ -24,13 +24,13 @@ class RuleViolation(Exception):
 @lru_cache(maxsize=8)
 def stamp(milliseconds: int) -> datetime:
     """Events are stamped with the server receipt time, so a replay of the same calls is identical."""
-    return datetime.fromtimestamp(milliseconds / 1000, timezone.utc)
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
 
 class Cause:
     """The call behind a fact: its device ID and user ID as sent, its times and insert_id."""
 
-    __slots__ = ("device_id", "user_id", "event_time", "server_time", "insert_id", "_fields")
+    __slots__ = ("_fields", "device_id", "event_time", "insert_id", "server_time", "user_id")
 
     def __init__(self, device_id: str, user_id: str | None, event_time: int, server_time: int,
                  insert_id: str | None) -> None:
@@ -93,7 +93,7 @@ class JournaledAggregate(Aggregate):
         self.journal: list[Any] | None = None
 
     @classmethod
-    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Self:  # noqa: A002
+    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Self:
         kwargs.update(originator_topic=cls.STORED_AS, originator_id=id, originator_version=cls.INITIAL_VERSION)
         event = new_event(event_class, kwargs)
         aggregate = cls.__new__(cls)

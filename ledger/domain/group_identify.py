@@ -8,10 +8,11 @@ ID is bound and no event is counted, so it needs no device ID or user ID.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ledger.domain.calls import Accepted, Call, storable
-from ledger.domain.groups import GROUP_IDENTIFY, groups_problem, group_operations
+from ledger.domain.groups import GROUP_IDENTIFY, group_operations, groups_problem
 from ledger.errors import InvalidRequest
 
 MAX_IDENTIFICATIONS = 1024

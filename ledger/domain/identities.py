@@ -12,6 +12,7 @@ from ledger.domain.facts import Amendment, Cause, Fact, JournaledAggregate, Rule
 from ledger.domain.keys import NAMESPACE
 from ledger.domain.properties import Operations, Properties, apply_operations, merge_properties
 
+
 def identity_key(amplitude_id: int) -> UUID:
     return uuid5(NAMESPACE, f"identity:{amplitude_id}")
 

@@ -57,7 +57,7 @@ class HmacSha256:
 class Keys:
     """The key derivation of one ledger: keyed by `secret`, or 0.1.0's unkeyed one when None."""
 
-    __slots__ = ("secret", "_mac")
+    __slots__ = ("_mac", "secret")
 
     def __init__(self, secret: bytes | None) -> None:
         if secret is not None and len(secret) != SECRET_BYTES:

@@ -7,9 +7,9 @@ Every conversion between that and a clock, a `datetime` or a time string lives h
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
 
@@ -27,7 +27,7 @@ def from_iso(text: str) -> int:
     """An ISO-8601 time (naive means UTC) as milliseconds since the epoch; ValueError if it is not one."""
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (moment - EPOCH) // MILLISECOND
 
 

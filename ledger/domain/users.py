@@ -9,6 +9,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.domain.facts import Amendment, Cause, Fact, JournaledAggregate, RuleViolation
 
+
 class User(JournaledAggregate):
     """A user ID's binding to one amplitude ID. Created once: a second creation collides in the store."""
 

@@ -8,7 +8,8 @@ on the global user ID's stream) are not changes; neither are group property chan
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 

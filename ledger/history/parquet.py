@@ -9,8 +9,9 @@ Needs pyarrow (`pip install 'identity-ledger[parquet]'`), imported only here.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 

@@ -9,8 +9,9 @@ forgotten at once, so their next anonymous event starts a new person here too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import CorrectionRefused
 from ledger.history.records import CALL, CORRECTION, GROUP_IDENTIFY, MAPPING, checked, event_of, identification_of

@@ -9,13 +9,13 @@ identity fact follows from the calls, corrections and mappings, so it is not wri
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ledger.domain.deletions import DeletionJob
 from ledger.domain.model import AmplitudeIdentity, Correction, Device, Group, UserMapping
 from ledger.domain.timeline import Timeline
-from ledger.history.records import (call_record, correction_record, forgotten_record, group_identify_record,
-                                    mapping_record)
+from ledger.history.records import call_record, correction_record, forgotten_record, group_identify_record, mapping_record
 from ledger.store.event_log import EventLog
 
 PAGE = 5_000

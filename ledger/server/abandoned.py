@@ -8,7 +8,8 @@ stop (a past view checks it before it opens: `IdentityLedger.as_of` raises `Read
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +39,7 @@ async def while_connected(request: Request, work: Callable[[threading.Event], T]
         watching.start_soon(watch)
         try:
             done.append(await run_in_threadpool(work, cancelled))
-        except Exception as error:  # noqa: BLE001 - raised below as it is: a task group would wrap it in a group
+        except Exception as error:
             failed.append(error)
         watching.cancel_scope.cancel()
     if failed:

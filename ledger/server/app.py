@@ -8,7 +8,7 @@ refusals (`InvalidRequest`) get their own status and body, anything unexpected a
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,22 +17,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ledger.server.cors import UploadCors, checked_origins
-from ledger.server.cross_site import CrossSiteGuard, checked_trusted_origins
-from ledger.server.deletions_api import deletion_routes
-from ledger.server.credentials import ServerConfigError
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import BufferUnavailable, ConflictRetriesExhausted, InvalidRequest, LedgerFileReplaced, ReadAbandoned
+from ledger.ledger import IdentityLedger
+from ledger.server import access_log, lifecycle, openapi
+from ledger.server.changes_api import changes_route
+from ledger.server.corrections_api import correction_routes
+from ledger.server.cors import UploadCors, checked_origins
+from ledger.server.credentials import ServerConfigError
+from ledger.server.cross_site import CrossSiteGuard, checked_trusted_origins
+from ledger.server.deletions_api import deletion_routes
 from ledger.server.explorer import explorer
 from ledger.server.groups_api import group_routes
 from ledger.server.http_input import BODY_TIMEOUT
 from ledger.server.ingest_api import ingest_routes
-from ledger.ledger import IdentityLedger
-from ledger.server import access_log, lifecycle, openapi
 from ledger.server.metrics import Metrics, Observed
 from ledger.server.projects import ProjectConfig, one_project
-from ledger.server.changes_api import changes_route
-from ledger.server.corrections_api import correction_routes
 from ledger.server.query_api import health_route, query_routes
 from ledger.server.registry import Project, Projects, open_projects
 from ledger.server.replies import HttpError, refusal, reply
@@ -114,10 +114,7 @@ async def _refused(_: Request, error: Exception) -> Response:
 async def _no_route(request: Request, error: Exception) -> Response:
     """Starlette's routing errors (unknown path, wrong method) in the server's JSON shape."""
     assert isinstance(error, HTTPException)
-    if error.status_code == 405:
-        refused = HttpError.method_not_allowed()
-    else:
-        refused = HttpError.not_found(request.url.path)
+    refused = HttpError.method_not_allowed() if error.status_code == 405 else HttpError.not_found(request.url.path)
     return reply(refused.body, refused.status, error.headers)
 
 

@@ -14,7 +14,7 @@ upload paths that carry an `Origin` header: servers and curl never send one.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders

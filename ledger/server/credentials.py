@@ -8,12 +8,11 @@ the server is here, each with the refusal its API documents.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ledger.errors import InvalidRequest, LedgerError
 from ledger.server.replies import HttpError
-
 
 #: The secret key guards every read of who each user is: short ones are guessed.
 MIN_SECRET_LENGTH = 16

@@ -22,7 +22,7 @@ pages by design (`ledger.server.cors`), with an API key that ships inside those 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers

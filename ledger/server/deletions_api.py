@@ -98,7 +98,8 @@ def _form(body: bytes) -> DeletionBody:
         raise DeletionRefused.because("amplitude_ids must be whole numbers from 1 to 2^63-1", invalid_indices=bad)
     flag = (form.get("ignore_invalid_id") or form.get("ignore_invalid_ids") or ["false"])[-1].lower()
     return DeletionBody(amplitude_ids=[int(text) for text in texts], user_ids=form.get("user_ids", []),
-                        requester=form["requester"][-1] if form.get("requester") else None, ignore_invalid_id=flag in ("true", "1"))
+                        requester=form["requester"][-1] if form.get("requester") else None,
+                        ignore_invalid_id=flag in ("true", "1"))
 
 
 def _day(text: str | None, name: str) -> dt.date:

@@ -8,7 +8,8 @@ ledger is called in a worker thread so one slow save never stalls the event loop
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
@@ -17,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.server import segment
 from ledger.domain.calls import check_min_id_length
 from ledger.errors import InvalidRequest
-from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, TEXT, basic_credentials, decode_json, read_body
 from ledger.ledger import IdentityLedger, IngestReport
+from ledger.server import segment
+from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, TEXT, basic_credentials, decode_json, read_body
 from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
 from ledger.server.traffic import IngestMeter, meter

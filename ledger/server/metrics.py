@@ -126,7 +126,7 @@ class _MeteredLedger:
 
 def _projection_lag(ledger: IdentityLedger) -> float:
     """Stored log events minus those the projections applied; reads catch the projections up."""
-    return float(ledger._log.latest() - ledger._runner.position)  # noqa: SLF001 - no public lag yet
+    return float(ledger._log.latest() - ledger._runner.position)
 
 
 class Observed:

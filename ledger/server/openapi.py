@@ -193,7 +193,7 @@ def document() -> dict[str, Any]:
     upload = {"type": "object", "required": ["api_key", "events"], "properties": {
         "api_key": {"type": "string"}, "events": {"type": "array", "maxItems": 2000, "items": _ref("EventIn")},
         "options": {"type": "object", "properties": {"min_id_length": {"type": "integer", "minimum": 0}}}}}
-    identity = _answer(**{name: spec for name, spec in schemas["Identity"]["properties"].items()})
+    identity = _answer(**dict(schemas["Identity"]["properties"].items()))
     return {
         "openapi": "3.1.0",
         "info": {"title": "identity-ledger", "version": version("identity-ledger"),

@@ -8,7 +8,8 @@ read side's history, `IdentityLedger.as_of`).
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from msgspec import to_builtins
 from msgspec.structs import asdict
@@ -17,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ledger.ledger import IdentityLedger, LedgerView
 from ledger.server.abandoned import while_connected
 from ledger.server.http_input import basic_credentials, query_int, to_int
-from ledger.ledger import IdentityLedger, LedgerView
 from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
 from ledger.time_travel import AsOf, parse_as_of

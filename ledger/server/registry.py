@@ -7,9 +7,10 @@ to NATS JetStream (buffered mode); the endpoints cannot tell the difference.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ledger.errors import InvalidRequest
 from ledger.ledger import IdentityLedger

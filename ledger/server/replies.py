@@ -8,7 +8,8 @@ server maps every refusal to a reply in one place.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 from starlette.responses import Response

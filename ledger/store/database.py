@@ -13,7 +13,7 @@ import re
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -69,7 +69,7 @@ class MsgspecMapper(Mapper[Any]):
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _event_class(topic: str) -> tuple[type, int]:
     event_class = resolve_topic(topic)
     return event_class, getattr(event_class, "class_version", 1)

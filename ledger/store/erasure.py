@@ -23,8 +23,9 @@ the people split off the same ID who stay keep every call of theirs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from uuid import UUID
 
 import msgspec

@@ -10,8 +10,10 @@ decoded), and the timelines straight from the store's (originator_id, version) i
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -57,7 +59,8 @@ class EventLog:
             f"SELECT {position}, topic, state FROM {table} WHERE {position} > :start AND {position} <= :stop "
             f"AND topic NOT IN ('{_TIMELINE_TOPICS[0]}', '{_TIMELINE_TOPICS[1]}') ORDER BY {position} LIMIT :limit"
         )
-        self._heads = f"SELECT originator_id, MAX(originator_version) FROM {table} WHERE originator_id {{in}} GROUP BY originator_id"
+        self._heads = (f"SELECT originator_id, MAX(originator_version) FROM {table} "
+                       "WHERE originator_id {in} GROUP BY originator_id")
         self._receipts = f"SELECT key, server_time FROM {RECEIPTS} WHERE key {{in}}"
         # One stream's page walks its (originator_id, version) index in order, reading only what it returns.
         self._stream = {
@@ -223,7 +226,7 @@ class EventLog:
         pages = [[(row[0], streams[stream], row[1]) for row in rows] for stream, rows in found.items()]
         merged = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
         return [(position, amplitude_id, decode_state(Timeline.Tracked.TOPIC, state))
-                for _, (position, amplitude_id, state) in zip(range(limit), merged)]
+                for position, amplitude_id, state in itertools.islice(merged, limit)]
 
     def _tops_of(self, connection: sa.Connection, streams: list[Any], *, after: int, stop: int, limit: int,
                  newest_first: bool) -> dict[Any, list[Any]]:

@@ -15,16 +15,19 @@ ingest time; see docs/architecture.md).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, cast
+from collections.abc import Iterable
+from typing import Any, cast
 from uuid import UUID
 
 import msgspec
 
 from ledger.domain.calls import Call
+from ledger.domain.groups import group_key
+from ledger.domain.keys import Keys
 from ledger.domain.model import (
     ALLOCATOR_KEY,
-    AmplitudeIds,
     AmplitudeIdentity,
+    AmplitudeIds,
     Cause,
     Correction,
     Device,
@@ -34,8 +37,6 @@ from ledger.domain.model import (
     UserMapping,
     identity_key,
 )
-from ledger.domain.groups import group_key
-from ledger.domain.keys import Keys
 from ledger.domain.timeline import Timeline
 from ledger.store.database import MsgspecMapper
 from ledger.store.event_log import EventLog
@@ -179,7 +180,7 @@ class _Missing:
 class _Appended:
     """A timeline event in waiting: its log row but for the encoding."""
 
-    __slots__ = ("stream", "version", "topic", "state")
+    __slots__ = ("state", "stream", "topic", "version")
 
     def __init__(self, stream: UUID, version: int, topic: str, state: dict[str, Any]) -> None:
         self.stream = stream
@@ -360,7 +361,7 @@ class UnitOfWork:
         if positions:
             self.span = (positions[0], positions[-1])
         self._store_receipts(tx)
-        return [(position, row[2], event.__dict__) for position, row, event in zip(positions, rows, self.events)
+        return [(position, row[2], event.__dict__) for position, row, event in zip(positions, rows, self.events, strict=True)
                 if type(event) is not _Appended]
 
     def _store_receipts(self, tx: Transaction) -> None:

@@ -19,8 +19,9 @@ position into ONE transaction (see docs/architecture.md for the measurements).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator, Sequence
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -111,7 +112,7 @@ class Transaction:
             self._cursor.execute(f"SELECT MAX(notification_id) FROM {self._events}")
             last = self._cursor.fetchone()[0]
             return list(range(last - len(rows) + 1, last + 1))
-        ids, versions, topics, states = zip(*rows)
+        ids, versions, topics, states = zip(*rows, strict=True)
         self._cursor.execute(
             f"INSERT INTO {self._events} ({columns}) "
             "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id",

@@ -20,8 +20,8 @@ import fcntl
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import psycopg
 import sqlalchemy as sa

@@ -6,7 +6,7 @@ and the secret key); a page on another site auto-submits a form to the privacy A
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -24,9 +25,8 @@ from starlette.datastructures import Headers
 from ledger import IdentityLedger
 from ledger.server.app import create_app
 from tests.sdk_browser import LOOPBACK, SDKS, node
-from tests.server_helpers import API_KEY, SECRET_KEY, query_client, running_app
 from tests.server.test_server_sdks import CASES, EXPECTED, device, identity, original_amplitude_ids, user
-
+from tests.server_helpers import API_KEY, SECRET_KEY, query_client, running_app
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
@@ -170,12 +170,12 @@ def test_a_page_on_an_origin_the_operator_did_not_name_cannot_upload(chromium: A
     app = create_app(lg, [API_KEY], SECRET_KEY, cors_origins=["https://shop.example.com"])
     with running_app(app) as base_url:
         visitor = Visitor(chromium, running_site, "amplitude", base_url.replace("127.0.0.1", "localhost"))
-        outcomes = visitor.page.evaluate("""async (ledger) => {
-            const body = JSON.stringify({api_key: "%s", events: [{event_type: "view", device_id: "device-A"}]});
-            const post = (type) => fetch(ledger + "/2/httpapi", {method: "POST", headers: {"Content-Type": type}, body})
+        outcomes = visitor.page.evaluate(f"""async (ledger) => {{
+            const body = JSON.stringify({{api_key: "{API_KEY}", events: [{{event_type: "view", device_id: "device-A"}}]}});
+            const post = (type) => fetch(ledger + "/2/httpapi", {{method: "POST", headers: {{"Content-Type": type}}, body}})
                 .then((reply) => reply.status, (error) => error.name);
             return [await post("application/json"), await post("text/plain")];
-        }""" % API_KEY, base_url.replace("127.0.0.1", "localhost"))
+        }}""", base_url.replace("127.0.0.1", "localhost"))
         visitor.close()
     assert outcomes == ["TypeError", "TypeError"], "the browser must not let the page read either reply"
     assert lg.position == 0

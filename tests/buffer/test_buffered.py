@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from contextlib import ExitStack
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import nats.errors
@@ -15,27 +14,13 @@ import pytest
 from ledger import IdentityLedger
 from ledger.buffer.lock import LockWaitAbandoned, WriterBusy, writer_lock
 from ledger.buffer.stream import BadBufferURL, BufferConfig, NatsLink
-from ledger.errors import BufferUnavailable
 from ledger.buffer.writer import Writer
+from ledger.errors import BufferUnavailable
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import APP_SECRET, WEB_SECRET, buffer_url, configs, link  # noqa: F401 (fixtures)
+from tests.buffer_helpers import WEB, stats
 from tests.server_helpers import running_app
-
-WEB = ("web-key-1", WEB_SECRET)
-APP = ("app-key-1", APP_SECRET)
-
-
-@pytest.fixture
-def servers(configs: list[ProjectConfig], buffer_url: str) -> Iterator[list[str]]:
-    """Two buffered ingest servers (each with its own NATS connection and database handles)."""
-    with ExitStack() as stack:
-        urls = []
-        for _ in range(2):
-            projects = stack.enter_context(open_projects(configs, buffer_url))
-            urls.append(stack.enter_context(running_app(create_app(projects))))
-        yield urls
 
 
 def writer(config: ProjectConfig, link: NatsLink, **options: Any) -> Writer:
@@ -49,12 +34,6 @@ def upload(url: str, api_key: str, *events: dict) -> httpx.Response:
 
 def track(device: str, user: str | None = None, insert_id: str | None = None) -> dict:
     return {"event_type": "view", "device_id": device, "user_id": user, "insert_id": insert_id}
-
-
-def stats(url: str, auth: tuple[str, str]) -> dict:
-    reply = httpx.get(f"{url}/v1/stats", auth=auth)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
 
 
 def test_a_buffered_upload_is_answered_once_logged_and_resolvable_once_applied(

@@ -4,20 +4,21 @@ writer, its lock and the ledger are tested on both backends in test_buffered.py)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from ledger.server.projects import ProjectConfig, parse_projects
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import buffer_url, projects_toml  # noqa: F401 (fixtures)
+from tests.buffer_helpers import projects_toml
 from tests.cli_helpers import assert_one_line_error, ledger
 
 LEDGER = [sys.executable, "-c", "import sys; from ledger.cli import main; sys.exit(main())"]
@@ -107,9 +108,7 @@ def test_apply_winds_down_within_one_budget_even_with_writers_stuck(buffer_url: 
 
 def _swallow(work: Callable[[], object]) -> Callable[[], None]:
     def run() -> None:
-        try:
+        with contextlib.suppress(Exception):
             work()
-        except Exception:
-            pass
 
     return run

@@ -19,7 +19,7 @@ from ledger.buffer.writer import Writer
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import WEB_SECRET, buffer_url, configs, link  # noqa: F401 (fixtures)
+from tests.buffer_helpers import WEB_SECRET
 from tests.server_helpers import running_app
 from tests.store.test_operator_turns import BACKGROUND, DEVICES, glued_component, plain
 

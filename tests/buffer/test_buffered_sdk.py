@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,8 +18,7 @@ from ledger import IdentityLedger
 from ledger.buffer.stream import NatsLink
 from ledger.buffer.writer import Writer
 from ledger.server.projects import ProjectConfig
-from tests.buffer_helpers import APP_SECRET, WEB_SECRET, buffer_url, configs, link  # noqa: F401 (fixtures)
-from tests.buffer.test_buffered import APP, WEB, servers, stats  # noqa: F401 (fixtures)
+from tests.buffer_helpers import APP, WEB, stats
 from tests.server.test_server_sdks import CASES, EXPECTED, device, flush, original_amplitude_ids, user
 
 
@@ -43,12 +42,12 @@ def writers(configs: list[ProjectConfig], link: NatsLink) -> Iterator[None]:
     stop = threading.Event()
     ledgers = [IdentityLedger(config.db) for config in configs]
     threads = [threading.Thread(target=Writer(ledger, link, config.name).run, args=(stop, 0.2))
-               for ledger, config in zip(ledgers, configs)]
+               for ledger, config in zip(ledgers, configs, strict=True)]
     for thread in threads:
         thread.start()
     yield
     stop.set()
-    for thread, ledger in zip(threads, ledgers):
+    for thread, ledger in zip(threads, ledgers, strict=True):
         thread.join(10)
         ledger.close()
 

@@ -12,7 +12,6 @@ from ledger.buffer.stream import BufferConfig, NatsLink, StreamRefused
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import buffer_url, configs, link  # noqa: F401 (fixtures)
 from tests.server_helpers import running_app
 
 
@@ -49,5 +48,5 @@ def test_an_upload_is_answered_503_with_retry_after_once_no_stream_stored_it_in_
 
 def test_replicas_beyond_one_on_a_server_outside_a_cluster_are_refused_saying_why(buffer_url: str) -> None:
     with NatsLink(BufferConfig.from_url(buffer_url + "&replicas=3")) as three:
-        with pytest.raises(StreamRefused, match="refused the stream .*_web: replicas > 1 not supported"):
+        with pytest.raises(StreamRefused, match=r"refused the stream .*_web: replicas > 1 not supported"):
             three.ensure_stream("web")

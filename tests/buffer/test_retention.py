@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ from ledger.cli.commands import main
 from ledger.server.app import create_app
 from ledger.server.projects import ProjectConfig, parse_projects
 from ledger.server.registry import open_projects
-from tests.buffer_helpers import buffer_url, configs, link, projects_toml  # noqa: F401 (fixtures)
+from tests.buffer_helpers import projects_toml
 from tests.server_helpers import running_app
 
 VICTIM = {"user_id": "victim-user-7Qx", "device_id": "victim-device-7Qx",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import csv
 import fnmatch
 import io
+import json
 import os
 import re
 import subprocess
@@ -100,7 +99,7 @@ def test_resolve_by_user_device_and_amplitude_id(capsys: pytest.CaptureFixture[s
     assert ada["user_id"] == EXAMPLE_USER_ID
     assert len(ada["device_ids"]) == 3 and len(ada["merged_amplitude_ids"]) == 1
     assert ada["user_properties"]["plan"] == "pro"
-    laptop, phone, tablet = ada["device_ids"]
+    laptop, _phone, tablet = ada["device_ids"]
     # The family tablet's last user was Ada: its next anonymous event goes to her.
     assert ledger(capsys, "resolve", "--db", db, "--device-id", tablet, "--json").json() == ada
     merged = ada["merged_amplitude_ids"][0]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -24,15 +24,15 @@ def url(open_ledger: Callable[..., IdentityLedger], new_url: Callable[[], str]) 
 
 def test_forget_files_a_job_for_tomorrow_that_is_listed_and_not_yet_due(capsys: pytest.CaptureFixture[str],
                                                                         url: str) -> None:
-    tomorrow = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)).isoformat()
+    tomorrow = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
     filed = ledger(capsys, "forget", "--db", url, "--user-id", "alice@example.org", "--requester", "dpo", "--json")
     assert filed.code == 0, filed
     assert filed.json()["day"] == tomorrow and filed.json()["status"] == "staging"
     listed = ledger(capsys, "deletions", "--db", url, "--json")
     assert listed.code == 0 and [job["day"] for job in listed.json()] == [tomorrow]
     text = ledger(capsys, "deletions", "--db", url)
-    assert text.out.splitlines() == [f"{tomorrow}  staging",
-                                     f"  amplitude ID 1  requested by dpo on {filed.json()['amplitude_ids'][0]['requested_on_day']}"]
+    requested_on = filed.json()["amplitude_ids"][0]["requested_on_day"]
+    assert text.out.splitlines() == [f"{tomorrow}  staging", f"  amplitude ID 1  requested by dpo on {requested_on}"]
     ran = ledger(capsys, "deletions", "--db", url, "--run")
     assert (ran.code, ran.out) == (0, "No deletion job was due.\n")
     assert ledger(capsys, "resolve", "--db", url, "--user-id", "alice@example.org").code == 0

@@ -63,7 +63,7 @@ def test_reading_follows_the_bytes_of_its_files(tmp_path: Path) -> None:
     reading = Reading([str(first), str(second)])
     assert reading.total == first.stat().st_size * 2
     seen = [reading.done for _ in read_rows([str(first), str(second)], io.BytesIO(), reading)]
-    assert seen == sorted(seen) and 0 < seen[0] and seen[-1] <= reading.total == reading.done
+    assert seen == sorted(seen) and seen[0] > 0 and seen[-1] <= reading.total == reading.done
     assert Reading(["-"]).total is None  # stdin: size unknown, the bar counts lines
 
 

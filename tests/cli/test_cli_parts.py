@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections import Counter
 from typing import Any
 
@@ -10,14 +11,14 @@ import pytest
 
 from ledger.cli import synthetic
 from ledger.cli.amplitude_export import event_from_export_row, format_time
-from ledger.domain.times import from_iso as parse_time
-from ledger.domain.calls import BLOCKED_IDS
-from ledger.errors import InvalidRequest
-from ledger.ledger import IngestReport
 from ledger.cli.progress import ProgressBar
 from ledger.cli.render import table
 from ledger.cli.sending import Sender
 from ledger.cli.synthetic import EXAMPLE_USER_ID, generate
+from ledger.domain.calls import BLOCKED_IDS
+from ledger.domain.times import from_iso as parse_time
+from ledger.errors import InvalidRequest
+from ledger.ledger import IngestReport
 
 
 class _Terminal(io.StringIO):
@@ -67,7 +68,7 @@ def test_synthetic_history_is_seeded_exact_and_varied() -> None:
     assert any(len(event["device_id"]) < 5 for event in events)
     assert sum(event.get("user_id") == EXAMPLE_USER_ID for event in events) >= 5
     times = [event["time"] for event in events]
-    assert sum(a > b for a, b in zip(times, times[1:])) < len(times) // 50  # arrival order, retries aside
+    assert sum(a > b for a, b in itertools.pairwise(times)) < len(times) // 50  # arrival order, retries aside
 
 
 def test_a_large_history_streamed_in_windows_is_the_one_pass_history(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,7 +54,7 @@ def test_case_4_two_users_on_one_device(lg: IdentityLedger) -> None:
 @pytest.mark.parametrize("prefix", [[], [("P", None)]])
 def test_case_5_merge(lg: IdentityLedger, prefix: list[tuple[str, str | None]]) -> None:
     offset = len(prefix)
-    given = send(lg, prefix + [("Y", "David"), ("Z", None), ("Z", "David"), ("Z", None)])[offset:]
+    given = send(lg, [*prefix, ("Y", "David"), ("Z", None), ("Z", "David"), ("Z", None)])[offset:]
     assert given == [1 + offset, 2 + offset, 1 + offset, 1 + offset]
     live, merged = 1 + offset, 2 + offset
     [merge] = lg.merges()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,10 +13,10 @@ import sqlalchemy as sa
 from ledger import IdentityLedger, InvalidRequest
 from ledger.domain.model import AmplitudeIdentity, RuleViolation
 from ledger.domain.properties import (
+    MAX_INT,
     MAX_LIST_ITEMS,
     MAX_PROPERTIES,
     MAX_PROPERTIES_BYTES,
-    MAX_INT,
     apply_operations,
     encoded_size,
     merge_properties,

@@ -6,7 +6,8 @@ duplicates and rejected requests are mixed in; batch sizes are random.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +16,9 @@ from hypothesis import strategies as st
 from ledger import IdentityLedger, InvalidRequest
 from ledger.domain.calls import device_id_for_user
 from projections.queries import ReadAPI
+from tests.domain.test_validation import snapshot
 from tests.helpers import Clock
 from tests.reference_model import ReferenceModel
-from tests.domain.test_validation import snapshot
 
 DEVICES = [f"device-{n}" for n in range(5)]
 USERS = [f"user-{n}" for n in range(4)]
@@ -58,7 +59,7 @@ def run(lg: IdentityLedger, history: list[tuple[list[dict[str, Any]], bool]]) ->
         if poisoned:
             before = snapshot(lg)
             try:
-                lg.ingest(events + [BAD_EVENT])
+                lg.ingest([*events, BAD_EVENT])
             except InvalidRequest:
                 pass
             else:

@@ -6,7 +6,8 @@ import hashlib
 import hmac
 from uuid import UUID
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.domain.keys import SECRET_BYTES, HmacSha256, Keys
 

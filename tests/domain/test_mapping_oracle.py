@@ -7,7 +7,8 @@ theirs; a refused mapping stores nothing; at the end the rebuild equals the incr
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -8,7 +8,8 @@ must be those of the reference model fed the same calls with every retracted use
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

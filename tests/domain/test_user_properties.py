@@ -6,7 +6,8 @@ so a change to how operations are applied or stored shows up here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ledger import IdentityLedger
 from ledger.domain.calls import device_id_for_user

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import nats
@@ -79,7 +80,8 @@ def test_each_change_is_one_message_with_its_id(lg: IdentityLedger, target: Feed
 def test_a_killed_feeder_resumes_without_loss_or_repeat(lg: IdentityLedger, target: FeedTarget) -> None:
     busy(lg, 1500)
     changes = all_changes(lg, 1000)
-    command = [sys.executable, "-c", "import sys; from ledger.cli import main; sys.exit(main())", "feed", "--db", lg.url, "--to", NATS_URL,
+    command = [sys.executable, "-c", "import sys; from ledger.cli import main; sys.exit(main())",
+               "feed", "--db", lg.url, "--to", NATS_URL,
                "--subject", target.subject, "--stream", target.stream, "--project", target.project, "--drain"]
     environment = {**os.environ, "PYTHONPATH": os.getcwd()}
     feeder = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ledger import IdentityLedger
 from ledger.history.records import GROUP_IDENTIFY, MAPPING
@@ -66,7 +66,7 @@ def test_since_and_as_of_concatenate_to_the_whole(open_ledger: Callable[..., Ide
     source = open_ledger()
     history(source)
     whole = list(source.export())
-    for middle in range(0, source.position + 1):
+    for middle in range(source.position + 1):
         assert list(source.export(as_of=middle)) + list(source.export(after=middle)) == whole
     middle = next(record["position"] for record in whole if record["record"] == MAPPING)
     copy = open_ledger()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -41,10 +43,8 @@ def apply(lg: IdentityLedger, kind: str, argument: Any) -> None:
         if person is not None:
             lg.forget(amplitude_ids=[person.amplitude_id], requester="dpo", now=True)
     elif kind == "retract":
-        try:
+        with contextlib.suppress(CorrectionRefused):
             lg.retract_user_id(argument, reason="a shared login")
-        except CorrectionRefused:
-            pass
     else:
         apply_group_or_mapping(lg, kind, argument)
 

@@ -3,7 +3,8 @@ before and after, the audit trail, merged-users exports, rebuild, reopening, oth
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_the_none_accident_is_repaired(lg: IdentityLedger) -> None:
     people = [lg.resolve(device_id=device_id) for device_id in DEVICES]
     assert [person.device_ids for person in people if person] == [[device_id] for device_id in DEVICES]
     assert [person.user_properties for person in people if person] == [{"plan": d} for d in DEVICES]
-    for person, device_id in zip(people, DEVICES):
+    for person, device_id in zip(people, DEVICES, strict=True):
         assert person is not None and person.user_id is None
         timeline = lg.timeline(person.amplitude_id)
         assert [(e.event_type, e.device_id, e.amplitude_id) for e in timeline] == [

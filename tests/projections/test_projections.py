@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 import pytest
@@ -12,8 +13,8 @@ import sqlalchemy as sa
 from ledger import IdentityLedger
 from projections import projector as projector_module
 from projections.runner import Progress
-from tests.helpers import Clock, event
 from tests.domain.test_validation import snapshot
+from tests.helpers import Clock, event
 
 DEVICES = ["device-A", "device-B", "device-G", "device-R", "device-Y", "device-Z"]
 USERS = ["user-John", "user-Jane", "user-Mary", "user-David"]

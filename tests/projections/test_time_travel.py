@@ -13,7 +13,7 @@ from tests.helpers import event
 
 
 def at(server_time: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(server_time / 1000, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(server_time / 1000, dt.UTC)
 
 
 def test_a_time_means_the_state_after_the_last_call_stored_at_or_before_it(lg: IdentityLedger) -> None:
@@ -38,7 +38,7 @@ def test_a_time_means_the_state_after_the_last_call_stored_at_or_before_it(lg: I
     (lambda lg: True, "give a position"),
     (lambda lg: "3", "give a position"),
     (lambda lg: dt.datetime(2023, 11, 14, 22, 13, 20), "needs a time zone"),
-    (lambda lg: dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc), "is in the future"),
+    (lambda lg: dt.datetime(2999, 1, 1, tzinfo=dt.UTC), "is in the future"),
 ])
 def test_outside_the_ledger_is_an_error_never_now(lg: IdentityLedger, as_of, problem: str) -> None:  # type: ignore[no-untyped-def]
     lg.ingest([event("device-A")])

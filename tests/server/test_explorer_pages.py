@@ -86,7 +86,7 @@ def test_an_id_naming_two_people_lists_both(lg: IdentityLedger, query: httpx.Cli
 def test_a_merged_amplitude_id_says_into_whom_and_when(merged: IdentityLedger, query: httpx.Client) -> None:
     [merge] = [entry for entry in merged.audit(amplitude_id=2) if entry.kind == "merged"]
     text = page(query, "/ui/people/2")
-    assert "was merged into" in text and 'href="/ui/people/1"' in text and f"at position" in text
+    assert "was merged into" in text and 'href="/ui/people/1"' in text and "at position" in text
     assert f'href="/ui/people/2?as_of={merge.position}">{merge.position}</a>' in text
     before = page(query, "/ui/people/2", as_of=merge.position - 1)
     assert "was merged into" not in before and 'id="amplitude-id">2<' in before
@@ -161,7 +161,7 @@ def test_the_graph_draws_every_fact_with_labels_apart(lg: IdentityLedger) -> Non
               for curve in drawing.curves]
     for n, (x, y) in enumerate(labels):
         assert all(abs(x - x2) >= LABEL[0] or abs(y - y2) >= LABEL[1] for x2, y2 in labels[n + 1:])
-    assert all(0 <= box.x and box.x + box.width <= drawing.width and box.y + BOX_HEIGHT <= drawing.height
+    assert all(box.x >= 0 and box.x + box.width <= drawing.width and box.y + BOX_HEIGHT <= drawing.height
                for box in drawing.boxes)
 
 
@@ -195,7 +195,7 @@ def test_an_event_row_explains_why_the_event_is_there(merged: IdentityLedger, qu
 
 def test_a_past_page_by_time(merged: IdentityLedger, query: httpx.Client) -> None:
     first = merged.events()[0]
-    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.timezone.utc).isoformat()
+    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.UTC).isoformat()
     with merged.as_of(first.position) as view:
         assert view.identity(2) is None  # device-Z had no event yet
     ends = merged.as_of(dt.datetime.fromisoformat(then)).position

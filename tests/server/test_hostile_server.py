@@ -20,7 +20,6 @@ from ledger.server.connections import HeaderDeadlineProtocol
 from tests.helpers import event
 from tests.server_helpers import API_KEY, SECRET_KEY, running_app
 
-
 JSON_TYPE = "application/json"
 
 

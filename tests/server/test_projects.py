@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -13,8 +13,9 @@ from ledger.server.app import create_app
 from ledger.server.credentials import ServerConfigError
 from ledger.server.projects import ProjectConfig, load_projects, parse_projects
 from ledger.server.registry import Projects, open_projects
-from tests.buffer_helpers import APP_SECRET, WEB_SECRET, configs, projects_toml  # noqa: F401 (fixture)
+from tests.buffer_helpers import APP_SECRET, WEB_SECRET, projects_toml
 from tests.server_helpers import running_app
+
 
 def test_a_projects_file_names_keys_secret_and_database(tmp_path: Path) -> None:
     path = tmp_path / "projects.toml"
@@ -41,7 +42,7 @@ def test_a_projects_file_names_keys_secret_and_database(tmp_path: Path) -> None:
 def test_a_bad_projects_file_is_refused_saying_what_is_wrong(tmp_path: Path, text: str, complaint: str) -> None:
     path = tmp_path / "projects.toml"
     path.write_text(text)
-    with pytest.raises(ServerConfigError, match="projects.toml") as refused:
+    with pytest.raises(ServerConfigError, match=r"projects\.toml") as refused:
         load_projects(str(path))
     assert complaint in str(refused.value)
 

@@ -8,7 +8,8 @@ drives the real SDKs in a real browser.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +17,8 @@ import pytest
 from ledger import IdentityLedger
 from ledger.server.app import create_app
 from ledger.server.cors import checked_origins
-from ledger.server.credentials import ServerConfigError
+from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.server.ingest_api import ingest_routes
-from ledger.server.credentials import Credentials
 from tests.helpers import event
 from tests.server_helpers import API_KEY, SECRET_KEY, basic, running_app
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-
 from typing import Any
 
 import httpx
 import pytest
 
 from ledger import IdentityLedger
-from ledger.server.credentials import ServerConfigError
 from ledger.server.app import create_app, serve
+from ledger.server.credentials import ServerConfigError
 from tests.helpers import event
 from tests.server_helpers import API_KEY, SECRET_KEY, query_client, running_app
 
@@ -128,7 +127,7 @@ def test_as_of_a_time_answers_after_the_last_call_stored_by_then(lg: IdentityLed
     first = lg.ingest([event("device-Y", "user-David"), event("device-Z")])
     before_merge = lg.position
     lg.ingest([event("device-Z", "user-David")])
-    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.timezone.utc)
+    then = dt.datetime.fromtimestamp(first.server_time / 1000, dt.UTC)
     assert answer(query, "/v1/stats", as_of=then.isoformat())["position"] == before_merge
     assert answer(query, "/v1/identities", device_id="device-Z", as_of=then.isoformat())["amplitude_id"] == 2
     earlier = (then - dt.timedelta(milliseconds=1)).isoformat()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -190,7 +190,7 @@ def test_segment_identify_page_screen_group_and_alias(url: str, query: httpx.Cli
 
 def test_segment_timestamp_becomes_the_event_time(url: str, query: httpx.Client) -> None:
     client = segment_client(url)
-    client.track(anonymous_id="device-A", event="view", timestamp=datetime(2024, 1, 2, 3, 4, 5, 678000, timezone.utc))
+    client.track(anonymous_id="device-A", event="view", timestamp=datetime(2024, 1, 2, 3, 4, 5, 678000, UTC))
     [event] = query.get("/v1/identities/1/timeline").json()["events"]
     assert event["time"] == 1704164645678
 

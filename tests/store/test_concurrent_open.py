@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -29,7 +29,7 @@ class CursorsKeptConnection(sqlite3.Connection):
     """A connection whose cursors live on after their code lets go of them, as when a collector or a
     tracing hook frees them late: an unfinished statement on one stays in progress."""
 
-    kept: list[sqlite3.Cursor] = []
+    kept: ClassVar[list[sqlite3.Cursor]] = []
 
     def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
         cursor = super().cursor(*args, **kwargs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ledger import IdentityLedger
 from tests.domain.test_validation import snapshot

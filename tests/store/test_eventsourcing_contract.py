@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -27,7 +28,7 @@ from ledger.store.database import EventStoreApp, MsgspecMapper, decode_event, op
 from ledger.store.writer import Conflict, Writer
 from tests.helpers import event
 
-NOW = datetime(2024, 3, 4, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 4, tzinfo=UTC)
 
 
 def stored(originator_id: Any, version: int, topic: str = "Contract.Test", state: bytes = b"\x80") -> StoredEvent:
@@ -86,8 +87,8 @@ def without_init(event_class: type, fields: dict[str, Any]) -> Any:
 
 
 def started(size: int = 1) -> Any:
-    return without_init(Probe.Started, dict(originator_topic="ContractTest.Probe", originator_id=uuid4(),
-                                            originator_version=1, timestamp=NOW, size=size))
+    return without_init(Probe.Started, {"originator_topic": "ContractTest.Probe", "originator_id": uuid4(),
+                                            "originator_version": 1, "timestamp": NOW, "size": size})
 
 
 def test_created_mutate_resolves_originator_topic_to_build_the_aggregate() -> None:
@@ -99,9 +100,9 @@ def test_created_mutate_resolves_originator_topic_to_build_the_aggregate() -> No
 
 def test_mutate_of_a_later_event_checks_and_advances_the_version() -> None:
     probe = started().mutate(None)
-    grew = without_init(Probe.Grew, dict(originator_id=probe.id, originator_version=2, timestamp=NOW, by=2))
+    grew = without_init(Probe.Grew, {"originator_id": probe.id, "originator_version": 2, "timestamp": NOW, "by": 2})
     assert grew.mutate(probe) is probe and probe.version == 2 and probe.size == 3
-    skipped = without_init(Probe.Grew, dict(originator_id=probe.id, originator_version=9, timestamp=NOW, by=1))
+    skipped = without_init(Probe.Grew, {"originator_id": probe.id, "originator_version": 9, "timestamp": NOW, "by": 1})
     with pytest.raises(OriginatorVersionError):
         skipped.mutate(probe)  # the library refuses an event out of sequence
 
@@ -122,7 +123,7 @@ def test_events_are_frozen_dataclasses_whose_fields_are_their_state() -> None:
 
 
 def test_an_event_built_without_init_equals_one_built_with_it() -> None:
-    fields: dict[str, Any] = dict(originator_id=uuid4(), originator_version=2, timestamp=NOW, by=5)
+    fields: dict[str, Any] = {"originator_id": uuid4(), "originator_version": 2, "timestamp": NOW, "by": 5}
     assert without_init(Probe.Grew, dict(fields)) == Probe.Grew(**fields)
     assert hash(without_init(Probe.Grew, dict(fields))) == hash(Probe.Grew(**fields))
 
@@ -142,7 +143,7 @@ def test_the_application_takes_the_mapper_from_construct_mapper(store: Any) -> N
 
 
 def test_the_mapper_round_trips_an_event_through_stored_event_fields(store: Any) -> None:
-    original = without_init(Probe.Grew, dict(originator_id=uuid4(), originator_version=3, timestamp=NOW, by=2))
+    original = without_init(Probe.Grew, {"originator_id": uuid4(), "originator_version": 3, "timestamp": NOW, "by": 2})
     record = store.app.mapper.to_stored_event(original)
     assert isinstance(record, StoredEvent)
     assert (record.originator_id, record.originator_version, record.topic) == (
@@ -168,7 +169,7 @@ def test_the_rows_the_writer_stores_are_notifications_eventsourcing_reads(new_ur
     with the ledger's positions as notification IDs."""
     with IdentityLedger(new_url()) as lg:
         lg.ingest([event("device-contract-1"), event("device-contract-2", "user-contract")])
-        with recorder_of(lg._store) as recorder:  # noqa: SLF001
+        with recorder_of(lg._store) as recorder:
             notifications = recorder.select_notifications(start=1, limit=1000)
             assert [n.id for n in notifications] == list(range(1, lg.position + 1))
             assert recorder.max_notification_id() == lg.position

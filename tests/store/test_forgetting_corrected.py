@@ -44,7 +44,7 @@ def test_a_person_split_off_by_a_correction_is_forgotten_with_their_history(lg: 
     stored = stored_text(lg)
     assert [text for text in [CAROL_USER_ID, *PEOPLE[0].values()] if found(stored, text)] == []
     assert [text for who in PEOPLE[1:] for text in who.values() if not found(stored, text)] == []
-    for person, who in zip(others, PEOPLE[1:]):
+    for person, who in zip(others, PEOPLE[1:], strict=True):
         assert person is not None and lg.resolve(device_id=who["device_id"]) == person
         assert [e.event_type for e in lg.timeline(person.amplitude_id)] == ["landing", "signup"]
         assert lg.event_count(person.amplitude_id) == 2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ from ledger.server.credentials import Credentials, ServerConfigError
 from ledger.store import unit_of_work
 from projections import tables as t
 from projections.runner import SCHEMA
-from tests.cli_helpers import assert_one_line_error, ledger as run_ledger
+from tests.cli_helpers import assert_one_line_error
+from tests.cli_helpers import ledger as run_ledger
 from tests.conftest import BACKENDS, fresh_url
 from tests.helpers import event
 
@@ -39,7 +41,7 @@ def test_rebuild_refuses_while_another_writer_has_the_ledger_open(open_ledger: C
     server = open_ledger(url)
     server.ingest([event("device-A", "user-A")])
     operator = open_ledger(url)
-    with pytest.raises(LedgerInUse, match="another process .* has this ledger open"):
+    with pytest.raises(LedgerInUse, match=r"another process .* has this ledger open"):
         operator.rebuild()
     server.ingest([event("device-B")])  # the writer is untouched by the refusal
     assert server.stats().events == 2
@@ -170,7 +172,7 @@ def test_a_replaced_sqlite_file_is_noticed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("secret", ["s", " " * 20, "fifteen-chars!!"])
 def test_a_weak_secret_key_is_refused_with_the_reason(secret: str) -> None:
-    with pytest.raises(ServerConfigError, match="at least 16 characters and not blank.*can be guessed"):
+    with pytest.raises(ServerConfigError, match=r"at least 16 characters and not blank.*can be guessed"):
         Credentials.configured(["api-key-1"], secret)
     assert Credentials.configured(["api-key-1"], "sixteen-chars-ok").secret_key == "sixteen-chars-ok"
 

@@ -6,7 +6,8 @@ No timings: these count rows written and events decoded, which is what the speed
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

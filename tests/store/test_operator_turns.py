@@ -10,7 +10,8 @@ connections, exactly like two processes; a thread keeps the first one ingesting.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -119,11 +120,11 @@ def test_forgetting_now_from_a_second_process_finishes_under_steady_ingest(
     server, operator = two_processes
     victims = [f"victim-{n}" for n in range(8)]
     devices = [f"{user_id}-device" for user_id in victims]
-    server.identify([{"user_id": user_id, "device_id": device_id} for user_id, device_id in zip(victims, devices)])
+    server.identify([{"user_id": user_id, "device_id": device_id} for user_id, device_id in zip(victims, devices, strict=True)])
     # The victim keeps sending: the end of the log is theirs when their job erases it.
     sending = [devices[0]]
     with SteadyIngest(server, sending) as ingest:
-        for user_id, device_id in zip(victims, devices):  # several runs: a race lost now and then shows up
+        for user_id, device_id in zip(victims, devices, strict=True):  # several runs: a race lost now and then shows up
             sending[0] = device_id
             job = operator.forget(user_ids=[user_id], requester="ops", now=True)
             assert job["status"] == "done" and len(job["amplitude_ids"]) == 1

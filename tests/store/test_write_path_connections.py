@@ -4,7 +4,7 @@ one does: committed when it returns, nothing stored when a key is taken, exact r
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa

@@ -10,10 +10,11 @@ Content-Security-Policy allows no script at all, so a hostile ID can only ever s
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -23,13 +24,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from ledger.errors import InvalidRequest
-from ledger.time_travel import parse_as_of
 from ledger.ledger import IdentityLedger
-from ledger.server.credentials import Credentials
 from ledger.server.abandoned import while_connected
+from ledger.server.credentials import Credentials
 from ledger.server.explorer import pages
 from ledger.server.http_input import basic_credentials, query_int, to_int
 from ledger.server.traffic import MINUTES, meter
+from ledger.time_travel import parse_as_of
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -52,7 +53,7 @@ class PageError(Exception):
 
 def _when(ms: int) -> str:
     """Milliseconds since the epoch as UTC, to the millisecond (calls often land within one second)."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 _templates = jinja2.Environment(
