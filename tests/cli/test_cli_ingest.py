@@ -146,7 +146,7 @@ def test_amplitude_export_zip(capsys: pytest.CaptureFixture[str], url: str, tmp_
 
 
 @pytest.mark.parametrize("name, content, words", [
-    ("truncated.jsonl.gz", gzip.compress(b'{"event_type": "a", "device_id": "device-1"}\n' * 50)[:40],
+    ("truncated.jsonl.gz", gzip.compress(b'{"event_type": "a", "device_id": "device-1"}\n' * 50, mtime=0)[:40],
      ["corrupt gzip"]),
     ("garbage.jsonl.gz", b"plain text, not gzip", ["corrupt gzip: not a gzip file"]),
     ("garbage.zip", b"plain text, not a zip", ["corrupt zip"]),
