@@ -31,7 +31,7 @@ _TIMELINE_TOPICS = (Timeline.Tracked.TOPIC, Timeline.Identified.TOPIC)
 _TRACKED_TOPICS = (Timeline.Tracked.TOPIC, Device.Tracked.TOPIC, "ledger.domain:" + Device.Tracked.TOPIC)
 
 _LOW_64 = 2**64 - 1
-#: SQLite allows 32766 bound parameters per statement; stay far below.
+#: Values per statement of the reads through SQLAlchemy's expanding parameters (SQLite allows 32766).
 IN_CHUNK = 900
 
 
@@ -40,9 +40,9 @@ class EventLog:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
-        table = store.app.recorder.events_table_name  # type: ignore[attr-defined]
-        self._is_postgres = store.is_postgres
-        position = "notification_id" if store.is_postgres else "rowid"
+        table = store.events_table
+        self._backend = store.backend
+        position = store.backend.position
         # Bounds on the position of a stream's rows are checked on the rows its (originator_id,
         # version) index gives, never looked up in the position index (`+ 0` hides it): without
         # fresh statistics PostgreSQL otherwise ANDs a bitmap of the whole log's positions with
@@ -62,30 +62,8 @@ class EventLog:
         self._heads = (f"SELECT originator_id, MAX(originator_version) FROM {table} "
                        "WHERE originator_id {in} GROUP BY originator_id")
         self._receipts = f"SELECT key, server_time FROM {RECEIPTS} WHERE key {{in}}"
-        # One stream's page walks its (originator_id, version) index in order, reading only what it returns.
-        self._stream = {
-            newest: sa.text(f"SELECT {position}, state FROM {table} WHERE originator_id = :id "
-                            f"AND {position} > :after AND {position} <= :stop "
-                            f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit")
-            for newest in (False, True)
-        }
-        # PostgreSQL walks that index only for a query without other conditions: with bounds on
-        # the position it sorts the whole stream (no statistics: the bounds look selective) or
-        # ANDs the position index. So it reads each stream's first `limit` rows bare, all streams
-        # in one query, and checks the bounds here; a stream they cut into is walked again below.
-        self._tops = {
-            newest: sa.text(f"SELECT walk.id, e.{position}, e.state FROM unnest(CAST(:ids AS uuid[])) AS walk(id) "
-                            f"CROSS JOIN LATERAL (SELECT {position}, state FROM {table} WHERE originator_id = walk.id "
-                            f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit) AS e")
-            for newest in (False, True)
-        }
-        self._walk = {
-            newest: sa.text(f"SELECT {position}, originator_version FROM {table} WHERE originator_id = :id "
-                            f"ORDER BY originator_version{' DESC' if newest else ''} LIMIT :limit OFFSET :skip")
-            for newest in (False, True)
-        }
-        self._versions = sa.text(f"SELECT {position}, state FROM {table} WHERE originator_id = :id "
-                                 "AND originator_version BETWEEN :low AND :high")
+        # One query per page of timeline streams, the backend's fastest plan (`StreamReads`).
+        self._streams = store.backend.stream_reads(table)
         self._streams_count = sa.text(
             f"SELECT COUNT(*) FROM {table} WHERE originator_id IN :ids AND {within} <= :stop"
         ).bindparams(sa.bindparam("ids", expanding=True))
@@ -119,7 +97,7 @@ class EventLog:
         self._direct = DirectReads(store)
 
     def _param(self, originator_id: UUID) -> Any:
-        return originator_id if self._is_postgres else originator_id.hex
+        return self._backend.stream_id(originator_id)
 
     def _uuid(self, value: Any) -> UUID:
         return value if isinstance(value, UUID) else UUID(hex=value)
@@ -150,18 +128,12 @@ class EventLog:
         """Rows of `sql` whose `{in}` matches any of `values`, on the direct connection.
 
         SQLAlchemy's expanding parameters cost more than the query itself for the few
-        values a request asks about. SQLite: `IN (?, ...)` in chunks; PostgreSQL:
-        `= ANY(%s)`, the whole list as one array parameter.
+        values a request asks about (`Backend.select_in`: SQLite `IN (?, ...)` in chunks,
+        PostgreSQL `= ANY(%s)`, the whole list as one array parameter).
         """
         if not values:
             return []
-        if self._is_postgres:
-            return self._direct.rows(sql.format(**{"in": "= ANY(%s)"}), (values,))
-        rows: list[Any] = []
-        for start in range(0, len(values), IN_CHUNK):
-            chunk = values[start:start + IN_CHUNK]
-            rows += self._direct.rows(sql.format(**{"in": f"IN ({', '.join('?' * len(chunk))})"}), chunk)
-        return rows
+        return self._backend.select_in(self._direct.rows, sql, values)
 
     def events_by_aggregate(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[Any]]:
         """Every event of each given aggregate, in version order; absent aggregates are left out."""
@@ -217,59 +189,12 @@ class EventLog:
         streams = {self._param(Timeline.stream(Timeline.Tracked, amplitude_id)): amplitude_id
                    for amplitude_id in amplitude_ids}
         with self._on(connection) as connection:
-            if self._is_postgres:
-                found = self._tops_of(connection, list(streams), after=after, stop=stop, limit=limit,
-                                      newest_first=newest_first)
-            else:
-                found = {stream: list(connection.execute(self._stream[newest_first], {
-                    "id": stream, "after": after, "stop": stop, "limit": limit})) for stream in streams}
+            found = self._streams.pages(connection, list(streams), after=after, stop=stop, limit=limit,
+                                        newest_first=newest_first)
         pages = [[(row[0], streams[stream], row[1]) for row in rows] for stream, rows in found.items()]
         merged = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
         return [(position, amplitude_id, decode_state(Timeline.Tracked.TOPIC, state))
                 for position, amplitude_id, state in itertools.islice(merged, limit)]
-
-    def _tops_of(self, connection: sa.Connection, streams: list[Any], *, after: int, stop: int, limit: int,
-                 newest_first: bool) -> dict[Any, list[Any]]:
-        """Each stream's first `limit` rows (position, state) with after < position <= stop, in stream order."""
-        fetched: dict[Any, list[Any]] = {stream: [] for stream in streams}
-        for stream, position, state in connection.execute(self._tops[newest_first], {"ids": streams, "limit": limit}):
-            fetched[stream].append((position, state))
-        found = {}
-        for stream, rows in fetched.items():
-            rows.sort(key=lambda row: row[0], reverse=newest_first)
-            kept = [row for row in rows if after < row[0] <= stop]
-            # Complete when the stream ended, every row read is wanted, or the walk passed the far bound.
-            passed = bool(rows) and (rows[-1][0] <= after if newest_first else rows[-1][0] > stop)
-            found[stream] = kept if len(rows) < limit or len(kept) == limit or passed else self._walked(
-                connection, stream, after=after, stop=stop, limit=limit, newest_first=newest_first)
-        return found
-
-    def _walked(self, connection: sa.Connection, stream: Any, *, after: int, stop: int, limit: int,
-                newest_first: bool) -> list[Any]:
-        """Up to `limit` rows (position, state) of one stream with after < position <= stop, in stream order.
-
-        A stream's positions grow with its versions, so the rows wanted are one range of versions:
-        found by walking (position, version) in the page's order, in chunks that double, then read.
-        """
-        versions: list[int] = []
-        skip, chunk = 0, min(limit, 1000)
-        while len(versions) < limit:
-            walked = connection.execute(self._walk[newest_first], {"id": stream, "limit": chunk, "skip": skip}).all()
-            for position, version in walked:
-                if position <= after if newest_first else position > stop:
-                    break
-                if after < position <= stop:
-                    versions.append(version)
-            else:
-                if len(walked) == chunk:
-                    skip, chunk = skip + chunk, chunk * 2
-                    continue
-            break
-        versions = versions[:limit]
-        if not versions:
-            return []
-        rows = connection.execute(self._versions, {"id": stream, "low": min(versions), "high": max(versions)}).all()
-        return sorted(rows, key=lambda row: row[0], reverse=newest_first)
 
     def stream_count(self, connection: sa.Connection, amplitude_ids: list[int], stop: int) -> int:
         streams = [self._param(Timeline.stream(Timeline.Tracked, amplitude_id)) for amplitude_id in amplitude_ids]
