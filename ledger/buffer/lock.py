@@ -34,7 +34,7 @@ def writer_lock(project: str, db_url: str, *, wait: bool = True,
     or raises WriterBusy with `wait=False`."""
     url = make_url(db_url)
     pause = _pause(project, wait, until or threading.Event())
-    with backend_for(url).project_lock(url, pause):
+    with backend_for(url).location.project_lock(url, pause):
         yield
 
 

@@ -42,7 +42,7 @@ def sqlite_file(url: str) -> str | None:
     except sa.exc.ArgumentError:
         return None
     try:
-        return backend_for(parsed).local_file(parsed)
+        return backend_for(parsed).location.local_file(parsed)
     except BadDatabaseURL:
         return None
 

@@ -103,7 +103,7 @@ def database_identity(url: str) -> str | None:
     except sa.exc.ArgumentError:
         return None  # opening it says what is wrong
     try:
-        return backend_for(parsed).identity(parsed)
+        return backend_for(parsed).location.identity(parsed)
     except BadDatabaseURL:
         return None  # opening it says what is wrong
 

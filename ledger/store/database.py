@@ -151,7 +151,7 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         refuse_a_missing_file(url)
     unavailable: tuple[type[Exception], ...] = (sa.exc.OperationalError, PersistenceError, *backend.unavailable)
     try:
-        opened = backend.open(url, parsed, create)
+        opened = backend.location.open(url, parsed, create)
         store = Store(url, _application(opened.env, create), opened.engine, backend, scratch_dir=opened.scratch_dir,
                       schema=opened.schema, env=opened.env)
     except unavailable as error:
@@ -172,7 +172,7 @@ def refuse_a_missing_file(url: str | None) -> None:
     raised before anything (a database, a lock file) is made beside it."""
     try:
         parsed = parse_url(url)
-        path = backend_for(parsed).local_file(parsed)
+        path = backend_for(parsed).location.local_file(parsed)
     except BadDatabaseURL:
         return  # open_store says what is wrong with the URL
     if path is not None and not os.path.exists(path):

@@ -30,7 +30,7 @@ def key_path(store: Store, key_file: str | None) -> str:
     chosen = key_file or os.environ.get("LEDGER_KEY_FILE")
     if chosen:
         return chosen
-    return store.backend.key_path(store)
+    return store.backend.location.key_path(store)
 
 
 def open_keys(store: Store, has_data: bool, key_file: str | None) -> Keys:

@@ -42,7 +42,7 @@ def setup_lock(url: str | None) -> Iterator[None]:
         with _setup_threads:
             yield  # opening it will say what is wrong with the URL
         return
-    with _setup_threads, backend.setup_lock(parsed):
+    with _setup_threads, backend.location.setup_lock(parsed):
         yield
 
 
@@ -50,7 +50,7 @@ class WriterLock:
     """The shared lock an open ledger holds; `exclusive()` for operations that need the ledger alone."""
 
     def __init__(self, store: Store) -> None:
-        self._lock = store.backend.shared_lock(store)
+        self._lock = store.backend.location.shared_lock(store)
 
     def check_file(self) -> None:
         """Raise LedgerFileReplaced if the SQLite path no longer names the file this process opened."""

@@ -97,7 +97,7 @@ class BackendContract:
     def test_its_identity_and_key_path_tell_databases_apart(self, new_url: Callable[[], str]) -> None:
         first, second = open_store(new_url()), open_store(new_url())
         try:
-            backend = first.backend
+            backend = first.backend.location
             assert backend.identity(parse_url(first.url)) == backend.identity(parse_url(first.url))
             assert backend.identity(parse_url(first.url)) != backend.identity(parse_url(second.url))
             assert backend.key_path(first) != backend.key_path(second)
@@ -114,12 +114,12 @@ class BackendContract:
         parsed = parse_url(store.url)
         ran = []
         for turn in range(2):
-            with store.backend.setup_lock(parsed):
+            with store.backend.location.setup_lock(parsed):
                 ran.append(turn)
         assert ran == [0, 1]
 
     def test_shared_locks_coexist_and_exclude_an_exclusive_one(self, store: Store) -> None:
-        backend = store.backend
+        backend = store.backend.location
         first, second = backend.shared_lock(store), backend.shared_lock(store)
         try:
             first.check_file()
@@ -138,12 +138,12 @@ class BackendContract:
 
     def test_the_project_lock_has_one_holder(self, store: Store) -> None:
         parsed = parse_url(store.url)
-        with store.backend.project_lock(parsed, _refuse):
+        with store.backend.location.project_lock(parsed, _refuse):
             failed: list[BaseException] = []
 
             def second() -> None:
                 try:
-                    with store.backend.project_lock(parsed, _refuse):
+                    with store.backend.location.project_lock(parsed, _refuse):
                         pass
                 except _Taken as error:
                     failed.append(error)
@@ -152,7 +152,7 @@ class BackendContract:
             thread.start()
             thread.join(30)
             assert len(failed) == 1
-        with store.backend.project_lock(parsed, _refuse):
+        with store.backend.location.project_lock(parsed, _refuse):
             pass  # released
 
     # -- connections and statements -----------------------------------------------------

@@ -84,31 +84,9 @@ class StreamReads(ABC):
         order (oldest first, or newest first); `streams` are originator IDs as the backend stores them."""
 
 
-class Backend(ABC):
-    """One database: opening it, its connections and locks, its SQL dialect, appending to the log, reclaiming."""
-
-    #: The URL's backend name (`sqlite`, `postgresql`).
-    name: str
-    #: The log's position column (eventsourcing's own: `rowid` on SQLite, `notification_id` on PostgreSQL).
-    position: str
-    #: Appended to a SELECT that must lock the rows it reads ("" where the transaction holds the database).
-    locking: str
-    #: Whether an update of many rows goes as one statement over two arrays (`Update.over_arrays`).
-    arrays: bool
-    #: The column type for raw bytes.
-    blob: str
-    #: Appended to CREATE TABLE for a table stored in its primary key's order ("" where tables are heaps).
-    clustered: str
-    #: SQL that lists the names of the current schema's indexes.
-    index_names: str
-    #: The driver's errors that mean another writer took a key first (the batch is resolved again).
-    conflicts: tuple[type[Exception], ...]
-    #: The driver's errors that mean the server dropped a connection (a read is then tried again once).
-    broken: tuple[type[Exception], ...]
-    #: Errors the driver raises when its database cannot be reached or used.
-    unavailable: tuple[type[Exception], ...]
-
-    # -- the URL ------------------------------------------------------------------
+class Location(ABC):
+    """Where a backend's databases live and who holds them: opening a URL, the file it names, the key
+    file's default place, and the locks across processes."""
 
     @abstractmethod
     def open(self, url: str, parsed: sa.URL, create: bool) -> Opened:
@@ -139,6 +117,35 @@ class Backend(ABC):
     @abstractmethod
     def project_lock(self, parsed: sa.URL, pause: Pause) -> AbstractContextManager[None]:
         """Hold the one-writer lock of a buffered project's database, calling `pause` while it is taken."""
+
+
+class Backend(ABC):
+    """One database: its connections, its SQL dialect, the write transaction, appending to the log, reclaiming;
+    where it lives and its locks are its `location`."""
+
+    #: Opening a URL of this database, and its locks.
+    location: Location
+
+    #: The URL's backend name (`sqlite`, `postgresql`).
+    name: str
+    #: The log's position column (eventsourcing's own: `rowid` on SQLite, `notification_id` on PostgreSQL).
+    position: str
+    #: Appended to a SELECT that must lock the rows it reads ("" where the transaction holds the database).
+    locking: str
+    #: Whether an update of many rows goes as one statement over two arrays (`Update.over_arrays`).
+    arrays: bool
+    #: The column type for raw bytes.
+    blob: str
+    #: Appended to CREATE TABLE for a table stored in its primary key's order ("" where tables are heaps).
+    clustered: str
+    #: SQL that lists the names of the current schema's indexes.
+    index_names: str
+    #: The driver's errors that mean another writer took a key first (the batch is resolved again).
+    conflicts: tuple[type[Exception], ...]
+    #: The driver's errors that mean the server dropped a connection (a read is then tried again once).
+    broken: tuple[type[Exception], ...]
+    #: Errors the driver raises when its database cannot be reached or used.
+    unavailable: tuple[type[Exception], ...]
 
     # -- connections and statements -------------------------------------------------
 

@@ -30,6 +30,7 @@ from ledger.store.backends.base import (
     Backend,
     BadDatabaseURL,
     CopySink,
+    Location,
     Opened,
     Pause,
     Row,
@@ -197,17 +198,8 @@ class _StreamReads(StreamReads):
         return sorted(rows, key=lambda row: row[0], reverse=newest_first)
 
 
-class PostgresBackend(Backend):
-    name = "postgresql"
-    position = "notification_id"
-    locking = " FOR UPDATE"
-    arrays = True
-    blob = "BYTEA"
-    clustered = ""
-    index_names = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-    conflicts = (psycopg.errors.UniqueViolation,)
-    broken = (psycopg.OperationalError,)
-    unavailable = (psycopg.Error,)
+class PostgresLocation(Location):
+    """A schema of a server's database; advisory locks."""
 
     def open(self, url: str, parsed: sa.URL, create: bool) -> Opened:
         schema = parsed.query.get("schema", "public")
@@ -255,6 +247,22 @@ class PostgresBackend(Backend):
 
     def project_lock(self, parsed: sa.URL, pause: Pause) -> AbstractContextManager[None]:
         return _project_lock(parsed, pause)
+
+
+class PostgresBackend(Backend):
+    """`%s` placeholders, `notification_id`, uuid stream IDs, the table lock, `COPY`."""
+
+    location = PostgresLocation()
+    name = "postgresql"
+    position = "notification_id"
+    locking = " FOR UPDATE"
+    arrays = True
+    blob = "BYTEA"
+    clustered = ""
+    index_names = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    conflicts = (psycopg.errors.UniqueViolation,)
+    broken = (psycopg.OperationalError,)
+    unavailable = (psycopg.Error,)
 
     def read_connection(self, store: Store) -> Any:
         return _connect(store, autocommit=True)

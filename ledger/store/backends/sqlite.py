@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from ledger.errors import LedgerFileReplaced
 from ledger.store import sqlite_factory
-from ledger.store.backends.base import LOG_COLUMNS, Backend, Opened, Pause, Row, RowsOf, SharedLock, StreamReads
+from ledger.store.backends.base import LOG_COLUMNS, Backend, Location, Opened, Pause, Row, RowsOf, SharedLock, StreamReads
 from ledger.store.scratch import new_scratch_dir
 
 if TYPE_CHECKING:
@@ -150,17 +150,8 @@ class _StreamReads(StreamReads):
             "id": stream, "after": after, "stop": stop, "limit": limit})) for stream in streams}
 
 
-class SQLiteBackend(Backend):
-    name = "sqlite"
-    position = "rowid"
-    locking = ""
-    arrays = False
-    blob = "BLOB"
-    clustered = " WITHOUT ROWID"
-    index_names = "SELECT name FROM sqlite_master WHERE type = 'index'"
-    conflicts = (sqlite3.IntegrityError,)
-    broken = ()
-    unavailable = (sqlite3.Error,)
+class SQLiteLocation(Location):
+    """A file (or a private scratch file); locks on files beside it."""
 
     def open(self, url: str, parsed: sa.URL, create: bool) -> Opened:
         path = self.local_file(parsed)
@@ -200,6 +191,22 @@ class SQLiteBackend(Backend):
         path = self.local_file(parsed)
         # A private scratch database: nobody else can write it.
         return nullcontext() if path is None else _file_lock(path + ".writer-lock", pause)
+
+
+class SQLiteBackend(Backend):
+    """`?` placeholders, rowids, hex stream IDs, `BEGIN IMMEDIATE`."""
+
+    location = SQLiteLocation()
+    name = "sqlite"
+    position = "rowid"
+    locking = ""
+    arrays = False
+    blob = "BLOB"
+    clustered = " WITHOUT ROWID"
+    index_names = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    conflicts = (sqlite3.IntegrityError,)
+    broken = ()
+    unavailable = (sqlite3.Error,)
 
     def read_connection(self, store: Store) -> Any:
         connection = sqlite3.connect(store.engine.url.database or "", isolation_level=None, check_same_thread=False)
