@@ -53,7 +53,8 @@ class _RecordingTransaction:
     def __init__(self, tx: Any, calls: Transaction) -> None:
         self._tx = tx
         self._calls = calls
-        self.postgres = tx.postgres
+        self.arrays = tx.arrays
+        self.backend = tx.backend
         self.locking = tx.locking
         self.copy = self._copy if tx.copy is not None else None
 

@@ -28,7 +28,7 @@ from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache
 from ledger.store.writer import RECEIPTS, Conflict, Row, Transaction, Writer
 from projections import tables as t
-from projections.forgetting import erase_rows
+from projections.forgetting import attributions, erase_rows
 from projections.runner import Fact, ProjectionRunner
 
 #: A request joins the job of this many days later (UTC): until then it can be withdrawn.
@@ -65,8 +65,7 @@ class Deletions:
     def __init__(self, store: Store, writer: Writer, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
                  follower: LogFollower, recorder: Recorder, lock: threading.RLock,
                  clock: Callable[[], int]) -> None:
-        self._postgres = store.is_postgres
-        self._events = cast(str, store.app.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._events = store.events_table
         self._writer = writer
         self._log = log
         self._cache = cache
@@ -191,7 +190,7 @@ class Deletions:
         server_time = self._clock()
         with self._writer.transaction() as tx:
             end = tx.latest()
-            erased = Eraser(tx, self._cache.keys, self._postgres, self._events).erase(job.staging(), job.day)
+            erased = Eraser(tx, self._cache.keys, self._events, attributions).erase(job.staging(), job.day)
             job.ran(job.staging(), erased.amplitude_ids, server_time, _timestamp(server_time))
             facts, first, last = self._insert(tx, job, after=end)
             erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted, erased.unbound)

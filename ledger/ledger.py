@@ -31,7 +31,7 @@ from ledger.mapping import Mapper, MappingReport
 from ledger.recording import IngestReport, Recorder, Request
 from ledger.store import scratch as scratch_copies
 from ledger.store import settings
-from ledger.store.database import open_store, refuse_a_missing_sqlite_file
+from ledger.store.database import open_store, refuse_a_missing_file
 from ledger.store.event_log import EventLog
 from ledger.store.key_file import key_path, new_keys, open_keys
 from ledger.store.rekeying import rekey
@@ -93,7 +93,7 @@ class IdentityLedger(ReadAPI):
         if not 0 <= dedup_window_ms <= MAX_DEDUP_WINDOW_MS:
             raise ValueError("dedup_window_ms must be between 0 and 30 days")
         if not create:
-            refuse_a_missing_sqlite_file(url)  # before setup_lock makes its lock file beside it
+            refuse_a_missing_file(url)  # before setup_lock makes its lock file beside it
         with setup_lock(url):  # schema setup is serialized across processes
             self._store = open_store(url, create=create)
             try:
@@ -116,7 +116,7 @@ class IdentityLedger(ReadAPI):
         keys = open_keys(self._store, self._log.latest() > 0, key_file)
         self._cache = AggregateCache(self._log, keys, cache_size)
         try:
-            self._runner = ProjectionRunner(self._store.engine, self._log.read)
+            self._runner = ProjectionRunner(self._store.engine, self._store.backend, self._log.read)
         except ReadSideTooNew as error:
             raise SchemaTooNew(f"{error}: upgrade identity-ledger to open it") from error
         self._follower = LogFollower(self._log, self._cache, self._runner, self._writers.check_file)
@@ -244,9 +244,9 @@ class IdentityLedger(ReadAPI):
             raise LedgerError("this ledger's stored keys are already keyed by its secret")
         with self._lock, self._writers.exclusive("rekey"):
             keys = new_keys(self._store, self._key_file)
-            events = self._store.app.recorder.events_table_name  # type: ignore[attr-defined]
+            events = self._store.events_table
             with self._writer.transaction() as tx:
-                moved = rekey(tx, keys, self._store.is_postgres, events)
+                moved = rekey(tx, keys, events)
                 erased_in = tx.erasing()
             self._cache.clear()
             self._cache.use_keys(keys)

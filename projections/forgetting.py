@@ -19,6 +19,14 @@ def _in(values: list[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
+def attributions(tx: WriteTransaction, positions: list[int]) -> dict[int, int]:
+    """The amplitude ID each of these calls (positions) is attributed to now, for those a correction
+    re-attributed: what the erasure asks before deleting a retired amplitude ID's calls."""
+    rows = tx.query(f"SELECT position, amplitude_id FROM {t.reattributed.name} WHERE position IN ({_in(positions)})",
+                    positions)
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
 def erase_rows(tx: WriteTransaction, amplitude_ids: list[int], devices: list[str], redacted: list[int],
                unbound: list[int]) -> None:
     """Delete the rows of these amplitude IDs and devices; keep the audit rows of the rewritten facts,

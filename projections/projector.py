@@ -292,10 +292,3 @@ class Projector:
         """A deletion job ran: its people's rows are gone (`projections.forgetting`); it is on record."""
         for amplitude_id in fields["forgotten"]:
             self._insert(t.forgotten, (amplitude_id, fields["day"], position))
-
-
-def copy_rows(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """`COPY` rows into a PostgreSQL table through a psycopg cursor (a `CopySink`'s work)."""
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from projections import tables as t
 from projections.collection import collection_paused
 from projections.history import drop_orphans
-from projections.projector import CopySink, Projector, copy_rows
+from projections.projector import CopySink, Projector
 
 NAME = "identity"
 #: The row in the positions table that holds the tables' shape (`tables.SCHEMA_VERSION`).
@@ -49,12 +49,29 @@ Fact = tuple[int, str, dict[str, Any]]
 LogReader = Callable[[int, int, int], list[Fact]]
 
 
+class Database(Protocol):
+    """What the read side needs to know of the database it writes (the ledger's `Backend` is one)."""
+
+    #: Updates of many rows go as one statement over arrays (`Update.over_arrays`).
+    arrays: bool
+    #: SQL that lists the names of the current schema's indexes.
+    index_names: str
+
+    def driver_sql(self, sql: str) -> str:
+        """A statement written with `?` placeholders, in the driver's own style."""
+        ...
+
+    def copy_through(self, connection: sa.Connection) -> CopySink | None:
+        """Bulk inserts on this connection, or None where `executemany` is as fast."""
+        ...
+
+
 class WriteTransaction(Protocol):
     """The ledger's open write transaction (`?` placeholders), for projecting a request in its own commit."""
 
     locking: str
-    #: PostgreSQL (updates of many rows go as one statement over arrays).
-    postgres: bool
+    #: Updates of many rows go as one statement over arrays (`Update.over_arrays`).
+    arrays: bool
     #: Bulk inserts (PostgreSQL's `COPY`), or None where `executemany` is as fast.
     copy: CopySink | None
 
@@ -72,8 +89,10 @@ class ReadSideTooNew(Exception):
 class ProjectionRunner:
     """Applies the log to the projection tables of one database."""
 
-    def __init__(self, engine: sa.Engine, read_log: LogReader, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, engine: sa.Engine, database: Database, read_log: LogReader, *,
+                 page_size: int = PAGE_SIZE) -> None:
         self.engine = engine
+        self.database = database
         self.read_log = read_log
         self.page_size = page_size
         self.position = self._create_tables()
@@ -90,7 +109,7 @@ class ProjectionRunner:
                 _drop_tables(connection)
         t.metadata.create_all(self.engine)
         with self.engine.begin() as connection:
-            _create_secondary_indexes(connection)  # a rebuild interrupted before it made them again
+            _create_secondary_indexes(connection, self.database)  # a rebuild interrupted before it made them again
             if connection.execute(sa.select(t.positions.c.position).where(t.positions.c.name == NAME)).first() is None:
                 _start_positions(connection)
             return _position(connection)
@@ -103,7 +122,7 @@ class ProjectionRunner:
         [(current,)] = tx.query(f"SELECT position FROM {t.positions.name} WHERE name = ?{tx.locking}", (NAME,))
         if current != first - 1:
             return False
-        projector = Projector(tx.copy, arrays=tx.postgres)
+        projector = Projector(tx.copy, arrays=tx.arrays)
         for fact in facts:
             projector.apply(*fact)
         projector.flush(tx.executemany, tx.execute)
@@ -156,18 +175,15 @@ class ProjectionRunner:
         return reached
 
     def _apply_page(self, connection: sa.Connection, facts: Iterable[Fact], reached: int) -> None:
+        database = self.database
+
         def write(sql: str, rows: list[tuple[Any, ...]]) -> None:
-            connection.exec_driver_sql(_for_driver(sql, connection), rows)
+            connection.exec_driver_sql(database.driver_sql(sql), rows)
 
         def execute(sql: str, params: tuple[Any, ...]) -> None:
-            connection.exec_driver_sql(_for_driver(sql, connection), params)
+            connection.exec_driver_sql(database.driver_sql(sql), params)
 
-        def copy(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-            with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                copy_rows(cursor, table, columns, rows)
-
-        postgres = connection.dialect.name == "postgresql"
-        projector = Projector(copy if postgres else None, arrays=postgres)
+        projector = Projector(database.copy_through(connection), arrays=database.arrays)
         for fact in facts:
             projector.apply(*fact)
         projector.flush(write, execute)
@@ -188,7 +204,7 @@ class ProjectionRunner:
         started = time.perf_counter()
         position = self.catch_up(stop, None if progress is None else _holding_back_the_end(progress, finished))
         with self.engine.begin() as connection:
-            _create_secondary_indexes(connection)
+            _create_secondary_indexes(connection, self.database)
         if progress is not None and finished:
             progress(Progress(finished[-1].done, finished[-1].total, time.perf_counter() - started))
         return position
@@ -225,14 +241,10 @@ def _start_positions(connection: sa.Connection) -> None:
                                               {"name": SCHEMA, "position": t.SCHEMA_VERSION}])
 
 
-def _create_secondary_indexes(connection: sa.Connection) -> None:
+def _create_secondary_indexes(connection: sa.Connection, database: Database) -> None:
     """Make the ones missing. Looked up first: on PostgreSQL even `CREATE INDEX IF NOT EXISTS`
     takes a lock on the table that would hold up every writer at each open."""
-    if connection.dialect.name == "postgresql":
-        listed = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-    else:
-        listed = "SELECT name FROM sqlite_master WHERE type = 'index'"
-    present = {row[0] for row in connection.exec_driver_sql(listed)}
+    present = {row[0] for row in connection.exec_driver_sql(database.index_names)}
     for index in _secondary_indexes():
         if index.name not in present:
             connection.execute(sa.schema.CreateIndex(index))
@@ -243,11 +255,6 @@ def _drop_tables(connection: sa.Connection) -> None:
         table.drop(connection, checkfirst=True)
     for name in t.RETIRED_TABLES:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-
-
-def _for_driver(sql: str, connection: sa.Connection) -> str:
-    """The driver's own placeholder: `?` for sqlite3, `%s` for psycopg."""
-    return sql if connection.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def _position(connection: sa.Connection, *, lock: bool = False) -> int:

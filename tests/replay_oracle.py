@@ -13,6 +13,7 @@ import tempfile
 import sqlalchemy as sa
 
 from ledger import IdentityLedger
+from ledger.store.backends.sqlite import SQLiteBackend
 from projections.queries import ReadAPI, Reading
 from projections.runner import ProjectionRunner
 
@@ -23,7 +24,7 @@ class Replayed(ReadAPI):
     def __init__(self, lg: IdentityLedger, position: int) -> None:
         self._directory = tempfile.mkdtemp(prefix="replay-oracle-")
         engine = sa.create_engine(f"sqlite:///{self._directory}/as_of.db", connect_args={"check_same_thread": False})
-        ProjectionRunner(engine, lg._log.read).catch_up(position)
+        ProjectionRunner(engine, SQLiteBackend(), lg._log.read).catch_up(position)
         self._state = Reading(engine, lg._log, position)
 
     def _reading(self) -> Reading:

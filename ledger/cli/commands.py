@@ -34,7 +34,8 @@ from ledger.cli.sending import Located, Problem, Sender, Submit
 from ledger.deleting import RUN_DUE_EVERY
 from ledger.errors import CannotListen, LedgerError, OutsideTheLedger
 from ledger.history.records import is_history_record
-from ledger.store.database import DEFAULT_URL, BadDatabaseURL
+from ledger.store.backends import BadDatabaseURL
+from ledger.store.database import DEFAULT_URL
 from ledger.time_travel import AsOf, parse_as_of
 
 NOT_FOUND, FAILED, CANNOT_LISTEN, INTERRUPTED = 1, 2, 3, 130

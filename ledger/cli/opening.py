@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from ledger.cli import buffered
 from ledger.errors import LedgerNotFound
 from ledger.ledger import IdentityLedger, LedgerView
+from ledger.store.backends import BadDatabaseURL, backend_for
 from ledger.store.database import DEFAULT_URL
 from projections.models import Identity
 
@@ -40,8 +41,10 @@ def sqlite_file(url: str) -> str | None:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         return None
-    path = parsed.database
-    return path if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" else None
+    try:
+        return backend_for(parsed).location.local_file(parsed)
+    except BadDatabaseURL:
+        return None
 
 
 @contextmanager

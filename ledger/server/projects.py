@@ -13,7 +13,6 @@ project) with its own secret key and its own database; projects share nothing. T
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ledger.server.credentials import Credentials, ServerConfigError, check_secret_strength
+from ledger.store.backends import BadDatabaseURL, backend_for
 
 #: Project names become NATS subject and stream names: keep them to letters, digits, - and _.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -102,12 +102,10 @@ def database_identity(url: str) -> str | None:
         parsed = make_url(url)
     except sa.exc.ArgumentError:
         return None  # opening it says what is wrong
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
-        return None if not path or path == ":memory:" else "sqlite " + os.path.realpath(path)
-    schema = parsed.query.get("schema", "public")
-    return (f"postgresql {(parsed.host or '127.0.0.1').lower()}:{parsed.port or 5432}"
-            f"/{parsed.database or 'postgres'} schema {schema}")
+    try:
+        return backend_for(parsed).location.identity(parsed)
+    except BadDatabaseURL:
+        return None  # opening it says what is wrong
 
 
 def _project(name: str, entry: Any, where: str) -> ProjectConfig:

@@ -9,15 +9,12 @@ and reads it in bulk through `ledger.store.event_log`. Event state is encoded wi
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import sqlite3
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import msgspec
-import psycopg
 import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, PersistenceError, StoredEvent
@@ -25,16 +22,9 @@ from eventsourcing.utils import get_topic, resolve_topic
 from sqlalchemy.engine import make_url
 
 from ledger.errors import DatabaseUnavailable, LedgerNotFound
-from ledger.store import sqlite_factory
-from ledger.store.scratch import new_scratch_dir
+from ledger.store.backends import Backend, BadDatabaseURL, backend_for
 
 DEFAULT_URL = "sqlite:///ledger.db"
-#: SQLite page cache per connection, in KiB (SQLite's default is 2 MB).
-SQLITE_CACHE_KIB = 64 * 1024
-#: Write the WAL back into the database every this many pages (SQLite's default is 1000):
-#: a page that many requests change is then written back once, not once per checkpoint.
-SQLITE_CHECKPOINT_PAGES = 65536
-_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class MsgspecMapper(Mapper[Any]):
@@ -112,16 +102,21 @@ class EventStoreApp(Application[Any]):
 
 @dataclass(frozen=True)
 class Store:
-    """The opened database: the event store and the read side's engine."""
+    """The opened database: the event store, the read side's engine, and the backend they run on."""
 
     url: str
     app: EventStoreApp
     engine: sa.Engine
-    is_postgres: bool
+    backend: Backend
     scratch_dir: str | None = None
     schema: str | None = None
     #: How eventsourcing was configured for this database (its application's `env`).
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def events_table(self) -> str:
+        """The name of eventsourcing's events table (the log)."""
+        return str(self.app.recorder.events_table_name)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.app.close()
@@ -130,8 +125,12 @@ class Store:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
 
-class BadDatabaseURL(ValueError):
-    """The URL names no database the ledger can use."""
+def parse_url(url: str | None) -> sa.URL:
+    """The URL parsed (default `sqlite:///ledger.db`); BadDatabaseURL if it is none."""
+    try:
+        return make_url(url or DEFAULT_URL)
+    except sa.exc.ArgumentError as error:
+        raise BadDatabaseURL(f"not a database URL: {url!r}") from error
 
 
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
@@ -146,20 +145,20 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     `postgresql+psycopg://user:pass@host:port/db` with an optional `?schema=NAME`.
     """
     url = url or DEFAULT_URL
+    parsed = parse_url(url)
+    backend = backend_for(parsed)
+    if not create:
+        refuse_a_missing_file(url)
+    unavailable: tuple[type[Exception], ...] = (sa.exc.OperationalError, PersistenceError, *backend.unavailable)
     try:
-        parsed = make_url(url)
-    except sa.exc.ArgumentError as error:
-        raise BadDatabaseURL(f"not a database URL: {url!r}") from error
-    opener = {"sqlite": _open_sqlite, "postgresql": _open_postgres}.get(parsed.get_backend_name())
-    if opener is None:
-        raise BadDatabaseURL(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
-    try:
-        store = opener(url, parsed, create)
-    except (sa.exc.OperationalError, PersistenceError, sqlite3.Error, psycopg.Error) as error:
+        opened = backend.location.open(url, parsed, create)
+        store = Store(url, _application(opened.env, create), opened.engine, backend, scratch_dir=opened.scratch_dir,
+                      schema=opened.schema, env=opened.env)
+    except unavailable as error:
         cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
         reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise DatabaseUnavailable(f"cannot open {parsed.render_as_string(hide_password=True)}: {reason}") from error
-    if not create and not sa.inspect(store.engine).has_table(store.app.recorder.events_table_name):  # type: ignore[attr-defined]
+    if not create and not sa.inspect(store.engine).has_table(store.events_table):
         store.close()
         raise LedgerNotFound(f"no ledger at {parsed.render_as_string(hide_password=True)}")
     # eventsourcing created the tables; the ledger writes through `ledger.store.writer` and reads
@@ -168,88 +167,16 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     return store
 
 
-
-
-def refuse_a_missing_sqlite_file(url: str | None) -> None:
-    """Reading must not create anything: an SQLite ledger file that does not exist is LedgerNotFound,
+def refuse_a_missing_file(url: str | None) -> None:
+    """Reading must not create anything: a ledger file that does not exist is LedgerNotFound,
     raised before anything (a database, a lock file) is made beside it."""
     try:
-        parsed = make_url(url or DEFAULT_URL)
-    except sa.exc.ArgumentError:
+        parsed = parse_url(url)
+        path = backend_for(parsed).location.local_file(parsed)
+    except BadDatabaseURL:
         return  # open_store says what is wrong with the URL
-    path = parsed.database
-    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not os.path.exists(path):
+    if path is not None and not os.path.exists(path):
         raise LedgerNotFound(f"no ledger at {path}")
-
-
-def _open_sqlite(url: str, parsed: sa.URL, create: bool) -> Store:
-    path = parsed.database
-    scratch_dir = None
-    if not create:
-        refuse_a_missing_sqlite_file(url)
-    if not path or path == ":memory:":
-        scratch_dir = new_scratch_dir()  # found and removed after a crash (`ledger.store.scratch`)
-        path = f"{scratch_dir}/ledger.db"
-    make_wal(path)
-    env = {
-        "PERSISTENCE_MODULE": sqlite_factory.TOPIC,
-        "SQLITE_DBNAME": path,
-        "SQLITE_LOCK_TIMEOUT": "30",
-    }
-    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
-    sa.event.listen(engine, "connect", sqlite_pragmas)
-    return Store(url, _application(env, create), engine, is_postgres=False, scratch_dir=scratch_dir, env=env)
-
-
-def make_wal(path: str) -> None:
-    """Put the database file in WAL mode before eventsourcing connects, reading the pragma's reply and
-    closing the connection: no statement of it stays in progress (see `ledger.store.sqlite_factory`)."""
-    connection = sqlite3.connect(path, timeout=30)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL").fetchall()
-    finally:
-        connection.close()
-
-
-def sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-    cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
-    cursor.execute("PRAGMA secure_delete=ON")  # projections' rewritten rows leave no readable remains
-    cursor.close()
-
-
-def _open_postgres(url: str, parsed: sa.URL, create: bool) -> Store:
-    schema = parsed.query.get("schema", "public")
-    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
-        raise BadDatabaseURL(f"bad schema name {schema!r}")
-    parsed = parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(
-        parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
-    )
-    with engine.begin() as connection:  # fails fast, before eventsourcing's pool would wait for it
-        if create:
-            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": parsed.database or "postgres",
-        "POSTGRES_HOST": parsed.host or "127.0.0.1",
-        "POSTGRES_PORT": str(parsed.port or 5432),
-        "POSTGRES_USER": parsed.username or "postgres",
-        "POSTGRES_PASSWORD": parsed.password or "",
-        "POSTGRES_SCHEMA": schema,
-    }
-    return Store(url, _application(env, create), engine, is_postgres=True, schema=schema, env=env)
-
-
-def postgres_connection(store: Store, *, autocommit: bool = False) -> psycopg.Connection[Any]:
-    """A raw psycopg connection to the store's database, in its schema (the ledger's own write and hot reads)."""
-    url = store.engine.url
-    return psycopg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, dbname=url.database or "postgres",
-                           user=url.username or "postgres", password=url.password or "",
-                           options=f"-csearch_path={store.schema}", autocommit=autocommit)
 
 
 def _application(env: dict[str, str], create: bool) -> EventStoreApp:

@@ -23,7 +23,7 @@ the people split off the same ID who stay keep every call of theirs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -35,7 +35,6 @@ from ledger.domain.model import AmplitudeIdentity, Device, UserMapping, identity
 from ledger.domain.timeline import Timeline
 from ledger.store.database import canonical_topic, decode_event, decode_state
 from ledger.store.writer import RECEIPTS, Transaction
-from projections import tables as t
 
 _encode = msgspec.msgpack.Encoder().encode
 #: Device facts rewritten without the person's IDs; 0.1.0's tracked events and identify records are replaced.
@@ -43,6 +42,9 @@ _REDACTED = (Device.Seen.TOPIC, Device.PointerMoved.TOPIC)
 _REPLACED = (Device.Tracked.TOPIC, Device.Identified.TOPIC)
 #: (position, version, topic as stored, state)
 StoredRow = tuple[int, int, str, bytes]
+#: The read side's answer, in the open transaction: whom each of these calls (positions) is attributed
+#: to now, for those a correction re-attributed (`projections.forgetting.attributions`).
+Attributions = Callable[[Transaction, list[int]], dict[int, int]]
 
 
 @dataclass
@@ -62,15 +64,15 @@ class Erased:
 class Eraser:
     """Reads and rewrites streams through one open write transaction."""
 
-    def __init__(self, tx: Transaction, keys: Keys, postgres: bool, events_table: str) -> None:
+    def __init__(self, tx: Transaction, keys: Keys, events_table: str, attributions: Attributions) -> None:
         self._tx = tx
         self._keys = keys
-        self._postgres = postgres
         self._table = events_table
-        self._position = "notification_id" if postgres else "rowid"
+        self._attributions = attributions
+        self._position = tx.backend.position
 
     def _id(self, stream: UUID) -> Any:
-        return stream if self._postgres else stream.hex
+        return self._tx.backend.stream_id(stream)
 
     def rows(self, stream: UUID) -> list[StoredRow]:
         return [(row[0], row[1], row[2], bytes(row[3])) for row in self._tx.query(
@@ -180,9 +182,7 @@ class Eraser:
         """On a retired amplitude ID's Timeline streams, delete the calls now attributed to forgotten people."""
         for kind in (Timeline.Tracked, Timeline.Identified):
             rows = self.rows(Timeline.stream(kind, retired))
-            owners = dict(self._tx.query(
-                f"SELECT position, amplitude_id FROM {t.reattributed.name} WHERE position IN "
-                f"({', '.join('?' * len(rows))})", [row[0] for row in rows])) if rows else {}
+            owners = self._attributions(self._tx, [row[0] for row in rows]) if rows else {}
             doomed = [row for row in rows if owners.get(row[0], retired) in forgotten]
             self._forget_receipts(doomed)
             self._tx.executemany(f"DELETE FROM {self._table} WHERE {self._position} = ?",

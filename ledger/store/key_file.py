@@ -18,7 +18,6 @@ it no device ID or user ID can be found again.
 from __future__ import annotations
 
 import os
-import re
 
 from ledger.domain.keys import SECRET_BYTES, UNKEYED, Keys
 from ledger.errors import KeyFileMissing, WrongKeyFile
@@ -31,13 +30,7 @@ def key_path(store: Store, key_file: str | None) -> str:
     chosen = key_file or os.environ.get("LEDGER_KEY_FILE")
     if chosen:
         return chosen
-    if not store.is_postgres:
-        return f"{store.env['SQLITE_DBNAME']}.key"
-    env = store.env
-    name = "-".join(re.sub(r"[^A-Za-z0-9_.]", "_", part) for part in (
-        env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"], env["POSTGRES_SCHEMA"]))
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(config, "identity-ledger", "keys", f"{name}.key")
+    return store.backend.location.key_path(store)
 
 
 def open_keys(store: Store, has_data: bool, key_file: str | None) -> Keys:

@@ -8,7 +8,6 @@ stores the key check. Nothing else changes: the projections hold the IDs themsel
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from ledger.domain.keys import UNKEYED, Keys
@@ -21,11 +20,8 @@ from ledger.store.writer import RECEIPTS, Transaction
 _FIRST_EVENTS = {Device.Seen.TOPIC: ("device_id", "device"), User.Bound.TOPIC: ("user_id", "user")}
 
 
-def rekey(tx: Transaction, keys: Keys, postgres: bool, events_table: str) -> int:
+def rekey(tx: Transaction, keys: Keys, events_table: str) -> int:
     """Rewrite the stored keys under `keys`; returns how many streams got a new ID."""
-    def param(stream: UUID) -> Any:
-        return stream if postgres else stream.hex
-
     topics = [*_FIRST_EVENTS, *("ledger.domain:" + topic for topic in _FIRST_EVENTS)]
     rows = tx.query(f"SELECT originator_id, topic, state FROM {events_table} WHERE originator_version = 1 "
                       f"AND topic IN ({', '.join('?' * len(topics))})", topics)
@@ -35,7 +31,7 @@ def rekey(tx: Transaction, keys: Keys, postgres: bool, events_table: str) -> int
         value = decode_state(topic, bytes(state))[field]
         new: UUID = getattr(keys, kind)(value)
         tx.execute(f"UPDATE {events_table} SET originator_id = ? WHERE originator_id = ?",
-                   (param(new), originator_id))
+                   (tx.backend.stream_id(new), originator_id))
         moved += 1
     _rekey_receipts(tx, keys, events_table)
     tx.execute(f"INSERT INTO {settings.SETTINGS} (name, value) VALUES (?, ?)", (settings.KEY_CHECK, keys.check()))

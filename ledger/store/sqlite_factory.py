@@ -7,7 +7,7 @@ writing one: while it runs, the `COMMIT` of the `CREATE TABLE` that follows on t
 fails with "cannot commit transaction - SQL statements in progress". A database file that another
 process has only just created reads as not in WAL mode, so opening one ledger from several
 processes at once could fail. `open_store` switches the file to WAL itself, reading the reply and
-closing its connection (`ledger.store.database.make_wal`), so this factory's pool skips the check.
+closing its connection (`ledger.store.backends.sqlite.make_wal`), so this factory's pool skips the check.
 """
 
 from __future__ import annotations

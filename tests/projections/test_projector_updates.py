@@ -52,7 +52,8 @@ FACTS: list[Fact] = [
 
 @pytest.mark.parametrize("page_size", [len(FACTS), 3])
 def test_updates_leave_the_rows_of_the_facts_applied_in_order(store: Store, page_size: int) -> None:
-    runner = ProjectionRunner(store.engine, lambda start, stop, limit: [f for f in FACTS if start < f[0] <= stop][:limit],
+    runner = ProjectionRunner(store.engine, store.backend,
+                              lambda start, stop, limit: [f for f in FACTS if start < f[0] <= stop][:limit],
                               page_size=page_size)
     assert runner.catch_up(len(FACTS)) == len(FACTS)
     with store.engine.connect() as connection:

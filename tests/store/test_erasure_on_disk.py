@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import IdentityLedger
-from ledger.store import reclaiming
+from ledger.store.backends import reclaiming
 from tests.helpers import Clock, event
 
 #: The victim's distinctive values: every one must be gone from the files after the job ...
@@ -155,7 +155,7 @@ def _hold_a_snapshot(lg: IdentityLedger, isolation: str = "REPEATABLE READ") -> 
     """A reader in the middle of a transaction that began before the job: it may still see the person
     (REPEATABLE READ), or holds a table it read (READ COMMITTED, between statements)."""
     connection = lg._store.engine.connect()
-    if lg._store.is_postgres:
+    if lg._store.backend.name == "postgresql":
         connection.execute(sa.text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"))
     else:
         connection.exec_driver_sql("BEGIN")  # pysqlite opens no transaction for a SELECT by itself
@@ -192,7 +192,7 @@ def test_a_job_says_so_when_an_older_reader_kept_it_from_rewriting(lg: IdentityL
     ingest_everyone(lg)
     lg.forget(user_ids=[VICTIM["user_id"]], requester="dpo")
     lg._clock.now += 24 * 3600 * 1000  # type: ignore[attr-defined]  # the job's day has come
-    if lg._store.is_postgres:
+    if lg._store.backend.name == "postgresql":
         monkeypatch.setattr(reclaiming, "REWRITE_WAIT", 0.5)
         monkeypatch.setattr(reclaiming, "LOCK_WAIT", 0.05)
     else:

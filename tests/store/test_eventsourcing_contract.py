@@ -203,7 +203,7 @@ def test_the_events_table_has_the_columns_the_bulk_reads_select(store: Any) -> N
     table = store.app.recorder.events_table_name
     columns = {column["name"] for column in sa.inspect(store.engine).get_columns(table)}
     assert {"originator_id", "originator_version", "topic", "state"} <= columns
-    if store.is_postgres:
+    if store.backend.name == "postgresql":
         assert "notification_id" in columns
     else:  # SQLite: the notification ID is the rowid, as the recorder's own max query says
         assert "rowid" in store.app.recorder.select_max_notification_id_statement.lower()

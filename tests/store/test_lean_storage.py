@@ -12,20 +12,20 @@ from typing import Any
 import pytest
 
 from ledger import IdentityLedger
-from ledger.store import event_log
+from ledger.store import write_reads
 from tests.helpers import event
 
 
 def count_decoded(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts every stored event the ledger decodes into an event object (that is how aggregates load)."""
     decoded = {"events": 0}
-    original = event_log.decode_event
+    original = write_reads.decode_event
 
     def counting(*args: Any) -> Any:
         decoded["events"] += 1
         return original(*args)
 
-    monkeypatch.setattr(event_log, "decode_event", counting)
+    monkeypatch.setattr(write_reads, "decode_event", counting)
     return decoded
 
 

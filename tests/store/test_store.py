@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ledger import DatabaseUnavailable, IdentityLedger, LedgerNotFound
-from ledger.store.database import BadDatabaseURL
+from ledger.store.backends import BadDatabaseURL
 from tests.helpers import event
 
 
