@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +45,28 @@ from projections.models import Correction, Identity
 from projections.queries import ReadAPI, Reading
 from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
 
-__all__ = ["IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
+__all__ = ["Diagnostics", "IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What an operator (`/metrics`, `ledger status`) or a test may look at without reaching into the ledger."""
+
+    #: "sqlite" or "postgresql".
+    backend: str
+    #: The log's last position, as this process last looked.
+    position: int
+    #: The position the read side (the projection tables) stands at.
+    read_position: int
+    #: Whether stored keys are keyed by the ledger's secret (False: a ledger written before keyed IDs).
+    keyed: bool
+    #: The log's table (eventsourcing's stored events).
+    events_table: str
+
+    @property
+    def lag(self) -> int:
+        """Log positions the read side has not applied yet."""
+        return self.position - self.read_position
 
 
 def _now_ms() -> int:
@@ -316,6 +338,23 @@ class IdentityLedger(ReadAPI):
         if after < 0 or limit < 1:
             raise ValueError("after must be >= 0 and limit >= 1")
         return changes(self._log, self._cache.keys, after=after, stop=self.position, limit=limit)
+
+    def lag(self) -> int:
+        """How many log positions the read side stands behind the log (0 once every reader caught it up).
+
+        Looks without following: it never triggers a catch-up, so a scrape of `/metrics` writes nothing.
+        """
+        return self.diagnostics().lag
+
+    def diagnostics(self) -> Diagnostics:
+        """The ledger's vital signs (backend, positions, keys), read without side effects."""
+        return Diagnostics(
+            backend="postgresql" if self._store.is_postgres else "sqlite",
+            position=self._log.latest(),
+            read_position=self._runner.position,
+            keyed=self._cache.keys.keyed,
+            events_table=self._store.app.recorder.events_table_name,  # type: ignore[attr-defined]
+        )
 
     # -- replay --------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from ledger import IdentityLedger
 from projections import projector as projector_module
 from projections.runner import Progress
 from tests.domain.test_validation import snapshot
-from tests.helpers import Clock, event
+from tests.helpers import Clock, connected, event
 
 DEVICES = ["device-A", "device-B", "device-G", "device-R", "device-Y", "device-Z"]
 USERS = ["user-John", "user-Jane", "user-Mary", "user-David"]
@@ -147,7 +147,7 @@ def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callabl
         crashed.ingest(requests[3])
     monkeypatch.undo()
     # A request is projected in its own transaction: the fourth one was not stored at all.
-    assert crashed.position == crashed._runner.position == before
+    assert crashed.diagnostics().read_position == crashed.position == before
     assert crashed.resolve(user_id="user-Mary") is None
     crashed._clock.now -= 1  # type: ignore[attr-defined]  # the lost request's receipt time, again
     feed(crashed, requests[3:])
@@ -168,9 +168,10 @@ SECONDARY_INDEXES = {"ix_ledger_audit_amplitude_id", "ix_ledger_audit_device_id"
 
 
 def secondary_indexes(lg: IdentityLedger) -> set[str]:
-    inspector = sa.inspect(lg._runner.engine)
-    return {str(index["name"]) for table in ("ledger_audit", "ledger_merges", "ledger_reattributed")
-            for index in inspector.get_indexes(table)}
+    with connected(lg.url) as connection:
+        inspector = sa.inspect(connection)
+        return {str(index["name"]) for table in ("ledger_audit", "ledger_merges", "ledger_reattributed")
+                for index in inspector.get_indexes(table)}
 
 
 def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[..., IdentityLedger],
@@ -185,8 +186,12 @@ def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[.
     with pytest.raises(Crash):
         lg.rebuild()
     monkeypatch.undo()
-    assert 0 < lg._runner.position < lg.position
-    assert snapshot(lg) == expected  # reading catches up from the tracked position
+    stopped = lg.diagnostics()
+    assert 0 < stopped.read_position < stopped.position
+    assert lg.lag() == stopped.lag > 0  # looking at the lag catches nothing up
+    assert lg.position == stopped.position  # following the log catches up from the tracked position
+    assert lg.lag() == 0
+    assert snapshot(lg) == expected
     # The replay runs without the secondary indexes; the next open makes them again.
     assert secondary_indexes(lg) == set()
     lg.close()

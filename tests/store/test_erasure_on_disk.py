@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ledger import IdentityLedger
 from ledger.store import reclaiming
-from tests.helpers import Clock, event
+from tests.helpers import Clock, connected, engine_for, event
 
 #: The victim's distinctive values: every one must be gone from the files after the job ...
 VICTIM = {"user_id": "victim.u9k3@example.org", "device_id": "dev-victim-p4r8",
@@ -95,9 +95,9 @@ class Files:
             path = url.database or ""
             return b"".join(open(name, "rb").read() for name in (path, path + "-wal", path + "-journal")
                             if os.path.exists(name))
-        with self._lg._store.engine.connect() as connection:
+        with connected(self._lg.url) as connection:
             connection.execute(sa.text("CHECKPOINT"))  # what is in shared buffers goes to the files
-            self._seen.update(_relations(connection, self._lg._store.schema))
+            self._seen.update(_relations(connection, url.query.get("schema", "public")))
             return _read_files(connection, sorted(self._seen))
 
 
@@ -154,8 +154,8 @@ def test_rekeying_leaves_no_guessable_stored_key_in_the_files(new_url: Callable[
 def _hold_a_snapshot(lg: IdentityLedger, isolation: str = "REPEATABLE READ") -> sa.Connection:
     """A reader in the middle of a transaction that began before the job: it may still see the person
     (REPEATABLE READ), or holds a table it read (READ COMMITTED, between statements)."""
-    connection = lg._store.engine.connect()
-    if lg._store.is_postgres:
+    connection = engine_for(lg.url).connect()
+    if lg.diagnostics().backend == "postgresql":
         connection.execute(sa.text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"))
     else:
         connection.exec_driver_sql("BEGIN")  # pysqlite opens no transaction for a SELECT by itself
@@ -164,7 +164,7 @@ def _hold_a_snapshot(lg: IdentityLedger, isolation: str = "REPEATABLE READ") -> 
 
 
 def _forgotten(lg: IdentityLedger) -> int:
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         return int(connection.execute(sa.text("SELECT count(*) FROM ledger_forgotten")).scalar() or 0)
 
 
@@ -192,7 +192,7 @@ def test_a_job_says_so_when_an_older_reader_kept_it_from_rewriting(lg: IdentityL
     ingest_everyone(lg)
     lg.forget(user_ids=[VICTIM["user_id"]], requester="dpo")
     lg._clock.now += 24 * 3600 * 1000  # type: ignore[attr-defined]  # the job's day has come
-    if lg._store.is_postgres:
+    if lg.diagnostics().backend == "postgresql":
         monkeypatch.setattr(reclaiming, "REWRITE_WAIT", 0.5)
         monkeypatch.setattr(reclaiming, "LOCK_WAIT", 0.05)
     else:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from ledger import IdentityLedger
 from ledger.errors import DeletionRefused, KeyFileMissing, WrongKeyFile
 from tests.domain.test_validation import snapshot
-from tests.helpers import event
+from tests.helpers import connected, event
 
 DAY = 24 * 3600 * 1000
 #: Distinctive strings of the person who is forgotten ...
@@ -52,8 +52,8 @@ def stored_text(lg: IdentityLedger) -> bytes:
     if url.get_backend_name() == "sqlite":
         path = url.database or ""
         return b"".join(open(name, "rb").read() for name in (path, path + "-wal") if os.path.exists(name))
-    schema = lg._store.schema
-    with lg._store.engine.connect() as connection:
+    schema = url.query.get("schema", "public")
+    with connected(lg.url) as connection:
         tables = connection.execute(sa.text("SELECT table_name FROM information_schema.tables "
                                             "WHERE table_schema = :schema ORDER BY table_name"),
                                     {"schema": schema}).scalars().all()
@@ -233,9 +233,9 @@ def test_stored_keys_do_not_reveal_ids(lg: IdentityLedger) -> None:
     """A guessed user ID hashed as 0.1.0 did (uuid5) finds no row: the keys are keyed by the secret."""
     from ledger.domain.keys import UNKEYED
     lg.ingest([event("device-1", "user-1")])
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         stored = {str(row[0]).replace("-", "") for row in connection.execute(
-            sa.text(f"SELECT originator_id FROM {lg._store.app.recorder.events_table_name}"))}
+            sa.text(f"SELECT originator_id FROM {lg.diagnostics().events_table}"))}
     assert UNKEYED.user("user-1").hex not in stored and UNKEYED.device("device-1").hex not in stored
     assert lg._cache.keys.user("user-1").hex in stored
 
@@ -275,7 +275,7 @@ def test_rekeying_a_ledger_written_before_keys_keeps_its_duplicates(new_url: Cal
         old.ingest(sent)
     monkeypatch.undo()
     with IdentityLedger(url, clock=Clock(1_700_000_001_000)) as lg:
-        assert not lg._cache.keys.keyed
+        assert not lg.diagnostics().keyed
         assert lg.rekey() == 3
         assert lg.ingest(sent).duplicates == 3
         assert lg.ingest([event("device-1", None)]).ingested == 1
