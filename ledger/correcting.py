@@ -21,7 +21,7 @@ from ledger.domain.properties import PropertyLimitExceeded
 from ledger.domain.reresolution import Regrouping, StoredCall, regroup
 from ledger.errors import CorrectionRefused
 from ledger.following import LogFollower
-from ledger.recording import Recorder, in_fresh_units
+from ledger.ingesting import Ingester, in_fresh_units
 from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
 from ledger.store.writer import Transaction
@@ -52,14 +52,14 @@ def check_argument(field: str, value: Any, longest: int) -> str:
 
 
 class Corrector:
-    """Makes corrections for one ledger, through its recorder's transaction."""
+    """Makes corrections for one ledger, through its ingester's transaction."""
 
-    def __init__(self, engine: sa.Engine, log: EventLog, cache: AggregateCache, recorder: Recorder,
+    def __init__(self, engine: sa.Engine, log: EventLog, cache: AggregateCache, ingester: Ingester,
                  follower: LogFollower) -> None:
         self._engine = engine
         self._log = log
         self._cache = cache
-        self._recorder = recorder
+        self._ingester = ingester
         self._follower = follower
 
     def retract(self, user_id: str, reason: str, requester: str, server_time: int) -> CorrectionAnswer:
@@ -75,7 +75,7 @@ class Corrector:
             def plan(tx: Transaction) -> None:
                 """Plan in the writer's turn: a call stored meanwhile (by any process) could belong to these
                 people, so nobody stores one until the correction is stored (docs/corrections.md)."""
-                seen = self._recorder.follow_in(tx)
+                seen = self._ingester.follow_in(tx)
                 amplitude_id, calls, retracted = self._read(user_id, seen)
                 try:
                     regrouping = regroup(calls, retracted, user_id)
@@ -84,7 +84,7 @@ class Corrector:
                 planned.append((amplitude_id, _record(unit, regrouping, user_id, amplitude_id, reason, requester,
                                                       server_time)))
 
-            self._recorder.commit(unit, plan, pipelined=False)
+            self._ingester.commit(unit, plan, pipelined=False)
             amplitude_id, changes = planned[0]
             return CorrectionAnswer(position=unit.span[0], user_id=user_id, amplitude_id=amplitude_id, reason=reason,
                                     requester=requester, server_time=server_time, changes=changes)

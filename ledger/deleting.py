@@ -20,7 +20,7 @@ from uuid import UUID
 from ledger.domain.deletions import EMPTY, DeletionJob
 from ledger.errors import ConflictRetriesExhausted, DeletionRefused
 from ledger.following import LogFollower
-from ledger.recording import MAX_ATTEMPTS, Recorder
+from ledger.ingesting import MAX_ATTEMPTS, Ingester
 from ledger.store import scratch, settings
 from ledger.store.database import MsgspecMapper, Store
 from ledger.store.erasure import Erased, Eraser
@@ -28,7 +28,7 @@ from ledger.store.event_log import EventLog
 from ledger.store.unit_of_work import AggregateCache
 from ledger.store.writer import RECEIPTS, Conflict, Row, Transaction, Writer
 from projections import tables as t
-from projections.forgetting import erase_rows
+from projections.erasure import erase_rows
 from projections.runner import Fact, ProjectionRunner
 
 #: A request joins the job of this many days later (UTC): until then it can be withdrawn.
@@ -63,7 +63,7 @@ class Deletions:
     """The deletion jobs of one ledger; every method runs under the ledger's writer lock."""
 
     def __init__(self, store: Store, writer: Writer, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
-                 follower: LogFollower, recorder: Recorder, lock: threading.RLock,
+                 follower: LogFollower, ingester: Ingester, lock: threading.RLock,
                  clock: Callable[[], int]) -> None:
         self._postgres = store.is_postgres
         self._events = cast(str, store.app.recorder.events_table_name)  # type: ignore[attr-defined]
@@ -72,7 +72,7 @@ class Deletions:
         self._cache = cache
         self._runner = runner
         self._follower = follower
-        self._recorder = recorder
+        self._ingester = ingester
         self._lock = lock
         self._clock = clock
 
@@ -197,7 +197,7 @@ class Deletions:
             erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted, erased.unbound)
             if not self._runner.apply_in(tx, facts, first, last):
                 raise Conflict("the projections are behind the log: catch up first")
-            self._recorder.forgets = settings.count_forget(tx)
+            self._ingester.forgets = settings.count_forget(tx)
             erased_in = tx.erasing()
         return erased, first, last, erased_in
 

@@ -28,8 +28,8 @@ from ledger.group_commit import GroupCommit
 from ledger.history.changes import ChangePage, changes
 from ledger.history.replaying import Replayed, replay
 from ledger.history.writing import history as exported_history
+from ledger.ingesting import Ingester, IngestReport, Request
 from ledger.mapping import Mapper, MappingReport
-from ledger.recording import IngestReport, Recorder, Request
 from ledger.store import scratch as scratch_copies
 from ledger.store import settings
 from ledger.store.database import open_store, refuse_a_missing_sqlite_file
@@ -142,16 +142,16 @@ class IdentityLedger(ReadAPI):
         except ReadSideTooNew as error:
             raise SchemaTooNew(f"{error}: upgrade identity-ledger to open it") from error
         self._follower = LogFollower(self._log, self._cache, self._runner, self._writers.check_file)
-        self._recorder = Recorder(self._writer, self._log, self._cache, self._runner, self._follower,
+        self._ingester = Ingester(self._writer, self._log, self._cache, self._runner, self._follower,
                                   dedup_window_ms)
         with self._store.engine.connect() as connection:
-            self._recorder.forgets = int(settings.read(connection, settings.FORGETS) or 0)
-        self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._recorder.store, self._lock)
+            self._ingester.forgets = int(settings.read(connection, settings.FORGETS) or 0)
+        self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._ingester.store, self._lock)
         self._deletions = Deletions(self._store, self._writer, self._log, self._cache, self._runner, self._follower,
-                                    self._recorder, self._lock, clock)
+                                    self._ingester, self._lock, clock)
         self._key_file = key_file
-        self._corrector = Corrector(self._store.engine, self._log, self._cache, self._recorder, self._follower)
-        self._mapper = Mapper(self._cache, self._recorder, self._follower)
+        self._corrector = Corrector(self._store.engine, self._log, self._cache, self._ingester, self._follower)
+        self._mapper = Mapper(self._cache, self._ingester, self._follower)
 
     @property
     def url(self) -> str:
@@ -212,7 +212,7 @@ class IdentityLedger(ReadAPI):
         """Store requests validated elsewhere, in order and in ONE transaction, each with its
         `applied` marker: the buffered writer (`ledger apply`) commits a fetched batch at once."""
         with self._lock:
-            return self._recorder.store(list(requests))
+            return self._ingester.store(list(requests))
 
     def retract_user_id(self, user_id: str, *, reason: str, requester: str = "library",
                         server_time: int | None = None) -> Correction:

@@ -1,7 +1,7 @@
 """User mapping (Amplitude's User Mapping API) on the writer's path: validate, apply, ONE transaction.
 
 A request's mappings are applied in order to the `UserMapping` aggregates of the user IDs they
-name, and stored like any request's facts (`Recorder.commit`: one transaction with the read
+name, and stored like any request's facts (`Ingester.commit`: one transaction with the read
 side's rows), so a mapping is audited, replayed by `rebuild` and `as_of`, and undone only by
 an unmapping. One refused item fails the whole request, naming its index; nothing is stored.
 """
@@ -17,7 +17,7 @@ import msgspec
 from ledger.domain.mappings import MAX_MAPPINGS, MappingIn, MappingRefused, UserMapping, mapping_problem
 from ledger.errors import InvalidRequest
 from ledger.following import LogFollower
-from ledger.recording import Recorder, in_fresh_units
+from ledger.ingesting import Ingester, in_fresh_units
 from ledger.store.unit_of_work import AggregateCache, UnitOfWork
 
 MAX_REQUESTER = 1024
@@ -63,11 +63,11 @@ def check_requester(requester: Any) -> str:
 
 
 class Mapper:
-    """Maps and unmaps user IDs for one ledger, through its recorder's transaction."""
+    """Maps and unmaps user IDs for one ledger, through its ingester's transaction."""
 
-    def __init__(self, cache: AggregateCache, recorder: Recorder, follower: LogFollower) -> None:
+    def __init__(self, cache: AggregateCache, ingester: Ingester, follower: LogFollower) -> None:
         self._cache = cache
-        self._recorder = recorder
+        self._ingester = ingester
         self._follower = follower
 
     def apply(self, items: Iterable[Any], requester: str, server_time: int) -> MappingReport:
@@ -83,7 +83,7 @@ class Mapper:
                     done[self._apply_one(unit, mapping, requester, server_time)] += 1
                 except MappingRefused as error:
                     raise refused(f"Mapping refused: {error}", {error.field: [index]}) from None
-            self._recorder.commit(unit, lambda tx: None)
+            self._ingester.commit(unit, lambda tx: None)
             return MappingReport(**done, position=self._follower.seen)
 
         return in_fresh_units(self._cache, server_time, attempt)

@@ -9,7 +9,7 @@ import pytest
 from ledger import IdentityLedger, InvalidRequest
 from tests.domain.test_validation import snapshot
 from tests.helpers import event
-from tests.store.test_forgetting import found, stored_text
+from tests.store.test_deletion_jobs import found, stored_text
 
 
 def history(lg: IdentityLedger) -> None:

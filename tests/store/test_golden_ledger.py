@@ -86,7 +86,7 @@ def test_golden_ledger_forgets_people_whole_and_replays(backend: str, new_url: C
                                                         tmp_path: Path) -> None:
     """0.1.0's stored shapes (tracked events on device streams) are erased too; its keys stay unkeyed."""
     from tests.domain.test_validation import snapshot
-    from tests.store.test_forgetting import found, stored_text
+    from tests.store.test_deletion_jobs import found, stored_text
 
     with open_golden(backend, new_url, tmp_path) as lg:
         assert not lg.diagnostics().keyed

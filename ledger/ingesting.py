@@ -87,7 +87,7 @@ class Request:
     applied: tuple[str, int] | None = None
 
 
-class Recorder:
+class Ingester:
     """Stores batches of requests for one ledger."""
 
     def __init__(self, writer: Writer, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
