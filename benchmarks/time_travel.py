@@ -102,7 +102,7 @@ def rebuild_against_scan(lg: IdentityLedger) -> dict[str, float]:
     started = time.perf_counter()
     start = 0
     while True:
-        facts = lg._log.read(start, stop, 20_000)
+        facts = lg._context.log.read(start, stop, 20_000)
         if not facts:
             break
         start = facts[-1][0]

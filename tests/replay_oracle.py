@@ -23,8 +23,8 @@ class Replayed(ReadAPI):
     def __init__(self, lg: IdentityLedger, position: int) -> None:
         self._directory = tempfile.mkdtemp(prefix="replay-oracle-")
         engine = sa.create_engine(f"sqlite:///{self._directory}/as_of.db", connect_args={"check_same_thread": False})
-        ProjectionRunner(engine, lg._log.read).catch_up(position)
-        self._state = Reading(engine, lg._log, position)
+        ProjectionRunner(engine, lg._context.log.read).catch_up(position)
+        self._state = Reading(engine, lg._context.log, position)
 
     def _reading(self) -> Reading:
         return self._state

@@ -105,7 +105,7 @@ def test_a_request_that_fails_while_stored_fails_alone(lg: IdentityLedger) -> No
             outcomes[index] = error
 
     threads = [threading.Thread(target=send, args=(index,)) for index in range(len(requests))]
-    with lg._lock:  # hold the writer so that every request queues for one group commit
+    with lg._context.lock:  # hold the writer so that every request queues for one group commit
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10

@@ -139,7 +139,8 @@ def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callabl
     secret = str(tmp_path / "shared.key")  # one secret: the two logs' stored keys compare equal
     clean = open_ledger(key_file=secret)
     feed(clean, scenario())
-    crashed = open_ledger(key_file=secret)
+    crashed_clock = Clock()
+    crashed = open_ledger(key_file=secret, clock=crashed_clock)
     requests = scenario()
     before = feed(crashed, requests[:3])[-1]
     crash_on_flush(monkeypatch, after=1)
@@ -149,7 +150,7 @@ def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callabl
     # A request is projected in its own transaction: the fourth one was not stored at all.
     assert crashed.diagnostics().read_position == crashed.position == before
     assert crashed.resolve(user_id="user-Mary") is None
-    crashed._clock.now -= 1  # type: ignore[attr-defined]  # the lost request's receipt time, again
+    crashed_clock.now -= 1  # the lost request's receipt time, again
     feed(crashed, requests[3:])
     assert unplaced(answers(crashed)) == unplaced(answers(clean))
     if crashed.url.startswith("sqlite"):  # PostgreSQL's sequence skips the positions of a rollback
@@ -181,7 +182,7 @@ def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[.
     lg = open_ledger(url)
     feed(lg, scenario())
     expected = snapshot(lg)
-    lg._runner.page_size = 7
+    lg._context.runner.page_size = 7
     crash_on_flush(monkeypatch, after=3)
     with pytest.raises(Crash):
         lg.rebuild()
@@ -200,7 +201,7 @@ def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[.
 
 def test_rebuild_reports_progress(lg: IdentityLedger) -> None:
     feed(lg, scenario())
-    lg._runner.page_size = 10
+    lg._context.runner.page_size = 10
     seen: list[Progress] = []
     indexed: list[bool] = []
 

@@ -123,7 +123,7 @@ def test_golden_ledger_rekeyed_answers_as_it_did_and_hides_its_keys(backend: str
             stored = {str(row[0]).replace("-", "") for row in connection.execute(sa.text(
                 f"SELECT originator_id FROM {lg.diagnostics().events_table}"))}
         assert not {UNKEYED.user("user-John").hex, UNKEYED.device("device-G").hex} & stored
-        assert lg._cache.keys.user("user-John").hex in stored
+        assert lg._context.cache.keys.user("user-John").hex in stored
     with IdentityLedger(url, create=False) as again:  # its key file is found where it was made
         assert again.resolve(user_id="user-David").merged_amplitude_ids == [9]
         again.rebuild()

@@ -127,7 +127,7 @@ def test_lookups_of_unknown_ids_do_not_grow_memory(open_ledger: Callable[..., Id
     for n in range(300):
         assert lg.resolve(user_id=f"user-unknown-{n}") is None
         assert lg.resolve(device_id=f"device-unknown-{n}") is None
-    assert len(lg._cache._absent) <= bound
+    assert len(lg._context.cache._absent) <= bound
     assert lg.resolve(user_id="user-known") is not None
 
 
