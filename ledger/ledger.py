@@ -1,9 +1,10 @@
 """IdentityLedger: the application service. One request in, every call resolved, one atomic commit.
 
-The jobs live in their own modules: `recording` (resolve a batch and store it in one
-transaction, retrying conflicts), `group_commit` (requests queued meanwhile share a
-commit), `following` (other writers), `projections.queries.ReadAPI` (the read API, declared
-once) and `projections.runner` (catch-up and rebuild). This module wires them together.
+The jobs live in their own modules: `write_context` (the write side, opened once, and its
+one-transaction commit), the use cases that take it (`ingesting`, `correcting`, `deleting`,
+`mapping`), `group_commit` (requests queued meanwhile share a commit), `following` (other
+writers), `projections.queries.ReadModel` (the read model, held here and by each `as_of` view:
+`reads`) and `projections.runner` (catch-up and rebuild). This module wires them together.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
+from ledger.cached_resolve import resolve_from_cache
 from ledger.correcting import Corrector
 from ledger.deleting import Deletions, JobRun
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.domain.group_identify import accept_identifications
-from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, AmplitudeIdentity
+from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
 from ledger.errors import LedgerError, ReadAbandoned
 from ledger.group_commit import GroupCommit
 from ledger.history.changes import ChangePage, changes
@@ -29,9 +29,9 @@ from ledger.history.replaying import Replayed, replay
 from ledger.history.writing import history as exported_history
 from ledger.ingesting import Ingester, IngestReport, Request
 from ledger.mapping import Mapper, MappingReport
+from ledger.reads import AnswersFromReadModel, LedgerView
 from ledger.store import scratch as scratch_copies
 from ledger.store.database import open_store, refuse_a_missing_sqlite_file
-from ledger.store.event_log import EventLog
 from ledger.store.key_file import key_path, new_keys
 from ledger.store.rekeying import rekey
 from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE
@@ -39,9 +39,8 @@ from ledger.store.writer import RECEIPTS
 from ledger.store.writer_lock import setup_lock
 from ledger.time_travel import AsOf, past_position
 from ledger.write_context import WriteContext
-from projections import history
 from projections.models import Correction, Identity
-from projections.queries import ReadAPI, Reading
+from projections.queries import Reading, ReadModel, check_one_of
 from projections.runner import ProgressCallback
 
 __all__ = ["Diagnostics", "IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
@@ -72,28 +71,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class LedgerView(ReadAPI):
-    """Read-only answers as the ledger stood at `position`: the live database's history tables
-    (`projections.history`) and its log up to `position`, so it costs index lookups, not a replay."""
-
-    def __init__(self, engine: sa.Engine, log: EventLog, position: int) -> None:
-        self._state = Reading(engine, log, position, history.at(position))
-        self.position = position
-
-    def _reading(self) -> Reading:
-        return self._state
-
-    def close(self) -> None:
-        """Nothing to release (a view holds no copy); kept so a view is used as a context manager."""
-
-    def __enter__(self) -> LedgerView:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class IdentityLedger(ReadAPI):
+class IdentityLedger(AnswersFromReadModel):
     """The identity ledger on one database URL (default `sqlite:///ledger.db`).
 
     Thread-safe: requests are resolved one at a time per process; several processes
@@ -129,6 +107,7 @@ class IdentityLedger(ReadAPI):
         self._deletions = Deletions(self._context)
         self._corrector = Corrector(self._context)
         self._mapper = Mapper(self._context)
+        self.read_model = ReadModel(self._live_reading)
         self._context.runner.catch_up(self._context.follower.seen)
         scratch_copies.remove_stale()  # a crashed process's as_of copies hold personal data
 
@@ -254,53 +233,36 @@ class IdentityLedger(ReadAPI):
             self._context.writer.reclaim([events, RECEIPTS], erased_in)
             return moved
 
-    # -- reading (the API is `ReadAPI`'s) -------------------------------------------
+    # -- reading (the questions are `ReadModel`'s: `ledger.reads`) ------------------
 
-    def _reading(self) -> Reading:
+    def _live_reading(self) -> Reading:
+        """The live tables and the log up to its end; follows other writers' changes without writing."""
+        return Reading(self._store.engine, self._context.log, self.position)
+
+    def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
+        """Who a device ID's next anonymous event goes to, or whom a user ID is bound to.
+
+        Answered from the write side's cache (`ledger.cached_resolve`): the read model's answer
+        without SQL for a known device or user.
+        """
+        check_one_of(device_id, user_id)
         with self._context.lock:
-            return Reading(self._store.engine, self._context.log, self._context.follower.sync())
-
-    def _resolve(self, device_id: str | None, user_id: str | None) -> Identity | None:
-        """Straight from the write side's cache: no SQL for a known device or user."""
-        with self._context.lock:
-            self._context.follower.sync()
-            if device_id is not None:
-                device = self._context.cache.get(("device", device_id))
-                amplitude_id = None if device is None else device.pointer
-            else:
-                user = self._context.cache.get(("user", user_id))
-                amplitude_id = None if user is None or user.retracted else user.amplitude_id
-            if amplitude_id is None:
-                return None
-            identity = self._context.cache.get(("identity", amplitude_id))
-            if identity.forgotten:  # a shared device still points to a forgotten person
-                return None
-            mapping = None if identity.user_id is None else self._context.cache.get(("mapping", identity.user_id))
-            return Identity(
-                amplitude_id=identity.amplitude_id,
-                user_id=identity.user_id,
-                device_ids=list(identity.device_ids),
-                merged_amplitude_ids=list(identity.merged_amplitude_ids),
-                user_properties=dict(identity.user_properties),
-                groups=self._groups_of(identity),
-                global_user_id=None if mapping is None else mapping.global_user_id,
-                mapped_user_ids=[] if mapping is None else sorted(mapping.mapped_user_ids),
-            )
-
-    def _groups_of(self, identity: AmplitudeIdentity) -> dict[str, list[str]]:
-        """The groups a person's amplitude IDs joined, as `projections.groups.groups_of` answers them."""
-        if not identity.groups and not identity.merged_amplitude_ids:
-            return {}
-        found: dict[str, set[str]] = {}
-        merged = (self._context.cache.get(("identity", amplitude_id)) for amplitude_id in identity.merged_amplitude_ids)
-        for each in (identity, *merged):
-            for group_type, names in each.groups.items():
-                found.setdefault(group_type, set()).update(names)
-        return {group_type: sorted(found[group_type]) for group_type in sorted(found)}
+            self._context.follower.follow()
+            return resolve_from_cache(self._context.cache, device_id, user_id)
 
     @property
     def position(self) -> int:
-        """The ledger position: the notification ID of the last stored event."""
+        """The ledger position: the notification ID of the last stored event (a read: it writes nothing)."""
+        with self._context.lock:
+            return self._context.follower.follow()
+
+    def catch_up(self) -> int:
+        """Apply to the read side whatever the log holds beyond it; returns the position it stands at.
+
+        Reads never write: the writer keeps the read side current (each request is projected in
+        its own transaction; one that could not be catches up right after its commit; opening the
+        ledger catches up). Call this after a rebuild that was interrupted, or when `lag()` says so.
+        """
         with self._context.lock:
             return self._context.follower.sync()
 
@@ -319,10 +281,9 @@ class IdentityLedger(ReadAPI):
         return changes(self._context.log, self._context.cache.keys, after=after, stop=self.position, limit=limit)
 
     def lag(self) -> int:
-        """How many log positions the read side stands behind the log (0 once every reader caught it up).
-
-        Looks without following: it never triggers a catch-up, so a scrape of `/metrics` writes nothing.
-        """
+        """How many log positions the read side (the projection tables, shared by every process) stands
+        behind the log: 0 unless a writer stopped between a commit and its catch-up (see `catch_up`).
+        It never triggers a catch-up, so a scrape of `/metrics` writes nothing."""
         return self.diagnostics().lag
 
     def diagnostics(self) -> Diagnostics:
@@ -330,7 +291,7 @@ class IdentityLedger(ReadAPI):
         return Diagnostics(
             backend="postgresql" if self._store.is_postgres else "sqlite",
             position=self._context.log.latest(),
-            read_position=self._context.runner.position,
+            read_position=self._context.runner.stored_position(),
             keyed=self._context.cache.keys.keyed,
             events_table=self._context.events_table,
         )
