@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import IdentityLedger
-from ledger.reads import AnswersFromReadModel
 from ledger.domain.calls import device_id_for_user
 from ledger.errors import CorrectionRefused
+from ledger.reads import AnswersFromReadModel
 from tests.domain.test_invariants import DEVICES, USERS, as_events, calls
 from tests.domain.test_validation import snapshot
 from tests.helpers import Clock
