@@ -108,8 +108,8 @@ class _RecordingWriter:
 
 def record_writes(ledger: IdentityLedger, committed: list[Transaction]) -> None:
     """From now on, append each committed write transaction of `ledger` to `committed`."""
-    recorder = ledger._recorder
-    recorder._writer = _RecordingWriter(recorder._writer, committed)  # type: ignore[assignment]
+    context = ledger._context
+    context.writer = _RecordingWriter(context.writer, committed)  # type: ignore[assignment]
 
 
 #: The parts of the ledger's shape, by the tables they write; "timeline" and "facts" split the log by topic.
@@ -142,7 +142,7 @@ def replay(url: str, committed: list[Transaction], events: int, without: frozens
     `without` (names from `PARTS`' values) leaves those writes out, to tell what each part costs.
     """
     with IdentityLedger(url) as ledger:
-        writer = ledger._recorder._writer
+        writer = ledger._context.writer
         started = time.perf_counter()
         for calls in committed:
             pipelined = bool(calls) and calls[0][0] == PIPELINED

@@ -27,7 +27,7 @@ from unittest import mock
 
 import msgspec
 
-import ledger.ledger
+import ledger.write_context
 from benchmarks.workload import Workload, requests
 from ledger import IdentityLedger
 from ledger.domain.keys import UNKEYED, Keys
@@ -41,8 +41,8 @@ def _events(count: int) -> list[dict[str, Any]]:
 
 def _ingest(url: str, events: list[dict[str, Any]], keyed: bool) -> tuple[float, IdentityLedger]:
     """Seconds to ingest `events`; the ledger is left open for the caller."""
-    opener = ledger.ledger.open_keys
-    with mock.patch.object(ledger.ledger, "open_keys",
+    opener = ledger.write_context.open_keys
+    with mock.patch.object(ledger.write_context, "open_keys",
                            opener if keyed else (lambda *_args, **_kwargs: UNKEYED)):
         lg = IdentityLedger(url)
     started = time.perf_counter()

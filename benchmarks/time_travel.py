@@ -7,7 +7,7 @@ and one ten times longer, then measures, each a median of `--samples` in this on
   (target <= 1.5x: the cost must not grow with the log);
 - a resolve inside a past view against a live resolve on the long log (target <= 3x), both the live
   resolve as the ledger answers it (from the write side's cache) and through the same SQL on the
-  live tables (`ReadAPI`'s path);
+  live tables (the `ReadModel`'s path);
 - the read side's size on disk with and without its history tables (target <= 1.5x), from SQLite's
   `dbstat`;
 - a rebuild against a raw scan of the same facts (read and decoded, not projected; target >= 0.5x);
@@ -33,7 +33,6 @@ from benchmarks.versions import run_contender
 from benchmarks.workload import DEFAULT_SEED, MIXES, Workload, requests
 from ledger import IdentityLedger
 from projections import tables as t
-from projections.queries import ReadAPI
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST_SIZE = 100
@@ -75,7 +74,7 @@ def resolves(lg: IdentityLedger, devices: list[str], samples: int) -> dict[str, 
     with lg.as_of(lg.position // 2) as view:
         past = median_ms(len(chosen), lambda index: view.resolve(device_id=chosen[index]))
     live = median_ms(len(chosen), lambda index: lg.resolve(device_id=chosen[index]))
-    live_sql = median_ms(len(chosen), lambda index: ReadAPI._resolve(lg, chosen[index], None))
+    live_sql = median_ms(len(chosen), lambda index: lg.read_model.resolve(device_id=chosen[index]))
     return {"past": past, "live": live, "live_sql": live_sql}
 
 
@@ -102,7 +101,7 @@ def rebuild_against_scan(lg: IdentityLedger) -> dict[str, float]:
     started = time.perf_counter()
     start = 0
     while True:
-        facts = lg._log.read(start, stop, 20_000)
+        facts = lg._context.log.read(start, stop, 20_000)
         if not facts:
             break
         start = facts[-1][0]

@@ -13,18 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 
 from ledger.domain.calls import IDENTIFY, NUL, Call
 from ledger.domain.model import AmplitudeIdentity, Correction, Device, User, amendment_fields, identity_key
 from ledger.domain.properties import PropertyLimitExceeded
 from ledger.domain.reresolution import Regrouping, StoredCall, regroup
 from ledger.errors import CorrectionRefused
-from ledger.following import LogFollower
-from ledger.recording import Recorder, in_fresh_units
-from ledger.store.event_log import EventLog
-from ledger.store.unit_of_work import AggregateCache, UnitOfWork
+from ledger.store.unit_of_work import UnitOfWork
 from ledger.store.writer import Transaction
+from ledger.write_context import WriteContext, in_fresh_units
 from projections import component
 from projections.models import Correction as CorrectionAnswer
 from projections.models import CorrectionChanges
@@ -52,15 +49,10 @@ def check_argument(field: str, value: Any, longest: int) -> str:
 
 
 class Corrector:
-    """Makes corrections for one ledger, through its recorder's transaction."""
+    """Makes corrections for one ledger, through its write context's transaction."""
 
-    def __init__(self, engine: sa.Engine, log: EventLog, cache: AggregateCache, recorder: Recorder,
-                 follower: LogFollower) -> None:
-        self._engine = engine
-        self._log = log
-        self._cache = cache
-        self._recorder = recorder
-        self._follower = follower
+    def __init__(self, context: WriteContext) -> None:
+        self._context = context
 
     def retract(self, user_id: str, reason: str, requester: str, server_time: int) -> CorrectionAnswer:
         """Retract `user_id`; the caller holds the ledger's write lock."""
@@ -69,13 +61,13 @@ class Corrector:
         check_argument("requester", requester, MAX_REQUESTER)
 
         def attempt(unit: UnitOfWork) -> CorrectionAnswer:
-            self._follower.sync()  # the projections catch up here, outside the write turn
+            self._context.follower.sync()  # the projections catch up here, outside the write turn
             planned: list[tuple[int, CorrectionChanges]] = []
 
             def plan(tx: Transaction) -> None:
                 """Plan in the writer's turn: a call stored meanwhile (by any process) could belong to these
                 people, so nobody stores one until the correction is stored (docs/corrections.md)."""
-                seen = self._recorder.follow_in(tx)
+                seen = self._context.follow_in(tx)
                 amplitude_id, calls, retracted = self._read(user_id, seen)
                 try:
                     regrouping = regroup(calls, retracted, user_id)
@@ -84,16 +76,16 @@ class Corrector:
                 planned.append((amplitude_id, _record(unit, regrouping, user_id, amplitude_id, reason, requester,
                                                       server_time)))
 
-            self._recorder.commit(unit, plan, pipelined=False)
+            self._context.commit(unit, plan, pipelined=False)
             amplitude_id, changes = planned[0]
             return CorrectionAnswer(position=unit.span[0], user_id=user_id, amplitude_id=amplitude_id, reason=reason,
                                     requester=requester, server_time=server_time, changes=changes)
 
-        return in_fresh_units(self._cache, server_time, attempt)
+        return in_fresh_units(self._context.cache, server_time, attempt)
 
     def _read(self, user_id: str, seen: int) -> tuple[int, list[StoredCall], set[str]]:
         """The amplitude ID `user_id` is bound to, the calls of everyone it touches, the user IDs retracted."""
-        with self._engine.connect() as connection:
+        with self._context.store.engine.connect() as connection:
             amplitude_id = component.bound_amplitude_id(connection, user_id)
             if amplitude_id is None:
                 if component.is_retracted(connection, user_id):
@@ -104,7 +96,8 @@ class Corrector:
             if component.has_legacy_events(connection, person_of):
                 raise CorrectionRefused.legacy_history(user_id)
             moved = component.reattributed_to(connection, person_of)
-            rows = self._log.calls_of(person_of, seen) + [row for row in self._log.at(moved) if row[2] in _CALL_TOPICS]
+            log = self._context.log
+            rows = log.calls_of(person_of, seen) + [row for row in log.at(moved) if row[2] in _CALL_TOPICS]
             rows.sort(key=lambda row: row[0])
             operations = self._operations([row[0] for row in rows])
             calls = [StoredCall(position, _call(fields, operations.get(position)), fields["server_time"],
@@ -124,8 +117,8 @@ class Corrector:
         wanted = set(positions)
         found: dict[int, dict[str, Any]] = {}
         previous = [position - 1 for position in positions if position - 1 not in wanted]
-        facts = {row[0]: row for row in self._log.at(previous) if row[2] == _PROPERTIES_UPDATED}
-        calls = {row[0]: row for row in self._log.at([position + 1 for position in facts])}
+        facts = {row[0]: row for row in self._context.log.at(previous) if row[2] == _PROPERTIES_UPDATED}
+        calls = {row[0]: row for row in self._context.log.at([position + 1 for position in facts])}
         for position, (_, _, _, fields) in facts.items():
             call = calls.get(position + 1)
             if call is not None and all(call[3][name] == fields[name] for name in _CAUSE):

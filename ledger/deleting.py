@@ -11,7 +11,6 @@ the process's cache is dropped, and the disk is made to forget (`Writer.reclaim`
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -19,17 +18,14 @@ from uuid import UUID
 
 from ledger.domain.deletions import EMPTY, DeletionJob
 from ledger.errors import ConflictRetriesExhausted, DeletionRefused
-from ledger.following import LogFollower
-from ledger.recording import MAX_ATTEMPTS, Recorder
 from ledger.store import scratch, settings
-from ledger.store.database import MsgspecMapper, Store
+from ledger.store.database import MsgspecMapper
 from ledger.store.erasure import Erased, Eraser
-from ledger.store.event_log import EventLog
-from ledger.store.unit_of_work import AggregateCache
-from ledger.store.writer import RECEIPTS, Conflict, Row, Transaction, Writer
+from ledger.store.writer import RECEIPTS, Conflict, Row, Transaction
+from ledger.write_context import MAX_ATTEMPTS, WriteContext
 from projections import tables as t
-from projections.forgetting import attributions, erase_rows
-from projections.runner import Fact, ProjectionRunner
+from projections.erasure import attributions, erase_rows
+from projections.runner import Fact
 
 #: A request joins the job of this many days later (UTC): until then it can be withdrawn.
 DELAY_DAYS = 1
@@ -62,18 +58,8 @@ def _timestamp(milliseconds: int) -> dt.datetime:
 class Deletions:
     """The deletion jobs of one ledger; every method runs under the ledger's writer lock."""
 
-    def __init__(self, store: Store, writer: Writer, log: EventLog, cache: AggregateCache, runner: ProjectionRunner,
-                 follower: LogFollower, recorder: Recorder, lock: threading.RLock,
-                 clock: Callable[[], int]) -> None:
-        self._events = store.events_table
-        self._writer = writer
-        self._log = log
-        self._cache = cache
-        self._runner = runner
-        self._follower = follower
-        self._recorder = recorder
-        self._lock = lock
-        self._clock = clock
+    def __init__(self, context: WriteContext) -> None:
+        self._context = context
 
     # -- requests ------------------------------------------------------------------
 
@@ -82,12 +68,12 @@ class Deletions:
         """Add people to a job; returns the job with this request's entries (Amplitude's reply)."""
         amplitude_ids, user_ids = list(amplitude_ids), list(user_ids)
         _check_request(amplitude_ids, user_ids, requester)
-        with self._lock:
-            self._follower.sync()
+        with self._context.lock:
+            self._context.follower.sync()
             wanted, unknown_ids, unknown_users = self._known(amplitude_ids, user_ids)
             if (unknown_ids or unknown_users) and not ignore_invalid_id:
                 raise DeletionRefused.unknown_ids(unknown_ids, unknown_users)
-            server_time = self._clock()
+            server_time = self._context.clock()
             today = day_of(server_time)
             day = today if now else today + dt.timedelta(days=DELAY_DAYS)
             if wanted:
@@ -106,14 +92,14 @@ class Deletions:
         wanted: list[int] = []
         unknown_ids = []
         for amplitude_id in amplitude_ids:
-            identity = self._cache.get(("identity", amplitude_id))
+            identity = self._context.cache.get(("identity", amplitude_id))
             if identity is None or identity.forgotten or identity.retired:  # a retired ID is nobody's now
                 unknown_ids.append(amplitude_id)
             elif amplitude_id not in wanted:
                 wanted.append(amplitude_id)
         unknown_users = []
         for user_id in user_ids:
-            user = self._cache.get(("user", user_id))
+            user = self._context.cache.get(("user", user_id))
             if user is None:
                 unknown_users.append(user_id)
             elif user.amplitude_id not in wanted:
@@ -122,12 +108,12 @@ class Deletions:
 
     def withdraw(self, amplitude_id: int, day: dt.date) -> dict[str, Any]:
         """Take an amplitude ID out of a job that has not run; returns the job."""
-        with self._lock:
-            self._follower.sync()
+        with self._context.lock:
+            self._context.follower.sync()
             job = self.job(day)
             if job is None or amplitude_id not in job.staging():
                 raise DeletionRefused.because(f"amplitude ID {amplitude_id} is not waiting in the job of {day}")
-            self._append(day, lambda job: job.withdraw(amplitude_id, _timestamp(self._clock())))
+            self._append(day, lambda job: job.withdraw(amplitude_id, _timestamp(self._context.clock())))
             found = self.job(day)
             assert found is not None
             return found.answer()
@@ -137,7 +123,7 @@ class Deletions:
     def job(self, day: dt.date) -> DeletionJob | None:
         stream = DeletionJob.stream(day)
         job: DeletionJob | None = None
-        for event in self._log.events_by_aggregate([stream]).get(stream, []):
+        for event in self._context.log.events_by_aggregate([stream]).get(stream, []):
             job = event.mutate(job)
         return job
 
@@ -146,7 +132,7 @@ class Deletions:
         if end < start or (end - start).days >= MAX_LIST_DAYS:
             raise DeletionRefused.because(f"end_day must be from start_day to {MAX_LIST_DAYS - 1} days after it")
         streams = [DeletionJob.stream(start + dt.timedelta(days=n)) for n in range((end - start).days + 1)]
-        found = self._log.events_by_aggregate(streams)
+        found = self._context.log.events_by_aggregate(streams)
         jobs = []
         for stream in streams:
             job: DeletionJob | None = None
@@ -160,17 +146,17 @@ class Deletions:
 
     def run_due(self) -> list[JobRun]:
         """Run every job still staging whose day has come (oldest first)."""
-        today = day_of(self._clock())
-        with self._lock:
-            self._follower.sync()
+        today = day_of(self._context.clock())
+        with self._context.lock:
+            self._context.follower.sync()
             due = [job for job in self.jobs(today - dt.timedelta(days=MAX_LIST_DAYS - 1), today) if job.staging()]
             return [run for run in (self.run(dt.date.fromisoformat(job.day)) for job in due) if run is not None]
 
     def run(self, day: dt.date) -> JobRun | None:
         """Run the job of `day` now: forget every person still staging in it, in ONE transaction."""
-        with self._lock:
+        with self._context.lock:
             for _ in range(MAX_ATTEMPTS):
-                self._follower.sync()
+                self._context.follower.sync()
                 job = self.job(day)
                 if job is None or not job.staging():
                     return None
@@ -178,43 +164,41 @@ class Deletions:
                     erased, first, last, erased_in = self._erase(job)
                 except Conflict:
                     continue
-                self._cache.clear()
-                self._follower.stored(first, last)
-                self._runner.moved_to(last)
-                tables = [self._events, RECEIPTS, *(table.name for table in t.PROJECTION_TABLES)]
+                self._context.cache.clear()
+                self._context.stored(first, last, projected=True)
+                tables = [self._context.events_table, RECEIPTS, *(table.name for table in t.PROJECTION_TABLES)]
                 scratch.remove_stale()  # copies a crash left behind may hold the people just forgotten
-                return JobRun(job.day, erased.amplitude_ids, self._writer.reclaim(tables, erased_in))
+                return JobRun(job.day, erased.amplitude_ids, self._context.writer.reclaim(tables, erased_in))
         raise ConflictRetriesExhausted(f"gave up running the deletion job of {day} after {MAX_ATTEMPTS} attempts")
 
     def _erase(self, job: DeletionJob) -> tuple[Erased, int, int, str | None]:
-        server_time = self._clock()
-        with self._writer.transaction() as tx:
+        server_time = self._context.clock()
+        with self._context.writer.transaction() as tx:
             end = tx.latest()
-            erased = Eraser(tx, self._cache.keys, self._events, attributions).erase(job.staging(), job.day)
+            erased = Eraser(tx, self._context.cache.keys, self._context.events_table,
+                            attributions).erase(job.staging(), job.day)
             job.ran(job.staging(), erased.amplitude_ids, server_time, _timestamp(server_time))
             facts, first, last = self._insert(tx, job, after=end)
             erase_rows(tx, erased.amplitude_ids, erased.devices, erased.redacted, erased.unbound)
-            if not self._runner.apply_in(tx, facts, first, last):
+            if not self._context.runner.apply_in(tx, facts, first, last):
                 raise Conflict("the projections are behind the log: catch up first")
-            self._recorder.forgets = settings.count_forget(tx)
+            self._context.forgets = settings.count_forget(tx)
             erased_in = tx.erasing()
         return erased, first, last, erased_in
 
     def _append(self, day: dt.date, change: Callable[[DeletionJob], None]) -> None:
         """Store one change to the job of `day` (opening it if need be), retrying conflicts."""
         for _ in range(MAX_ATTEMPTS):
-            job = self.job(day) or DeletionJob.open(day, _timestamp(self._clock()))
+            job = self.job(day) or DeletionJob.open(day, _timestamp(self._context.clock()))
             change(job)
             try:
-                with self._writer.transaction() as tx:
+                with self._context.writer.transaction() as tx:
                     facts, first, last = self._insert(tx, job)
-                    projected = self._runner.apply_in(tx, facts, first, last)
+                    projected = self._context.runner.apply_in(tx, facts, first, last)
             except Conflict:
-                self._follower.sync()
+                self._context.follower.sync()
                 continue
-            self._follower.stored(first, last)
-            if projected:
-                self._runner.moved_to(last)
+            self._context.stored(first, last, projected)
             return
         raise ConflictRetriesExhausted(f"gave up storing the deletion job of {day} after {MAX_ATTEMPTS} attempts")
 

@@ -2,7 +2,8 @@
 
 Before each request and each read the ledger asks the log for its last position (a
 microsecond on SQLite); if it moved, the aggregates and stream heads those events
-touched are dropped from the cache, and the projections catch up. A deletion job's events
+touched are dropped from the cache (`follow`). Before a write the projections also catch up
+(`sync`): reads never write. A deletion job's events
 (on its own stream) drop the whole cache: a job rewrites streams in place.
 """
 
@@ -29,11 +30,11 @@ class LogFollower:
         self._runner = runner
         self.seen = log.latest()
 
-    def sync(self) -> int:
-        """Follow other writers; returns the log's last position.
+    def follow(self) -> int:
+        """Follow other writers into the cache (drop what they changed); returns the log's last position.
 
-        First `check_file`: a SQLite file deleted or replaced under us raises, so nothing is
-        written into (or read from) a file nobody will open again.
+        Writes nothing: a read follows. First `check_file`: a SQLite file deleted or replaced
+        under us raises, so nothing is written into (or read from) a file nobody will open again.
         """
         self._check_file()
         latest = self._log.latest()
@@ -49,6 +50,11 @@ class LogFollower:
                 self._cache.evict(originator_id for _, originator_id in originators)
             self.seen = originators[-1][0]
         self.seen = max(self.seen, latest)
+        return latest
+
+    def sync(self) -> int:
+        """`follow`, then catch the read side up to the log: the writer's path, before and after it writes."""
+        latest = self.follow()
         if self._runner.position < latest:
             self._runner.catch_up(latest)
         return latest

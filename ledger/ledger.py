@@ -1,9 +1,10 @@
 """IdentityLedger: the application service. One request in, every call resolved, one atomic commit.
 
-The jobs live in their own modules: `recording` (resolve a batch and store it in one
-transaction, retrying conflicts), `group_commit` (requests queued meanwhile share a
-commit), `following` (other writers), `projections.queries.ReadAPI` (the read API, declared
-once) and `projections.runner` (catch-up and rebuild). This module wires them together.
+The jobs live in their own modules: `write_context` (the write side, opened once, and its
+one-transaction commit), the use cases that take it (`ingesting`, `correcting`, `deleting`,
+`mapping`), `group_commit` (requests queued meanwhile share a commit), `following` (other
+writers), `projections.queries.ReadModel` (the read model, held here and by each `as_of` view:
+`reads`) and `projections.runner` (catch-up and rebuild). This module wires them together.
 """
 
 from __future__ import annotations
@@ -12,67 +13,65 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
+from ledger.cached_resolve import resolve_from_cache
 from ledger.correcting import Corrector
 from ledger.deleting import Deletions, JobRun
 from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
 from ledger.domain.group_identify import accept_identifications
-from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS, AmplitudeIdentity
-from ledger.errors import LedgerError, ReadAbandoned, SchemaTooNew
-from ledger.following import LogFollower
+from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
+from ledger.errors import LedgerError, ReadAbandoned
 from ledger.group_commit import GroupCommit
 from ledger.history.changes import ChangePage, changes
 from ledger.history.replaying import Replayed, replay
 from ledger.history.writing import history as exported_history
+from ledger.ingesting import Ingester, IngestReport, Request
 from ledger.mapping import Mapper, MappingReport
-from ledger.recording import IngestReport, Recorder, Request
+from ledger.reads import AnswersFromReadModel, LedgerView
 from ledger.store import scratch as scratch_copies
-from ledger.store import settings
 from ledger.store.database import open_store, refuse_a_missing_file
-from ledger.store.event_log import EventLog
-from ledger.store.key_file import key_path, new_keys, open_keys
+from ledger.store.key_file import key_path, new_keys
 from ledger.store.rekeying import rekey
-from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE, AggregateCache
-from ledger.store.writer import RECEIPTS, Writer
-from ledger.store.writer_lock import WriterLock, setup_lock
+from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE
+from ledger.store.writer import RECEIPTS
+from ledger.store.writer_lock import setup_lock
 from ledger.time_travel import AsOf, past_position
-from projections import history
+from ledger.write_context import WriteContext
 from projections.models import Correction, Identity
-from projections.queries import ReadAPI, Reading
-from projections.runner import ProgressCallback, ProjectionRunner, ReadSideTooNew
+from projections.queries import Reading, ReadModel, check_one_of
+from projections.runner import ProgressCallback
 
-__all__ = ["IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
+__all__ = ["Diagnostics", "IdentityLedger", "IngestReport", "JobRun", "LedgerView"]
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What an operator (`/metrics`, `ledger status`) or a test may look at without reaching into the ledger."""
+
+    #: "sqlite" or "postgresql".
+    backend: str
+    #: The log's last position, as this process last looked.
+    position: int
+    #: The position the read side (the projection tables) stands at.
+    read_position: int
+    #: Whether stored keys are keyed by the ledger's secret (False: a ledger written before keyed IDs).
+    keyed: bool
+    #: The log's table (eventsourcing's stored events).
+    events_table: str
+
+    @property
+    def lag(self) -> int:
+        """Log positions the read side has not applied yet."""
+        return self.position - self.read_position
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class LedgerView(ReadAPI):
-    """Read-only answers as the ledger stood at `position`: the live database's history tables
-    (`projections.history`) and its log up to `position`, so it costs index lookups, not a replay."""
-
-    def __init__(self, engine: sa.Engine, log: EventLog, position: int) -> None:
-        self._state = Reading(engine, log, position, history.at(position))
-        self.position = position
-
-    def _reading(self) -> Reading:
-        return self._state
-
-    def close(self) -> None:
-        """Nothing to release (a view holds no copy); kept so a view is used as a context manager."""
-
-    def __enter__(self) -> LedgerView:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class IdentityLedger(ReadAPI):
+class IdentityLedger(AnswersFromReadModel):
     """The identity ledger on one database URL (default `sqlite:///ledger.db`).
 
     Thread-safe: requests are resolved one at a time per process; several processes
@@ -95,41 +94,22 @@ class IdentityLedger(ReadAPI):
         if not create:
             refuse_a_missing_file(url)  # before setup_lock makes its lock file beside it
         with setup_lock(url):  # schema setup is serialized across processes
-            self._store = open_store(url, create=create)
+            store = open_store(url, create=create)
             try:
-                self._open(dedup_window_ms, cache_size, clock, key_file)
+                self._context = WriteContext.open(store, cache_size=cache_size, clock=clock, key_file=key_file)
             except BaseException:  # a refused open (newer schema, file replaced) leaks nothing
-                for opened in (getattr(self, "_writer", None), getattr(self, "_log", None),
-                               getattr(self, "_writers", None), self._store):
-                    if opened is not None:
-                        opened.close()
+                store.close()
                 raise
-        self._runner.catch_up(self._follower.seen)
-        scratch_copies.remove_stale()  # a crashed process's as_of copies hold personal data
-
-    def _open(self, dedup_window_ms: int, cache_size: int, clock: Callable[[], int], key_file: str | None) -> None:
-        self._writers = WriterLock(self._store)
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._log = EventLog(self._store)
-        self._writer = Writer(self._store)
-        keys = open_keys(self._store, self._log.latest() > 0, key_file)
-        self._cache = AggregateCache(self._log, keys, cache_size)
-        try:
-            self._runner = ProjectionRunner(self._store.engine, self._store.backend, self._log.read)
-        except ReadSideTooNew as error:
-            raise SchemaTooNew(f"{error}: upgrade identity-ledger to open it") from error
-        self._follower = LogFollower(self._log, self._cache, self._runner, self._writers.check_file)
-        self._recorder = Recorder(self._writer, self._log, self._cache, self._runner, self._follower,
-                                  dedup_window_ms)
-        with self._store.engine.connect() as connection:
-            self._recorder.forgets = int(settings.read(connection, settings.FORGETS) or 0)
-        self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._recorder.store, self._lock)
-        self._deletions = Deletions(self._store, self._writer, self._log, self._cache, self._runner, self._follower,
-                                    self._recorder, self._lock, clock)
+        self._store = store
         self._key_file = key_file
-        self._corrector = Corrector(self._store.engine, self._log, self._cache, self._recorder, self._follower)
-        self._mapper = Mapper(self._cache, self._recorder, self._follower)
+        self._ingester = Ingester(self._context, dedup_window_ms)
+        self._commits: GroupCommit[Request, IngestReport] = GroupCommit(self._ingester.store, self._context.lock)
+        self._deletions = Deletions(self._context)
+        self._corrector = Corrector(self._context)
+        self._mapper = Mapper(self._context)
+        self.read_model = ReadModel(self._live_reading)
+        self._context.runner.catch_up(self._context.follower.seen)
+        scratch_copies.remove_stale()  # a crashed process's as_of copies hold personal data
 
     @property
     def url(self) -> str:
@@ -151,14 +131,14 @@ class IdentityLedger(ReadAPI):
         (its report counts every call as a duplicate). `server_time` is the upload time to
         record instead of now: a replayed history's (`replay`).
         """
-        server_time = self._clock() if server_time is None else server_time
+        server_time = self._context.clock() if server_time is None else server_time
         accepted = accept(events, server_time=server_time, min_id_length=min_id_length)
         return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
 
     def identify(self, identifications: Iterable[Any], min_id_length: int = DEFAULT_MIN_ID_LENGTH, *,
                  applied: tuple[str, int] | None = None) -> IngestReport:
         """Store Identify API objects (user_id / device_id / user_properties); no event is counted."""
-        server_time = self._clock()
+        server_time = self._context.clock()
         accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
         return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
 
@@ -166,7 +146,7 @@ class IdentityLedger(ReadAPI):
         """Store Group Identify API objects (`group_type`, `group_value`, `group_properties`): each
         applies its operations to its group's properties; no person is touched, no event counted.
         `server_time`: as for `ingest`."""
-        server_time = self._clock() if server_time is None else server_time
+        server_time = self._context.clock() if server_time is None else server_time
         accepted = accept_identifications(identifications, server_time)
         return self._commits.submit(Request(accepted, server_time), len(accepted.calls))
 
@@ -175,8 +155,8 @@ class IdentityLedger(ReadAPI):
         """Apply User Mapping API objects in order (`{"user_id", "global_user_id"}` or `{"user_id",
         "unmap": true}`) as one audited request; raises InvalidRequest naming the items at fault.
         `server_time`: as for `ingest`."""
-        with self._lock:
-            return self._mapper.apply(mappings, requester, self._clock() if server_time is None else server_time)
+        with self._context.lock:
+            return self._mapper.apply(mappings, requester, self._context.clock() if server_time is None else server_time)
 
     def map_user(self, user_id: str, global_user_id: str, *, requester: str = "library") -> MappingReport:
         """Count `user_id` as `global_user_id` until unmapped (docs/rules.md, User mapping)."""
@@ -189,8 +169,8 @@ class IdentityLedger(ReadAPI):
     def store_accepted(self, requests: Sequence[Request]) -> list[IngestReport]:
         """Store requests validated elsewhere, in order and in ONE transaction, each with its
         `applied` marker: the buffered writer (`ledger apply`) commits a fetched batch at once."""
-        with self._lock:
-            return self._recorder.store(list(requests))
+        with self._context.lock:
+            return self._ingester.store(list(requests))
 
     def retract_user_id(self, user_id: str, *, reason: str, requester: str = "library",
                         server_time: int | None = None) -> Correction:
@@ -200,13 +180,13 @@ class IdentityLedger(ReadAPI):
         as the same call without it, and so is every call whose resolution depended on it; later
         calls carrying it are stored without it (with a warning). Nothing stored is rewritten.
         """
-        with self._lock:
+        with self._context.lock:
             return self._corrector.retract(user_id, reason, requester,
-                                           self._clock() if server_time is None else server_time)
+                                           self._context.clock() if server_time is None else server_time)
 
     def applied(self, stream: str) -> int | None:
         """The sequence of the last message from `stream` stored with `ingest(..., applied=...)`."""
-        return self._log.applied().get(stream)
+        return self._context.log.applied().get(stream)
 
     def replay(self, records: Iterable[dict[str, Any]]) -> Replayed:
         """Store an exported history's records (`export`) so that this ledger holds the same people."""
@@ -240,68 +220,51 @@ class IdentityLedger(ReadAPI):
     def rekey(self) -> int:
         """Give a ledger written before keyed IDs its secret (a new key file) and rewrite its stored
         keys in one transaction; needs the ledger to itself. Returns how many streams got a new ID."""
-        if self._cache.keys.keyed:
+        if self._context.cache.keys.keyed:
             raise LedgerError("this ledger's stored keys are already keyed by its secret")
-        with self._lock, self._writers.exclusive("rekey"):
+        with self._context.lock, self._context.writers.exclusive("rekey"):
             keys = new_keys(self._store, self._key_file)
-            events = self._store.events_table
-            with self._writer.transaction() as tx:
+            events = self._context.events_table
+            with self._context.writer.transaction() as tx:
                 moved = rekey(tx, keys, events)
                 erased_in = tx.erasing()
-            self._cache.clear()
-            self._cache.use_keys(keys)
-            self._writer.reclaim([events, RECEIPTS], erased_in)
+            self._context.cache.clear()
+            self._context.cache.use_keys(keys)
+            self._context.writer.reclaim([events, RECEIPTS], erased_in)
             return moved
 
-    # -- reading (the API is `ReadAPI`'s) -------------------------------------------
+    # -- reading (the questions are `ReadModel`'s: `ledger.reads`) ------------------
 
-    def _reading(self) -> Reading:
-        with self._lock:
-            return Reading(self._store.engine, self._log, self._follower.sync())
+    def _live_reading(self) -> Reading:
+        """The live tables and the log up to its end; follows other writers' changes without writing."""
+        return Reading(self._store.engine, self._context.log, self.position)
 
-    def _resolve(self, device_id: str | None, user_id: str | None) -> Identity | None:
-        """Straight from the write side's cache: no SQL for a known device or user."""
-        with self._lock:
-            self._follower.sync()
-            if device_id is not None:
-                device = self._cache.get(("device", device_id))
-                amplitude_id = None if device is None else device.pointer
-            else:
-                user = self._cache.get(("user", user_id))
-                amplitude_id = None if user is None or user.retracted else user.amplitude_id
-            if amplitude_id is None:
-                return None
-            identity = self._cache.get(("identity", amplitude_id))
-            if identity.forgotten:  # a shared device still points to a forgotten person
-                return None
-            mapping = None if identity.user_id is None else self._cache.get(("mapping", identity.user_id))
-            return Identity(
-                amplitude_id=identity.amplitude_id,
-                user_id=identity.user_id,
-                device_ids=list(identity.device_ids),
-                merged_amplitude_ids=list(identity.merged_amplitude_ids),
-                user_properties=dict(identity.user_properties),
-                groups=self._groups_of(identity),
-                global_user_id=None if mapping is None else mapping.global_user_id,
-                mapped_user_ids=[] if mapping is None else sorted(mapping.mapped_user_ids),
-            )
+    def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
+        """Who a device ID's next anonymous event goes to, or whom a user ID is bound to.
 
-    def _groups_of(self, identity: AmplitudeIdentity) -> dict[str, list[str]]:
-        """The groups a person's amplitude IDs joined, as `projections.groups.groups_of` answers them."""
-        if not identity.groups and not identity.merged_amplitude_ids:
-            return {}
-        found: dict[str, set[str]] = {}
-        merged = (self._cache.get(("identity", amplitude_id)) for amplitude_id in identity.merged_amplitude_ids)
-        for each in (identity, *merged):
-            for group_type, names in each.groups.items():
-                found.setdefault(group_type, set()).update(names)
-        return {group_type: sorted(found[group_type]) for group_type in sorted(found)}
+        Answered from the write side's cache (`ledger.cached_resolve`): the read model's answer
+        without SQL for a known device or user.
+        """
+        check_one_of(device_id, user_id)
+        with self._context.lock:
+            self._context.follower.follow()
+            return resolve_from_cache(self._context.cache, device_id, user_id)
 
     @property
     def position(self) -> int:
-        """The ledger position: the notification ID of the last stored event."""
-        with self._lock:
-            return self._follower.sync()
+        """The ledger position: the notification ID of the last stored event (a read: it writes nothing)."""
+        with self._context.lock:
+            return self._context.follower.follow()
+
+    def catch_up(self) -> int:
+        """Apply to the read side whatever the log holds beyond it; returns the position it stands at.
+
+        Reads never write: the writer keeps the read side current (each request is projected in
+        its own transaction; one that could not be catches up right after its commit; opening the
+        ledger catches up). Call this after a rebuild that was interrupted, or when `lag()` says so.
+        """
+        with self._context.lock:
+            return self._context.follower.sync()
 
     def export(self, *, after: int = 0, as_of: int | None = None) -> Iterator[dict[str, Any]]:
         """The history after position `after` up to `as_of` (default: now) as records, in ledger order
@@ -309,13 +272,29 @@ class IdentityLedger(ReadAPI):
         if after < 0 or (as_of is not None and as_of < 0):
             raise ValueError("positions must be >= 0")
         latest = self.position
-        return exported_history(self._log, after=after, stop=latest if as_of is None else min(as_of, latest))
+        return exported_history(self._context.log, after=after, stop=latest if as_of is None else min(as_of, latest))
 
     def changes(self, after: int = 0, limit: int = 1000) -> ChangePage:
         """The identity facts after position `after` (at most `limit`), and the position to ask after next."""
         if after < 0 or limit < 1:
             raise ValueError("after must be >= 0 and limit >= 1")
-        return changes(self._log, self._cache.keys, after=after, stop=self.position, limit=limit)
+        return changes(self._context.log, self._context.cache.keys, after=after, stop=self.position, limit=limit)
+
+    def lag(self) -> int:
+        """How many log positions the read side (the projection tables, shared by every process) stands
+        behind the log: 0 unless a writer stopped between a commit and its catch-up (see `catch_up`).
+        It never triggers a catch-up, so a scrape of `/metrics` writes nothing."""
+        return self.diagnostics().lag
+
+    def diagnostics(self) -> Diagnostics:
+        """The ledger's vital signs (backend, positions, keys), read without side effects."""
+        return Diagnostics(
+            backend=self._store.backend.name,
+            position=self._context.log.latest(),
+            read_position=self._context.runner.stored_position(),
+            keyed=self._context.cache.keys.keyed,
+            events_table=self._context.events_table,
+        )
 
     # -- replay --------------------------------------------------------------------
 
@@ -329,25 +308,23 @@ class IdentityLedger(ReadAPI):
         without a time zone raise OutsideTheLedger. A reader that has gone (`cancelled` set) gets
         ReadAbandoned instead of a view.
         """
-        position = past_position(as_of, self.position, self._clock(), self._log)
+        position = past_position(as_of, self.position, self._context.clock(), self._context.log)
         if cancelled is not None and cancelled.is_set():
             raise ReadAbandoned("the reader went away")
-        return LedgerView(self._store.engine, self._log, position)
+        return LedgerView(self._store.engine, self._context.log, position)
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the log's identity facts from position 0; returns the position.
 
         Tracked events are not replayed: the timelines are the log's own index.
         """
-        with self._lock, self._writers.exclusive("rebuild"):  # never beside another writer
-            return self._runner.rebuild(self._log.latest(), progress)
+        with self._context.lock, self._context.writers.exclusive("rebuild"):  # never beside another writer
+            return self._context.runner.rebuild(self._context.log.latest(), progress)
 
     # -- lifecycle -----------------------------------------------------------------
 
     def close(self) -> None:
-        self._writer.close()
-        self._log.close()
-        self._writers.close()
+        self._context.close()
         self._store.close()
 
     def __enter__(self) -> IdentityLedger:

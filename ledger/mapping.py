@@ -1,7 +1,7 @@
 """User mapping (Amplitude's User Mapping API) on the writer's path: validate, apply, ONE transaction.
 
 A request's mappings are applied in order to the `UserMapping` aggregates of the user IDs they
-name, and stored like any request's facts (`Recorder.commit`: one transaction with the read
+name, and stored like any request's facts (`WriteContext.commit`: one transaction with the read
 side's rows), so a mapping is audited, replayed by `rebuild` and `as_of`, and undone only by
 an unmapping. One refused item fails the whole request, naming its index; nothing is stored.
 """
@@ -16,9 +16,8 @@ import msgspec
 
 from ledger.domain.mappings import MAX_MAPPINGS, MappingIn, MappingRefused, UserMapping, mapping_problem
 from ledger.errors import InvalidRequest
-from ledger.following import LogFollower
-from ledger.recording import Recorder, in_fresh_units
-from ledger.store.unit_of_work import AggregateCache, UnitOfWork
+from ledger.store.unit_of_work import UnitOfWork
+from ledger.write_context import WriteContext, in_fresh_units
 
 MAX_REQUESTER = 1024
 
@@ -63,12 +62,10 @@ def check_requester(requester: Any) -> str:
 
 
 class Mapper:
-    """Maps and unmaps user IDs for one ledger, through its recorder's transaction."""
+    """Maps and unmaps user IDs for one ledger, through its write context's transaction."""
 
-    def __init__(self, cache: AggregateCache, recorder: Recorder, follower: LogFollower) -> None:
-        self._cache = cache
-        self._recorder = recorder
-        self._follower = follower
+    def __init__(self, context: WriteContext) -> None:
+        self._context = context
 
     def apply(self, items: Iterable[Any], requester: str, server_time: int) -> MappingReport:
         """Apply a request of mappings in order; the caller holds the ledger's write lock."""
@@ -76,17 +73,17 @@ class Mapper:
         check_requester(requester)
 
         def attempt(unit: UnitOfWork) -> MappingReport:
-            self._follower.sync()
+            self._context.follower.sync()
             done = {"mapped": 0, "unmapped": 0, "unchanged": 0}
             for index, mapping in enumerate(mappings):
                 try:
                     done[self._apply_one(unit, mapping, requester, server_time)] += 1
                 except MappingRefused as error:
                     raise refused(f"Mapping refused: {error}", {error.field: [index]}) from None
-            self._recorder.commit(unit, lambda tx: None)
-            return MappingReport(**done, position=self._follower.seen)
+            self._context.commit(unit, lambda tx: None)
+            return MappingReport(**done, position=self._context.follower.seen)
 
-        return in_fresh_units(self._cache, server_time, attempt)
+        return in_fresh_units(self._context.cache, server_time, attempt)
 
     def _apply_one(self, unit: UnitOfWork, mapping: MappingIn, requester: str, server_time: int) -> str:
         source = unit.mapping(mapping.user_id)

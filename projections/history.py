@@ -64,7 +64,7 @@ class Versions:
 def drop_orphans(connection: sa.Connection) -> None:
     """Delete the history of rows that do not exist: a log a deletion job rewrote still holds facts
     that changed a forgotten person's rows whose creation it erased. Live, the job deletes that
-    history itself (`projections.forgetting`); a rebuild replays those facts and ends here."""
+    history itself (`projections.erasure`); a rebuild replays those facts and ends here."""
     for history in t.HISTORY_TABLES:
         table, key = history.info["of"]
         connection.execute(history.delete().where(~sa.exists().where(table.c[key] == history.c[key])))

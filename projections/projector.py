@@ -289,6 +289,6 @@ class Projector:
                       device_id=fields["device_id"])
 
     def _forgotten(self, position: int, fields: Fields) -> None:
-        """A deletion job ran: its people's rows are gone (`projections.forgetting`); it is on record."""
+        """A deletion job ran: its people's rows are gone (`projections.erasure`); it is on record."""
         for amplitude_id in fields["forgotten"]:
             self._insert(t.forgotten, (amplitude_id, fields["day"], position))

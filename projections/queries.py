@@ -1,14 +1,15 @@
-"""The read API, declared once: who, what happened, when and why.
+"""The read model, declared once: who, what happened, when and why.
 
-`ReadAPI` answers from one set of projection tables plus the log up to one position.
-The live ledger (`ledger.IdentityLedger`) and a past state (`ledger.LedgerView`, from
-`as_of`) are both a `ReadAPI`; they differ only in the tables they ask (the live ones, or
-the same tables as they stood at the position: `projections.history.at`) and how the
-position is found (`_reading`).
+`ReadModel` answers from one set of projection tables plus the log up to one position.
+The live ledger (`ledger.IdentityLedger`), a past state (`ledger.LedgerView`, from `as_of`)
+and through them the HTTP API each hold one; they differ only in the tables it asks (the live
+ones, or the same tables as they stood at the position: `projections.history.at`) and how the
+position is found (the `reading` it is given). Answering never writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
@@ -54,19 +55,16 @@ class Reading(NamedTuple):
     tables: Tables = LIVE
 
 
-class ReadAPI:
-    """Every question a reader can ask the ledger; subclasses say where the answers come from."""
+class ReadModel:
+    """Every question a reader can ask the ledger, answered from where `reading` says."""
 
-    def _reading(self) -> Reading:
-        raise NotImplementedError
+    def __init__(self, reading: Callable[[], Reading]) -> None:
+        #: Where this question's answer comes from, asked once per question (the live position moves).
+        self._reading = reading
 
     def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
         """Who a device ID's next anonymous event goes to, or whom a user ID is bound to."""
-        if (device_id is None) == (user_id is None):
-            raise ValueError("give exactly one of device_id, user_id")
-        return self._resolve(device_id, user_id)
-
-    def _resolve(self, device_id: str | None, user_id: str | None) -> Identity | None:
+        check_one_of(device_id, user_id)
         reading = self._reading()
         with reading.engine.connect() as connection:
             amplitude_id = _amplitude_id_for(connection, reading.tables, device_id=device_id, user_id=user_id)
@@ -224,6 +222,12 @@ class ReadAPI:
                 merges=scalar(sa.select(count()).select_from(tables.merges).where(
                     tables.merges.c.amplitude_id.not_in(sa.select(tables.retired.c.amplitude_id)))),
             )
+
+
+def check_one_of(device_id: str | None, user_id: str | None) -> None:
+    """`resolve` takes a device ID or a user ID, never both, never neither."""
+    if (device_id is None) == (user_id is None):
+        raise ValueError("give exactly one of device_id, user_id")
 
 
 def _amplitude_id_for(connection: sa.Connection, tables: Tables, *, device_id: str | None = None,

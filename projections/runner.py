@@ -137,6 +137,11 @@ class ProjectionRunner:
         self.position = position
         return True
 
+    def stored_position(self) -> int:
+        """Where the read side stands as committed (by any process), read without taking a lock."""
+        with self.engine.connect() as connection:
+            return _position(connection)
+
     def moved_to(self, position: int) -> None:
         """The write transaction that projected up to `position` is committed."""
         self.position = position

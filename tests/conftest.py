@@ -103,5 +103,11 @@ def open_ledger(new_url: Callable[[], str]) -> Iterator[Callable[..., IdentityLe
 
 
 @pytest.fixture
-def lg(open_ledger: Callable[..., IdentityLedger]) -> IdentityLedger:
-    return open_ledger()
+def clock() -> Clock:
+    """The server clock of `lg`: a test moves it on (`clock.now += DAY`) to bring a deletion job's day."""
+    return Clock()
+
+
+@pytest.fixture
+def lg(open_ledger: Callable[..., IdentityLedger], clock: Clock) -> IdentityLedger:
+    return open_ledger(clock=clock)

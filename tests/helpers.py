@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
 
 
 class Clock:
@@ -27,3 +31,25 @@ def event(device_id: str | None = None, user_id: str | None = None, event_type: 
     if user_id is not None:
         body["user_id"] = user_id
     return body
+
+
+def engine_for(url: str) -> sa.Engine:
+    """An engine of its own on a ledger's database (in its PostgreSQL schema), to look at stored rows
+    the way an operator's SQL client would, without reaching into the ledger object."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return sa.create_engine(parsed)
+    schema = parsed.query.get("schema", "public")
+    return sa.create_engine(parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg"),
+                            connect_args={"options": f"-csearch_path={schema}"})
+
+
+@contextmanager
+def connected(url: str) -> Iterator[sa.Connection]:
+    """A connection from `engine_for(url)`, disposed of afterwards."""
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()

@@ -13,25 +13,25 @@ import tempfile
 import sqlalchemy as sa
 
 from ledger import IdentityLedger
+from ledger.reads import AnswersFromReadModel
 from ledger.store.backends.sqlite import SQLiteBackend
-from projections.queries import ReadAPI, Reading
+from projections.queries import Reading, ReadModel
 from projections.runner import ProjectionRunner
 
 
-class Replayed(ReadAPI):
-    """The read API over a scratch SQLite database holding the projections replayed up to `position`."""
+class Replayed(AnswersFromReadModel):
+    """The read model over a scratch SQLite database holding the projections replayed up to `position`."""
 
     def __init__(self, lg: IdentityLedger, position: int) -> None:
         self._directory = tempfile.mkdtemp(prefix="replay-oracle-")
         engine = sa.create_engine(f"sqlite:///{self._directory}/as_of.db", connect_args={"check_same_thread": False})
-        ProjectionRunner(engine, SQLiteBackend(), lg._log.read).catch_up(position)
-        self._state = Reading(engine, lg._log, position)
-
-    def _reading(self) -> Reading:
-        return self._state
+        ProjectionRunner(engine, SQLiteBackend(), lg._context.log.read).catch_up(position)
+        self._engine = engine
+        reading = Reading(engine, lg._context.log, position)
+        self.read_model = ReadModel(lambda: reading)
 
     def close(self) -> None:
-        self._state.engine.dispose()
+        self._engine.dispose()
         shutil.rmtree(self._directory, ignore_errors=True)
 
     def __enter__(self) -> Replayed:

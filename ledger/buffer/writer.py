@@ -26,8 +26,8 @@ from ledger.buffer.retention import RoutinePurge
 from ledger.buffer.stream import FORMAT, FORMAT_HEADER, NatsLink, decode_request
 from ledger.domain.calls import Accepted
 from ledger.errors import LedgerError
+from ledger.ingesting import Request
 from ledger.ledger import IdentityLedger
-from ledger.recording import Request
 
 CONSUMER = "ledger-apply"
 FETCH = 256

@@ -25,7 +25,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 
-from ledger.cli import buffered, corrections, demo, exporting, forgetting, groups, render, synthetic
+from ledger.cli import buffered, corrections, deletions, demo, exporting, groups, render, synthetic
 from ledger.cli import reading as read_commands
 from ledger.cli.importing import Reading, Row, read_rows, unreadable
 from ledger.cli.opening import OK, CommandError, NotFound, db_url, open_ledger, print_json, sqlite_file
@@ -312,13 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("graph", read_commands.graph_command, "a person's devices, amplitude IDs, merges and binding as a graph",
                   [*answering, person])
     sub.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
-    sub = command("forget", forgetting.forget,
+    sub = command("forget", deletions.forget,
                   "forget people: every event and property of theirs (a deletion job; --now runs it)", [db, as_json])
-    forgetting.add_forget_options(sub)
-    sub = command("deletions", forgetting.deletions,
+    deletions.add_forget_options(sub)
+    sub = command("deletions", deletions.deletions,
                   "the deletion jobs; --run runs those whose day has come (for cron)", [db, as_json])
-    forgetting.add_deletions_options(sub)
-    command("rekey", forgetting.rekey,
+    deletions.add_deletions_options(sub)
+    command("rekey", deletions.rekey,
             "key the stored IDs of a ledger written before keyed IDs by a new secret (key file)", [db, as_json])
     sub = command("export", exporting.export, "the ledger's history as JSON Lines (replayable by ingest), or "
                   "Parquet tables for a warehouse (docs/export.md)", [db])

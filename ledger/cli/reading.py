@@ -13,6 +13,7 @@ import msgspec
 from ledger.cli import amplitude_export, buffered, graph, render
 from ledger.cli.opening import OK, CommandError, NotFound, nothing_for, open_reader, person, print_json
 from ledger.ledger import IdentityLedger, LedgerView
+from projections.graph import person_graph
 from projections.models import Identity
 
 
@@ -122,7 +123,7 @@ def show(args: argparse.Namespace) -> int:
 def graph_command(args: argparse.Namespace) -> int:
     with open_reader(args) as reader:
         identity = person(reader, args)
-        drawn = graph.person_graph(identity, reader.audit(amplitude_id=identity.amplitude_id))
+        drawn = person_graph(identity, reader.audit(amplitude_id=identity.amplitude_id))
     if args.json:
         print_json(drawn)
     else:

@@ -125,8 +125,8 @@ class _MeteredLedger:
 
 
 def _projection_lag(ledger: IdentityLedger) -> float:
-    """Stored log events minus those the projections applied; reads catch the projections up."""
-    return float(ledger._log.latest() - ledger._runner.position)
+    """Stored log events minus those the projections applied (`IdentityLedger.lag`)."""
+    return float(ledger.lag())
 
 
 class Observed:

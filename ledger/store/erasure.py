@@ -43,7 +43,7 @@ _REPLACED = (Device.Tracked.TOPIC, Device.Identified.TOPIC)
 #: (position, version, topic as stored, state)
 StoredRow = tuple[int, int, str, bytes]
 #: The read side's answer, in the open transaction: whom each of these calls (positions) is attributed
-#: to now, for those a correction re-attributed (`projections.forgetting.attributions`).
+#: to now, for those a correction re-attributed (`projections.erasure.attributions`).
 Attributions = Callable[[Transaction, list[int]], dict[int, int]]
 
 

@@ -2,7 +2,7 @@
 
 `key_check` tells whether a key file is this ledger's (`ledger.store.key_file`); `forgets`
 counts the deletion jobs that ran, so a writer whose request was resolved on state a job
-has since erased notices it in its own transaction and resolves again (`Recorder`).
+has since erased notices it in its own transaction and resolves again (`ledger.ingesting.Ingester`).
 """
 
 from __future__ import annotations

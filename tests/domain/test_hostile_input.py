@@ -23,7 +23,7 @@ from ledger.domain.properties import (
 )
 from ledger.errors import ConflictRetriesExhausted
 from ledger.store.writer import Conflict, Transaction
-from tests.helpers import event
+from tests.helpers import connected, event
 
 
 def refused_fields(lg: IdentityLedger, events: list[dict[str, Any]]) -> dict[str, list[int]]:
@@ -105,7 +105,7 @@ def test_a_request_that_fails_while_stored_fails_alone(lg: IdentityLedger) -> No
             outcomes[index] = error
 
     threads = [threading.Thread(target=send, args=(index,)) for index in range(len(requests))]
-    with lg._lock:  # hold the writer so that every request queues for one group commit
+    with lg._context.lock:  # hold the writer so that every request queues for one group commit
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
@@ -133,9 +133,8 @@ def test_one_call_over_a_property_limit_is_refused(lg: IdentityLedger, user_prop
 
 
 def database_bytes(lg: IdentityLedger) -> int:
-    engine = lg._store.engine
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
+    with connected(lg.url) as connection:
+        if connection.dialect.name == "sqlite":
             pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
             return int(pages) * int(connection.exec_driver_sql("PRAGMA page_size").scalar())
         return int(connection.execute(sa.text(

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from ledger import IdentityLedger, InvalidRequest
 from ledger.domain.calls import device_id_for_user
-from projections.queries import ReadAPI
 from tests.domain.test_validation import snapshot
 from tests.helpers import Clock
 from tests.reference_model import ReferenceModel
@@ -109,7 +108,7 @@ def check_invariants(lg: IdentityLedger, model: ReferenceModel, bound: dict[str,
         assert event.amplitude_id == merges.get(event.original_amplitude_id, event.original_amplitude_id)
     for device_id in DEVICES:
         live = lg.resolve(device_id=device_id)
-        assert live == ReadAPI._resolve(lg, device_id, None), "write model and projection disagree"
+        assert live == lg.read_model.resolve(device_id=device_id), "write model and projection disagree"
         assert (live.amplitude_id if live else None) == model.pointer.get(device_id)
 
 

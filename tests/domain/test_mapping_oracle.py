@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import IdentityLedger, InvalidRequest
-from tests.domain.test_forgetting_invariants import ingest
+from tests.domain.test_deletion_invariants import ingest
 from tests.domain.test_invariants import USERS, calls
 from tests.domain.test_validation import snapshot
 from tests.helpers import Clock

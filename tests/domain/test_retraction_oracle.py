@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ledger import IdentityLedger
 from ledger.domain.calls import device_id_for_user
 from ledger.errors import CorrectionRefused
-from projections.queries import ReadAPI
+from ledger.reads import AnswersFromReadModel
 from tests.domain.test_invariants import DEVICES, USERS, as_events, calls
 from tests.domain.test_validation import snapshot
 from tests.helpers import Clock
@@ -32,7 +32,7 @@ histories = st.tuples(batches, st.lists(st.tuples(st.sampled_from(CANDIDATES), s
     st.lists(with_placeholder, min_size=1, max_size=6), max_size=3)), min_size=1, max_size=3))
 
 
-def people_of_ledger(lg: ReadAPI) -> set[frozenset[int]]:
+def people_of_ledger(lg: AnswersFromReadModel) -> set[frozenset[int]]:
     """The ledger's people as sets of tracked events (numbered in ledger order)."""
     people: dict[int, set[int]] = {}
     for number, stored in enumerate(lg.events()):
@@ -86,11 +86,11 @@ def check(lg: IdentityLedger, sent: list[dict[str, Any]], retracted: set[str]) -
         assert lg.resolve(user_id=user_id) is None
     for device_id in DEVICES:
         person = lg.resolve(device_id=device_id)
-        assert person == ReadAPI._resolve(lg, device_id, None), "write model and projection disagree"
+        assert person == lg.read_model.resolve(device_id=device_id), "write model and projection disagree"
         if person is not None:
             assert person.user_id not in retracted
     for user_id in CANDIDATES:
-        assert lg.resolve(user_id=user_id) == ReadAPI._resolve(lg, None, user_id)
+        assert lg.resolve(user_id=user_id) == lg.read_model.resolve(user_id=user_id)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

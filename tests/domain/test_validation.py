@@ -10,13 +10,12 @@ import sqlalchemy as sa
 
 from ledger import IdentityLedger, InvalidRequest
 from ledger.domain.calls import BLOCKED_IDS
-from tests.helpers import event
+from tests.helpers import connected, event
 
 
 def snapshot(lg: IdentityLedger) -> dict[str, list[Any]]:
     """Every row of every table in the ledger's database, to compare byte for byte."""
-    engine = lg._store.engine
-    with engine.connect() as connection:
+    with connected(lg.url) as connection:
         names = sa.inspect(connection).get_table_names()
         return {name: sorted(map(tuple, connection.execute(sa.text(f"SELECT * FROM {name}"))), key=repr)
                 for name in names}

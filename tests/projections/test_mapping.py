@@ -9,7 +9,7 @@ import pytest
 from ledger import IdentityLedger, InvalidRequest
 from tests.domain.test_validation import snapshot
 from tests.helpers import event
-from tests.store.test_forgetting import found, stored_text
+from tests.store.test_deletion_jobs import found, stored_text
 
 
 def history(lg: IdentityLedger) -> None:
@@ -152,10 +152,10 @@ def test_resolving_a_known_user_asks_the_store_about_mappings_once(lg: IdentityL
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     history(lg)
     lg.resolve(user_id="user-aaa")
-    lg._cache.forget_absent()  # what another writer's write does: absences of unknown IDs are asked again
+    lg._context.cache.forget_absent()  # what another writer's write does: absences of unknown IDs are asked again
 
     def asked(*_: Any) -> Any:
         raise AssertionError("the store was asked again whether a user ID is mapped")
 
-    monkeypatch.setattr(lg._cache.log, "events_by_aggregate", asked)
+    monkeypatch.setattr(lg._context.cache.log, "events_by_aggregate", asked)
     assert lg.resolve(user_id="user-aaa").global_user_id is None

@@ -14,7 +14,7 @@ from ledger import IdentityLedger
 from projections import projector as projector_module
 from projections.runner import Progress
 from tests.domain.test_validation import snapshot
-from tests.helpers import Clock, event
+from tests.helpers import Clock, connected, event
 
 DEVICES = ["device-A", "device-B", "device-G", "device-R", "device-Y", "device-Z"]
 USERS = ["user-John", "user-Jane", "user-Mary", "user-David"]
@@ -139,7 +139,8 @@ def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callabl
     secret = str(tmp_path / "shared.key")  # one secret: the two logs' stored keys compare equal
     clean = open_ledger(key_file=secret)
     feed(clean, scenario())
-    crashed = open_ledger(key_file=secret)
+    crashed_clock = Clock()
+    crashed = open_ledger(key_file=secret, clock=crashed_clock)
     requests = scenario()
     before = feed(crashed, requests[:3])[-1]
     crash_on_flush(monkeypatch, after=1)
@@ -147,9 +148,9 @@ def test_a_crash_while_projecting_loses_and_doubles_nothing(open_ledger: Callabl
         crashed.ingest(requests[3])
     monkeypatch.undo()
     # A request is projected in its own transaction: the fourth one was not stored at all.
-    assert crashed.position == crashed._runner.position == before
+    assert crashed.diagnostics().read_position == crashed.position == before
     assert crashed.resolve(user_id="user-Mary") is None
-    crashed._clock.now -= 1  # type: ignore[attr-defined]  # the lost request's receipt time, again
+    crashed_clock.now -= 1  # the lost request's receipt time, again
     feed(crashed, requests[3:])
     assert unplaced(answers(crashed)) == unplaced(answers(clean))
     if crashed.url.startswith("sqlite"):  # PostgreSQL's sequence skips the positions of a rollback
@@ -168,9 +169,10 @@ SECONDARY_INDEXES = {"ix_ledger_audit_amplitude_id", "ix_ledger_audit_device_id"
 
 
 def secondary_indexes(lg: IdentityLedger) -> set[str]:
-    inspector = sa.inspect(lg._runner.engine)
-    return {str(index["name"]) for table in ("ledger_audit", "ledger_merges", "ledger_reattributed")
-            for index in inspector.get_indexes(table)}
+    with connected(lg.url) as connection:
+        inspector = sa.inspect(connection)
+        return {str(index["name"]) for table in ("ledger_audit", "ledger_merges", "ledger_reattributed")
+                for index in inspector.get_indexes(table)}
 
 
 def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[..., IdentityLedger],
@@ -180,13 +182,18 @@ def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[.
     lg = open_ledger(url)
     feed(lg, scenario())
     expected = snapshot(lg)
-    lg._runner.page_size = 7
+    lg._context.runner.page_size = 7
     crash_on_flush(monkeypatch, after=3)
     with pytest.raises(Crash):
         lg.rebuild()
     monkeypatch.undo()
-    assert 0 < lg._runner.position < lg.position
-    assert snapshot(lg) == expected  # reading catches up from the tracked position
+    stopped = lg.diagnostics()
+    assert 0 < stopped.read_position < stopped.position
+    assert lg.lag() == stopped.lag > 0  # looking at the lag catches nothing up
+    assert lg.position == stopped.position and lg.lag() == stopped.lag  # nor does reading: reads never write
+    assert lg.catch_up() == stopped.position  # the repair, from the tracked position
+    assert lg.lag() == 0
+    assert snapshot(lg) == expected
     # The replay runs without the secondary indexes; the next open makes them again.
     assert secondary_indexes(lg) == set()
     lg.close()
@@ -195,7 +202,7 @@ def test_a_crash_during_rebuild_resumes_where_it_stopped(open_ledger: Callable[.
 
 def test_rebuild_reports_progress(lg: IdentityLedger) -> None:
     feed(lg, scenario())
-    lg._runner.page_size = 10
+    lg._context.runner.page_size = 10
     seen: list[Progress] = []
     indexed: list[bool] = []
 

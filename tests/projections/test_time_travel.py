@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ledger import IdentityLedger, OutsideTheLedger
 from projections import tables as t
-from tests.helpers import event
+from tests.helpers import connected, event
 
 
 def at(server_time: int) -> dt.datetime:
@@ -66,7 +66,7 @@ def test_the_history_holds_each_value_over_the_positions_it_was_valid(lg: Identi
     lg.ingest([event("device-A", "user-1")])  # device-A's pointer moves to user-1's person
     moved = lg.position
     history = t.device_pointer_history
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         rows = connection.execute(sa.select(history.c.pointer, history.c.valid_from, history.c.valid_to)
                                   .where(history.c.device_id == "device-A").order_by(history.c.valid_from)).all()
     [pointer_moved] = [entry.position for entry in lg.audit(device_id="device-A") if entry.kind == "pointer_moved"]

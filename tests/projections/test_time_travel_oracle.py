@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ledger import IdentityLedger
 from ledger.errors import LedgerError
-from projections.queries import ReadAPI
+from ledger.reads import AnswersFromReadModel
 from tests.helpers import Clock
 from tests.replay_oracle import Replayed
 
@@ -49,7 +49,7 @@ def run(lg: IdentityLedger, history: list[tuple[str, Any]]) -> None:
             pass  # refused (nothing to retract or forget): stores nothing, as a test of that elsewhere shows
 
 
-def answers(reader: ReadAPI, amplitude_ids: range) -> dict[str, Any]:
+def answers(reader: AnswersFromReadModel, amplitude_ids: range) -> dict[str, Any]:
     """Every question of the read API, for every device, user and amplitude ID the histories use."""
     return {
         "devices": {device: reader.resolve(device_id=device) for device in DEVICES},

@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from ledger import IdentityLedger
-from ledger.cli.graph import person_graph
 from ledger.server.explorer.drawing import BOX_HEIGHT, LABEL, draw
 from ledger.server.explorer.pages import PAGE, Steps
 from ledger.server.traffic import MINUTES, IngestMeter
+from projections.graph import person_graph
 from tests.helpers import event
 from tests.server_helpers import API_KEY, SECRET_KEY
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from ledger import IdentityLedger
 from ledger.server.app import create_app
 from projections import tables as t
+from tests.helpers import connected
 from tests.server_helpers import API_KEY, SECRET_KEY, basic, running_app
 
 #: Bounded so that the whole suite stays quick; raise it locally to fuzz harder.
@@ -126,7 +127,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def read_side(lg: IdentityLedger) -> dict[str, list[Any]]:
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         return {table.name: sorted(map(tuple, connection.execute(sa.select(table))), key=repr)
                 for table in t.PROJECTION_TABLES}
 

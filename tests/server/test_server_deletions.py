@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ledger import IdentityLedger
-from tests.helpers import event
+from tests.helpers import Clock, event
 from tests.server_helpers import API_KEY, SECRET_KEY
 
 PATH = "/api/2/deletions/users"
@@ -29,7 +29,8 @@ def refused(reply: httpx.Response, *words: str) -> dict[str, Any]:
     return body
 
 
-def test_a_json_request_is_scheduled_listed_and_withdrawn(query: httpx.Client, people: IdentityLedger) -> None:
+def test_a_json_request_is_scheduled_listed_and_withdrawn(query: httpx.Client, people: IdentityLedger,
+                                                          clock: Clock) -> None:
     reply = query.post(PATH, json={"user_ids": ["alice@example.org"], "amplitude_ids": [2], "requester": "dpo"})
     assert reply.status_code == 200, reply.text
     assert reply.json() == {"day": "2023-11-15", "status": "staging", "amplitude_ids": [  # amplitude IDs first
@@ -41,7 +42,7 @@ def test_a_json_request_is_scheduled_listed_and_withdrawn(query: httpx.Client, p
     assert withdrawn.status_code == 200 and [entry["amplitude_id"] for entry in withdrawn.json()["amplitude_ids"]] == [1]
     refused(query.delete(f"{PATH}/2/2023-11-15"), "not waiting")
     assert people.resolve(user_id="alice@example.org") is not None  # not run yet: its day has not come
-    people._clock.now += 24 * 3600 * 1000  # type: ignore[attr-defined]
+    clock.now += 24 * 3600 * 1000
     assert [run.amplitude_ids for run in people.run_deletions()] == [[1]]
     assert people.resolve(user_id="alice@example.org") is None
     assert query.get(PATH, params={"start_day": "2023-11-15", "end_day": "2023-11-15"}).json()[0]["status"] == "done"

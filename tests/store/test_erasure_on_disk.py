@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from ledger import IdentityLedger
 from ledger.store.backends import reclaiming
-from tests.helpers import Clock, event
+from tests.helpers import Clock, connected, engine_for, event
 
 #: The victim's distinctive values: every one must be gone from the files after the job ...
 VICTIM = {"user_id": "victim.u9k3@example.org", "device_id": "dev-victim-p4r8",
@@ -95,9 +95,9 @@ class Files:
             path = url.database or ""
             return b"".join(open(name, "rb").read() for name in (path, path + "-wal", path + "-journal")
                             if os.path.exists(name))
-        with self._lg._store.engine.connect() as connection:
+        with connected(self._lg.url) as connection:
             connection.execute(sa.text("CHECKPOINT"))  # what is in shared buffers goes to the files
-            self._seen.update(_relations(connection, self._lg._store.schema))
+            self._seen.update(_relations(connection, url.query.get("schema", "public")))
             return _read_files(connection, sorted(self._seen))
 
 
@@ -132,11 +132,11 @@ def test_rekeying_leaves_no_guessable_stored_key_in_the_files(new_url: Callable[
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """`rekey` rewrites every stored key in place: the old unkeyed ones (uuid5 of a user ID, which a
     dictionary attack finds) must not stay in free space either."""
-    import ledger.ledger
+    import ledger.write_context
     from ledger.domain.keys import UNKEYED
 
     url = new_url()
-    monkeypatch.setattr(ledger.ledger, "open_keys", lambda *_args, **_kwargs: UNKEYED)  # as before keys existed
+    monkeypatch.setattr(ledger.write_context, "open_keys", lambda *_args, **_kwargs: UNKEYED)  # as before keys existed
     with IdentityLedger(url, clock=Clock()) as old:
         old.ingest([event(VICTIM["device_id"], VICTIM["user_id"]), event(other(1)["device_id"], None)])
     monkeypatch.undo()
@@ -154,8 +154,8 @@ def test_rekeying_leaves_no_guessable_stored_key_in_the_files(new_url: Callable[
 def _hold_a_snapshot(lg: IdentityLedger, isolation: str = "REPEATABLE READ") -> sa.Connection:
     """A reader in the middle of a transaction that began before the job: it may still see the person
     (REPEATABLE READ), or holds a table it read (READ COMMITTED, between statements)."""
-    connection = lg._store.engine.connect()
-    if lg._store.backend.name == "postgresql":
+    connection = engine_for(lg.url).connect()
+    if lg.diagnostics().backend == "postgresql":
         connection.execute(sa.text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"))
     else:
         connection.exec_driver_sql("BEGIN")  # pysqlite opens no transaction for a SELECT by itself
@@ -164,7 +164,7 @@ def _hold_a_snapshot(lg: IdentityLedger, isolation: str = "REPEATABLE READ") -> 
 
 
 def _forgotten(lg: IdentityLedger) -> int:
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         return int(connection.execute(sa.text("SELECT count(*) FROM ledger_forgotten")).scalar() or 0)
 
 
@@ -186,17 +186,17 @@ def test_the_files_are_rewritten_only_once_older_readers_are_done(lg: IdentityLe
 
 
 @pytest.mark.parametrize("isolation", ["REPEATABLE READ", "READ COMMITTED"])
-def test_a_job_says_so_when_an_older_reader_kept_it_from_rewriting(lg: IdentityLedger, isolation: str,
+def test_a_job_says_so_when_an_older_reader_kept_it_from_rewriting(lg: IdentityLedger, isolation: str, clock: Clock,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """It gives up after a while, never queueing every query behind a rewrite that waits for a lock."""
     ingest_everyone(lg)
     lg.forget(user_ids=[VICTIM["user_id"]], requester="dpo")
-    lg._clock.now += 24 * 3600 * 1000  # type: ignore[attr-defined]  # the job's day has come
-    if lg._store.backend.name == "postgresql":
+    clock.now += 24 * 3600 * 1000  # the job's day has come
+    if lg.diagnostics().backend == "postgresql":
         monkeypatch.setattr(reclaiming, "REWRITE_WAIT", 0.5)
         monkeypatch.setattr(reclaiming, "LOCK_WAIT", 0.05)
     else:
-        lg._writer._connection.execute("PRAGMA busy_timeout = 200")
+        lg._context.writer._connection.execute("PRAGMA busy_timeout = 200")
     reader = _hold_a_snapshot(lg, isolation)
     try:
         [ran] = lg.run_deletions()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger import CorrectionRefused, IdentityLedger
 from tests.golden.write_golden import answers
-from tests.helpers import Clock, event
+from tests.helpers import Clock, connected, event
 
 GOLDEN_DB = Path(__file__).parent.parent / "golden" / "v0.1.0.db"
 GOLDEN_ANSWERS = Path(__file__).parent.parent / "golden" / "v0.1.0.answers.json"
@@ -86,10 +86,10 @@ def test_golden_ledger_forgets_people_whole_and_replays(backend: str, new_url: C
                                                         tmp_path: Path) -> None:
     """0.1.0's stored shapes (tracked events on device streams) are erased too; its keys stay unkeyed."""
     from tests.domain.test_validation import snapshot
-    from tests.store.test_forgetting import found, stored_text
+    from tests.store.test_deletion_jobs import found, stored_text
 
     with open_golden(backend, new_url, tmp_path) as lg:
-        assert not lg._cache.keys.keyed
+        assert not lg.diagnostics().keyed
         mary = lg.resolve(user_id="user-Mary")
         job = lg.forget(user_ids=["user-David", "user-Jane"], requester="dpo", now=True)
         assert job["status"] == "done"
@@ -119,11 +119,11 @@ def test_golden_ledger_rekeyed_answers_as_it_did_and_hides_its_keys(backend: str
             lg.rekey()
         lg.ingest([event("device-Y", "user-David"), event("device-new", "user-John")])
         assert lg.resolve(user_id="user-John").device_ids == ["device-G", "device-new"]
-        with lg._store.engine.connect() as connection:
+        with connected(lg.url) as connection:
             stored = {str(row[0]).replace("-", "") for row in connection.execute(sa.text(
-                f"SELECT originator_id FROM {lg._store.app.recorder.events_table_name}"))}
+                f"SELECT originator_id FROM {lg.diagnostics().events_table}"))}
         assert not {UNKEYED.user("user-John").hex, UNKEYED.device("device-G").hex} & stored
-        assert lg._cache.keys.user("user-John").hex in stored
+        assert lg._context.cache.keys.user("user-John").hex in stored
     with IdentityLedger(url, create=False) as again:  # its key file is found where it was made
         assert again.resolve(user_id="user-David").merged_amplitude_ids == [9]
         again.rebuild()

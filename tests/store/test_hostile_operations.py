@@ -20,17 +20,7 @@ from projections.runner import SCHEMA
 from tests.cli_helpers import assert_one_line_error
 from tests.cli_helpers import ledger as run_ledger
 from tests.conftest import BACKENDS, fresh_url
-from tests.helpers import event
-
-
-def _engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        return sa.create_engine(url)
-    parsed = sa.engine.make_url(url)
-    schema = parsed.query["schema"]
-    return sa.create_engine(parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg"),
-                            connect_args={"options": f"-csearch_path={schema}"})
-
+from tests.helpers import connected, engine_for, event
 
 # -- 5. rebuild beside a running writer ------------------------------------------------------------
 
@@ -94,7 +84,7 @@ def test_an_older_read_side_is_rebuilt_on_open(open_ledger: Callable[..., Identi
     with IdentityLedger(url) as lg:
         lg.ingest([event("device-old", "user-old", event_properties={"a": 1})])
         expected = lg.timeline(1)
-    engine = _engine(url)
+    engine = engine_for(url)
     with engine.begin() as connection:  # as release 0.1.0 left it: an older version, another timeline shape
         connection.execute(t.positions.update().where(t.positions.c.name == SCHEMA).values(position=1))
         connection.execute(sa.text("CREATE TABLE ledger_timeline (position BIGINT PRIMARY KEY, amplitude_id BIGINT)"))
@@ -104,7 +94,7 @@ def test_an_older_read_side_is_rebuilt_on_open(open_ledger: Callable[..., Identi
     assert lg.timeline(1) == expected
     lg.ingest([event("device-old", event_properties={"b": 2})])
     assert [e.event_properties for e in lg.timeline(1)] == [{"a": 1}, {"b": 2}]
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         version = sa.select(t.positions.c.position).where(t.positions.c.name == SCHEMA)
         assert connection.execute(version).scalar() == t.SCHEMA_VERSION
         assert not sa.inspect(connection).has_table("ledger_timeline")
@@ -115,7 +105,7 @@ def test_a_read_side_from_a_newer_release_is_refused(open_ledger: Callable[..., 
     url = new_url()
     with IdentityLedger(url) as lg:
         lg.ingest([event("device-new")])
-    engine = _engine(url)
+    engine = engine_for(url)
     with engine.begin() as connection:
         connection.execute(t.positions.update().where(t.positions.c.name == SCHEMA)
                            .values(position=t.SCHEMA_VERSION + 1))
@@ -137,7 +127,7 @@ def test_lookups_of_unknown_ids_do_not_grow_memory(open_ledger: Callable[..., Id
     for n in range(300):
         assert lg.resolve(user_id=f"user-unknown-{n}") is None
         assert lg.resolve(device_id=f"device-unknown-{n}") is None
-    assert len(lg._cache._absent) <= bound
+    assert len(lg._context.cache._absent) <= bound
     assert lg.resolve(user_id="user-known") is not None
 
 

@@ -139,13 +139,13 @@ def test_a_past_view_makes_no_copy_and_replays_nothing(open_ledger: Callable[...
     middle = lg.position
     lg.ingest([event("device-late", VICTIM)])
     pages: list[int] = []
-    read = lg._log.read
+    read = lg._context.log.read
 
     def counted(*args: int) -> list:
         pages.append(args[0])
         return read(*args)
 
-    lg._log.read = counted  # type: ignore[method-assign]
+    lg._context.log.read = counted  # type: ignore[method-assign]
     with lg.as_of(middle, threading.Event()) as view:
         assert view.resolve(user_id="user-29@example.org") is not None and view.resolve(user_id=VICTIM) is None
     assert pages == [] and copies(scratch_dir) == []

@@ -1,6 +1,6 @@
 """A person's identity graph laid out for inline SVG: boxes and curves with fixed coordinates.
 
-The graph itself (nodes and edges from the audit trail) is `ledger.cli.graph`'s, the same
+The graph itself (nodes and edges from the audit trail) is `projections.graph`'s, the same
 one `ledger graph` prints; this module only decides where each piece goes. Columns, left
 to right: devices, amplitude IDs (the live one on top, merged ones below it), the user ID.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.cli.graph import Edge, Graph, Node
+from projections.graph import Edge, Graph, Node
 
 ROW = 96  # vertical pitch between boxes
 BOX_HEIGHT = 52

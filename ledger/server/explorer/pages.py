@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.cli.graph import person_graph
 from ledger.ledger import IdentityLedger, LedgerView
 from ledger.server.explorer.drawing import Drawing, draw
+from projections.graph import person_graph
 from projections.models import AuditEntry, Identity, TimelineEvent
 
 Reader = IdentityLedger | LedgerView

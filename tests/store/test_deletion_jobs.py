@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from ledger import IdentityLedger
 from ledger.errors import DeletionRefused, KeyFileMissing, WrongKeyFile
 from tests.domain.test_validation import snapshot
-from tests.helpers import event
+from tests.helpers import Clock, connected, event
 
 DAY = 24 * 3600 * 1000
 #: Distinctive strings of the person who is forgotten ...
@@ -52,8 +52,8 @@ def stored_text(lg: IdentityLedger) -> bytes:
     if url.get_backend_name() == "sqlite":
         path = url.database or ""
         return b"".join(open(name, "rb").read() for name in (path, path + "-wal") if os.path.exists(name))
-    schema = lg._store.schema
-    with lg._store.engine.connect() as connection:
+    schema = url.query.get("schema", "public")
+    with connected(lg.url) as connection:
         tables = connection.execute(sa.text("SELECT table_name FROM information_schema.tables "
                                             "WHERE table_schema = :schema ORDER BY table_name"),
                                     {"schema": schema}).scalars().all()
@@ -152,7 +152,7 @@ def test_merged_people_are_forgotten_whole_from_any_of_their_amplitude_ids(lg: I
     assert [text for text in ALICE.values() if found(stored_text(lg), text)] == []
 
 
-def test_a_scheduled_job_runs_on_its_day_and_can_be_withdrawn_from_before(lg: IdentityLedger) -> None:
+def test_a_scheduled_job_runs_on_its_day_and_can_be_withdrawn_from_before(lg: IdentityLedger, clock: Clock) -> None:
     history(lg)
     bob = lg.resolve(user_id=BOB["user_id"])
     job = lg.forget(user_ids=[ALICE["user_id"], BOB["user_id"]], requester="dpo")
@@ -161,7 +161,7 @@ def test_a_scheduled_job_runs_on_its_day_and_can_be_withdrawn_from_before(lg: Id
     assert lg.run_deletions() == []  # not due yet
     assert lg.withdraw_deletion(bob.amplitude_id, day)["amplitude_ids"] == [
         {"amplitude_id": 1, "requester": "dpo", "requested_on_day": "2023-11-14"}]
-    lg._clock.now += DAY  # type: ignore[attr-defined]
+    clock.now += DAY
     [ran] = lg.run_deletions()
     assert (ran.day, ran.amplitude_ids, ran.reclaimed) == ("2023-11-15", [1, 2], True)
     assert lg.deletions(day, day) == [{"day": "2023-11-15", "status": "done", "amplitude_ids": [
@@ -175,7 +175,7 @@ def test_a_scheduled_job_runs_on_its_day_and_can_be_withdrawn_from_before(lg: Id
 def test_the_deletion_fact_is_audited_without_personal_data(lg: IdentityLedger) -> None:
     history(lg)
     forget_alice(lg)
-    facts = [fields for _, topic, fields in lg._log.read(0, lg.position, 10_000) if topic == "DeletionJob.Ran"]
+    facts = [fields for _, topic, fields in lg._context.log.read(0, lg.position, 10_000) if topic == "DeletionJob.Ran"]
     assert facts == [{"day": "2023-11-14", "requested": [1], "forgotten": [1, 2],
                       "requesters": ["privacy@example.org"], "server_time": facts[0]["server_time"],
                       "timestamp": facts[0]["timestamp"]}]
@@ -233,11 +233,11 @@ def test_stored_keys_do_not_reveal_ids(lg: IdentityLedger) -> None:
     """A guessed user ID hashed as 0.1.0 did (uuid5) finds no row: the keys are keyed by the secret."""
     from ledger.domain.keys import UNKEYED
     lg.ingest([event("device-1", "user-1")])
-    with lg._store.engine.connect() as connection:
+    with connected(lg.url) as connection:
         stored = {str(row[0]).replace("-", "") for row in connection.execute(
-            sa.text(f"SELECT originator_id FROM {lg._store.app.recorder.events_table_name}"))}
+            sa.text(f"SELECT originator_id FROM {lg.diagnostics().events_table}"))}
     assert UNKEYED.user("user-1").hex not in stored and UNKEYED.device("device-1").hex not in stored
-    assert lg._cache.keys.user("user-1").hex in stored
+    assert lg._context.cache.keys.user("user-1").hex in stored
 
 
 @pytest.mark.parametrize("follows_the_log", [True, False])
@@ -253,7 +253,7 @@ def test_another_writer_never_writes_to_a_person_forgotten_meanwhile(
     assert other.resolve(user_id=ALICE["user_id"]).amplitude_id == 1  # cached there
     first.forget(user_ids=[ALICE["user_id"]], requester="dpo", now=True)
     if not follows_the_log:  # the job commits between its look at the log and its transaction
-        monkeypatch.setattr(other._follower, "sync", lambda: other._follower.seen)
+        monkeypatch.setattr(other._context.follower, "sync", lambda: other._context.follower.seen)
     other.ingest([event(ALICE["device_id"], ALICE["user_id"])])
     monkeypatch.undo()
     again = other.resolve(user_id=ALICE["user_id"])
@@ -264,18 +264,18 @@ def test_another_writer_never_writes_to_a_person_forgotten_meanwhile(
 def test_rekeying_a_ledger_written_before_keys_keeps_its_duplicates(new_url: Callable[[], str],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Receipts are rewritten too: a retry of an event stored before the rekey is still a duplicate."""
-    import ledger.ledger
+    import ledger.write_context
     from ledger.domain.keys import UNKEYED
     from tests.helpers import Clock
 
     url = new_url()
-    monkeypatch.setattr(ledger.ledger, "open_keys", lambda *_args, **_kwargs: UNKEYED)  # as before keys existed
+    monkeypatch.setattr(ledger.write_context, "open_keys", lambda *_args, **_kwargs: UNKEYED)  # as before keys existed
     sent = [event("device-1", "user-1"), event("device-2", None), event("device-1", None)]
     with IdentityLedger(url, clock=Clock()) as old:
         old.ingest(sent)
     monkeypatch.undo()
     with IdentityLedger(url, clock=Clock(1_700_000_001_000)) as lg:
-        assert not lg._cache.keys.keyed
+        assert not lg.diagnostics().keyed
         assert lg.rekey() == 3
         assert lg.ingest(sent).duplicates == 3
         assert lg.ingest([event("device-1", None)]).ingested == 1
@@ -284,17 +284,17 @@ def test_rekeying_a_ledger_written_before_keys_keeps_its_duplicates(new_url: Cal
         assert snapshot(lg) == incremental
 
 
-def test_a_job_that_erased_nobody_is_never_listed_done(lg: IdentityLedger) -> None:
+def test_a_job_that_erased_nobody_is_never_listed_done(lg: IdentityLedger, clock: Clock) -> None:
     """An erasure audit reads `done` only for a job that erased someone: a job whose every amplitude
     ID was withdrawn is `withdrawn`, one whose people were forgotten meanwhile by another job `empty`."""
     history(lg)
     bob = lg.resolve(user_id=BOB["user_id"])
     withdrawn_day = dt.date.fromisoformat(lg.forget(user_ids=[BOB["user_id"]], requester="dpo")["day"])
     assert lg.withdraw_deletion(bob.amplitude_id, withdrawn_day)["status"] == "withdrawn"
-    lg._clock.now += DAY  # type: ignore[attr-defined]
+    clock.now += DAY
     later = dt.date.fromisoformat(lg.forget(user_ids=[ALICE["user_id"]], requester="dpo")["day"])
     forget_alice(lg)  # another job forgets her first
-    lg._clock.now += DAY  # type: ignore[attr-defined]
+    clock.now += DAY
     lg.run_deletions()
     statuses = {job["day"]: job["status"] for job in lg.deletions(withdrawn_day, later)}
     assert statuses == {withdrawn_day.isoformat(): "withdrawn", (later - dt.timedelta(days=1)).isoformat(): "done",

@@ -1,4 +1,4 @@
-"""`ledger forget`, `ledger deletions` and `ledger rekey`: forgetting people from the command line.
+"""`ledger forget`, `ledger deletions` and `ledger rekey`: deletion jobs (and the secret) from the command line.
 
 `forget` files a deletion request (or, with --now, runs it at once); `deletions` lists the
 jobs, with --run (for cron) runs the ones whose day has come, and with --withdraw takes an

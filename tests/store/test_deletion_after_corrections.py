@@ -9,7 +9,7 @@ from __future__ import annotations
 from ledger import IdentityLedger
 from tests.domain.test_validation import snapshot
 from tests.helpers import event
-from tests.store.test_forgetting import found, stored_text
+from tests.store.test_deletion_jobs import found, stored_text
 
 PEOPLE = [{"device_id": f"dev-{name}-q{n}x", "insert_id": f"ins-{name}-r{n}y", "event_value": f"evprop-{name}-s{n}z",
            "user_value": f"userprop-{name}-t{n}w"} for n, name in enumerate(["carol", "dave", "erin"])]
