@@ -105,6 +105,10 @@ class Scratch:
     def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
         self.last_target = amplitude_id
 
+    def receive(self, device_id: str, insert_id: str, server_time: int) -> None:
+        """Never asked: group identify calls are not re-resolved."""
+        raise NotImplementedError
+
     def live(self, amplitude_id: int) -> int:
         merged_into = self.identities[amplitude_id].merged_into
         return amplitude_id if merged_into is None else merged_into

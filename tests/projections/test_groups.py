@@ -148,3 +148,21 @@ def test_tracked_events_keep_their_groups_and_the_export_carries_them_again(open
     again.replay(lg.export())
     ann = again.resolve(user_id="ann-11")
     assert ann.groups == {"org": ["acme", "globex"]} and again.group("org", "acme").amplitude_ids == [ann.amplitude_id]
+
+
+def test_a_resent_group_identify_changes_nothing(lg: IdentityLedger) -> None:
+    """A `$groupidentify` event is deduplicated by (device ID, insert_id) like any call: the retried
+    `$add` does not add twice; another insert_id, or another device, is another call."""
+    add = event("dev-gi-1", event_type="$groupidentify", groups=ACME, group_properties={"$add": {"seats": 5}},
+                insert_id="gi-1")
+    assert lg.ingest([add]).duplicates == 0
+    before = snapshot(lg)
+    again = lg.ingest([add, add])
+    assert (again.ingested, again.duplicates) == (0, 2) and snapshot(lg)["ledger_group_properties"] == \
+        before["ledger_group_properties"]
+    assert lg.group("org", "acme").properties == {"seats": 5}
+    lg.ingest([{**add, "insert_id": "gi-2"}, {**add, "device_id": "dev-gi-2"}])
+    assert lg.group("org", "acme").properties == {"seats": 15}
+    # Its receipts and tracked events' are apart: a track with the same key is not a duplicate of it.
+    assert lg.ingest([event("dev-gi-1", event_type="view", insert_id="gi-1")]).duplicates == 0
+    assert lg.ingest([event("dev-gi-1", event_type="view", insert_id="gi-1")]).duplicates == 1
