@@ -166,3 +166,36 @@ def test_a_resent_group_identify_changes_nothing(lg: IdentityLedger) -> None:
     # Its receipts and tracked events' are apart: a track with the same key is not a duplicate of it.
     assert lg.ingest([event("dev-gi-1", event_type="view", insert_id="gi-1")]).duplicates == 0
     assert lg.ingest([event("dev-gi-1", event_type="view", insert_id="gi-1")]).duplicates == 1
+
+
+def test_each_event_keeps_the_group_properties_of_its_time(open_ledger: Any) -> None:
+    """An update of a group changes only later events; every reader (timeline, events(), a past
+    view, a rebuilt read side, a replayed export) answers each event with its own time's properties."""
+    lg = open_ledger()
+    lg.ingest([event("dev-ann", "ann-11", groups=ACME)])  # before any update: no properties
+    group_identify(lg, {"$set": {"plan": "free"}, "$add": {"seats": 1}})
+    lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]}), event("dev-ann", "ann-11")])
+    group_identify(lg, {"$set": {"plan": "pro"}, "$add": {"seats": 4}})
+    group_identify(lg, {"$set": {"name": "Globex"}}, {"org": "globex"})
+    lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]})])
+    group_identify(lg, {"$unset": {"plan": "-", "seats": "-"}})
+    lg.ingest([event("dev-ann", "ann-11", groups=ACME)])
+    expected = [{}, {"org": {"acme": {"plan": "free", "seats": 1}}}, {},
+                {"org": {"acme": {"plan": "pro", "seats": 5}, "globex": {"name": "Globex"}}}, {}]
+
+    def answered(reader: Any) -> list[dict[str, Any]]:
+        return [found.group_properties for found in reader.timeline(reader.resolve(user_id="ann-11").amplitude_id)]
+
+    timeline = lg.timeline(lg.resolve(user_id="ann-11").amplitude_id)
+    assert answered(lg) == expected and [found.group_properties for found in lg.events()] == expected
+    assert [found.group_properties for found in reversed(
+        lg.timeline(timeline[0].amplitude_id, newest_first=True, limit=2))] == expected[3:]
+    assert lg.group("org", "acme").properties == {}  # today's properties are not the events'
+    for number, found in enumerate(timeline):
+        with lg.as_of(found.position) as view:
+            assert answered(view) == expected[:number + 1]
+    lg.rebuild()
+    assert answered(lg) == expected
+    again = open_ledger()
+    again.replay(lg.export())
+    assert answered(again) == expected
