@@ -26,15 +26,20 @@ def _last(mappings: sa.FromClause) -> sa.ScalarSelect[Any]:
 
 def group(connection: sa.Connection, tables: Tables, group_type: str, group_value: str,
           live: dict[int, int]) -> Group | None:
-    """The group's properties and members; None if no call ever named it. `live`: merged -> live amplitude ID."""
-    properties, members = tables.group_properties, tables.group_members
+    """The group's properties and members; None if no call ever named it. `live`: merged -> live amplitude ID.
+
+    An amplitude ID a correction retired is no member any more: its calls' memberships went with them
+    to the amplitude IDs it was split into (joined at the correction's position).
+    """
+    properties, members, retired = tables.group_properties, tables.group_members, tables.retired
     last = connection.execute(
         sa.select(properties.c.group_properties).where(properties.c.group_type == group_type,
                                                        properties.c.group_value == group_value)
         .order_by(properties.c.position.desc()).limit(1)).scalar()
     joined = connection.execute(
         sa.select(members.c.amplitude_id, members.c.position, members.c.server_time)
-        .where(members.c.group_type == group_type, members.c.group_value == group_value)
+        .where(members.c.group_type == group_type, members.c.group_value == group_value,
+               members.c.amplitude_id.not_in(sa.select(retired.c.amplitude_id)))
         .order_by(members.c.position, members.c.amplitude_id)).all()
     if last is None and not joined:
         return None

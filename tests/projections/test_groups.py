@@ -199,3 +199,44 @@ def test_each_event_keeps_the_group_properties_of_its_time(open_ledger: Any) -> 
     again = open_ledger()
     again.replay(lg.export())
     assert answered(again) == expected
+
+
+def test_a_correction_carries_memberships_to_the_split_off_people(open_ledger: Any) -> None:
+    """Two phones sign in with the placeholder "None" (one person), each naming its own org (by an
+    event and by an identify call, as set_group does); a third person shares nothing. After the
+    retraction each split-off person is a member of the groups its own calls named, the retired
+    amplitude ID of none; before it, as it stood; a rebuild and a replayed export agree."""
+    lg = open_ledger()
+    lg.ingest([event("phone-ann", "None", groups={"org": "acme"}), event("phone-cy", "cy-33", groups={"org": "initech"})],
+              min_id_length=4)
+    lg.identify([{"device_id": "phone-bob", "user_id": "None", "groups": {"org": "globex", "team": ["red"]}}],
+                min_id_length=4)
+    lg.ingest([event("phone-bob", "None", groups={"org": "acme"})], min_id_length=4)  # Bob's call named acme too
+    merged = lg.resolve(user_id="None")
+    before = lg.position
+    assert merged.groups == {"org": ["acme", "globex"], "team": ["red"]}
+
+    correction = lg.retract_user_id("None", reason="placeholder user ID", requester="ops@example.com")
+
+    ann, bob, cy = (lg.resolve(device_id=device_id) for device_id in ("phone-ann", "phone-bob", "phone-cy"))
+    assert ann.groups == {"org": ["acme"]} and bob.groups == {"org": ["acme", "globex"], "team": ["red"]}
+    assert cy.groups == {"org": ["initech"]} and lg.identity(ann.amplitude_id) == ann  # cache == tables
+    acme = lg.group("org", "acme")
+    assert acme.amplitude_ids == [ann.amplitude_id, bob.amplitude_id]
+    assert [member.amplitude_id for member in acme.members] == [ann.amplitude_id, bob.amplitude_id]
+    assert all(member.position > correction.position and member.server_time == correction.server_time
+               for member in acme.members)  # joined again by the correction, at its time
+    assert lg.group("org", "globex").amplitude_ids == [bob.amplitude_id]
+    assert lg.group("org", "initech").amplitude_ids == [cy.amplitude_id]
+    with lg.as_of(before) as view:
+        assert view.group("org", "acme").amplitude_ids == [merged.amplitude_id]
+        assert view.resolve(device_id="phone-ann").groups == merged.groups
+
+    incremental = snapshot(lg)
+    lg.rebuild()
+    assert snapshot(lg) == incremental
+    again = open_ledger()
+    again.replay(lg.export())
+    ann_again, bob_again = (again.resolve(device_id=device_id) for device_id in ("phone-ann", "phone-bob"))
+    assert (ann_again.groups, bob_again.groups) == (ann.groups, bob.groups)
+    assert again.group("org", "acme").amplitude_ids == [ann_again.amplitude_id, bob_again.amplitude_id]
