@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from ledger.domain.calls import IDENTIFY, NUL, Call
-from ledger.domain.model import AmplitudeIdentity, Correction, Device, User, amendment_fields, identity_key
+from ledger.domain.model import AmplitudeIdentity, Cause, Correction, Device, User, amendment_fields, identity_key
 from ledger.domain.properties import PropertyLimitExceeded
 from ledger.domain.reresolution import Regrouping, StoredCall, regroup
 from ledger.errors import CorrectionRefused
@@ -127,11 +127,12 @@ class Corrector:
 
 
 def _call(fields: dict[str, Any], operations: dict[str, Any] | None) -> Call:
-    """A stored call as it arrived (the stored user properties are results, the operations come apart)."""
+    """A stored call as it arrived (the stored user properties are results, the operations come apart;
+    the groups it named are kept with it)."""
     return Call(device_id=fields["device_id"], user_id=fields["user_id"],
                 event_type=fields.get("event_type", IDENTIFY), time=fields["event_time"],
                 insert_id=fields["insert_id"], event_properties=fields.get("event_properties", {}),
-                operations=operations or {})
+                operations=operations or {}, groups=fields.get("groups", {}))
 
 
 def _record(unit: UnitOfWork, regrouping: Regrouping, user_id: str, amplitude_id: int, reason: str,
@@ -184,6 +185,12 @@ def _record(unit: UnitOfWork, regrouping: Regrouping, user_id: str, amplitude_id
                 identified=[stored.position for stored in calls if not stored.tracked],
                 moved_before=[stored.position for stored in calls if stored.reattributed],
                 **fields))
+            # The memberships its calls made go with them (docs/rules.md, Groups): each call that named
+            # groups joins them again, recorded at the correction's time (server times grow with the log).
+            split_off = unit.identity(final[number])
+            for call in person.joined:
+                split_off.join_groups(call.groups, Cause(call.device_id, call.user_id, call.time, server_time,
+                                                         call.insert_id))
     _user(unit, user_id).trigger_event(User.Retracted, user_id=user_id, amplitude_id=amplitude_id, **fields)
     for bound, (previous, new) in bindings.items():
         _user(unit, bound).trigger_event(User.Rebound, user_id=bound, amplitude_id=new, previous_amplitude_id=previous,

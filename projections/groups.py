@@ -7,13 +7,14 @@ unless that row is an unmapping.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 
 from projections.history import Tables
-from projections.models import Group, GroupMember, MappingEntry
+from projections.models import Group, GroupMember, MappingEntry, TimelineEvent
 
 _decode = msgspec.json.Decoder()
 
@@ -25,15 +26,20 @@ def _last(mappings: sa.FromClause) -> sa.ScalarSelect[Any]:
 
 def group(connection: sa.Connection, tables: Tables, group_type: str, group_value: str,
           live: dict[int, int]) -> Group | None:
-    """The group's properties and members; None if no call ever named it. `live`: merged -> live amplitude ID."""
-    properties, members = tables.group_properties, tables.group_members
+    """The group's properties and members; None if no call ever named it. `live`: merged -> live amplitude ID.
+
+    An amplitude ID a correction retired is no member any more: its calls' memberships went with them
+    to the amplitude IDs it was split into (joined at the correction's position).
+    """
+    properties, members, retired = tables.group_properties, tables.group_members, tables.retired
     last = connection.execute(
         sa.select(properties.c.group_properties).where(properties.c.group_type == group_type,
                                                        properties.c.group_value == group_value)
         .order_by(properties.c.position.desc()).limit(1)).scalar()
     joined = connection.execute(
         sa.select(members.c.amplitude_id, members.c.position, members.c.server_time)
-        .where(members.c.group_type == group_type, members.c.group_value == group_value)
+        .where(members.c.group_type == group_type, members.c.group_value == group_value,
+               members.c.amplitude_id.not_in(sa.select(retired.c.amplitude_id)))
         .order_by(members.c.position, members.c.amplitude_id)).all()
     if last is None and not joined:
         return None
@@ -42,6 +48,46 @@ def group(connection: sa.Connection, tables: Tables, group_type: str, group_valu
                  amplitude_ids=list(dict.fromkeys(live.get(row.amplitude_id, row.amplitude_id) for row in joined)),
                  members=[GroupMember(amplitude_id=row.amplitude_id, position=row.position,
                                       server_time=row.server_time) for row in joined])
+
+
+def with_group_properties(connection: sa.Connection, tables: Tables,
+                          events: list[TimelineEvent]) -> list[TimelineEvent]:
+    """The events, each that named groups with their properties as they stood at its position: the
+    last update before it (updates never change earlier events). One query per group named."""
+    named: dict[tuple[str, str], list[int]] = {}
+    for event in events:
+        for group_type, names in event.groups.items():
+            for group_value in names:
+                named.setdefault((group_type, group_value), []).append(event.position)
+    if not named:
+        return events
+    updates = {group: _updates(connection, tables, group, min(positions), max(positions))
+               for group, positions in named.items()}
+    answered = []
+    for event in events:
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for group_type, names in event.groups.items():
+            for group_value in names:
+                positions, properties = updates[group_type, group_value]
+                before = bisect.bisect_left(positions, event.position)
+                if before and properties[before - 1]:
+                    found.setdefault(group_type, {})[group_value] = properties[before - 1]
+        answered.append(msgspec.structs.replace(event, group_properties=found) if found else event)
+    return answered
+
+
+def _updates(connection: sa.Connection, tables: Tables, group: tuple[str, str], first: int,
+             last: int) -> tuple[list[int], list[dict[str, Any]]]:
+    """The group's updates that events at `first` to `last` can see: the last one before `first`, and
+    every one before `last` (positions ascending, and the properties each left)."""
+    properties = tables.group_properties
+    same = sa.and_(properties.c.group_type == group[0], properties.c.group_value == group[1])
+    since = sa.select(sa.func.max(properties.c.position)).where(same, properties.c.position < first).scalar_subquery()
+    rows = connection.execute(
+        sa.select(properties.c.position, properties.c.group_properties)
+        .where(same, properties.c.position < last, properties.c.position >= sa.func.coalesce(since, 0))
+        .order_by(properties.c.position)).all()
+    return [row.position for row in rows], [_decode.decode(row.group_properties) for row in rows]
 
 
 def groups_of(connection: sa.Connection, tables: Tables, amplitude_ids: list[int]) -> dict[str, list[str]]:

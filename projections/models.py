@@ -55,7 +55,9 @@ class MappingEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A tracked event with the amplitude ID it got on arrival and the one it counts for now
-    (and the groups it named, left out of answers when it named none)."""
+    (and the groups it named, left out of answers when it named none, with the properties those
+    groups had at its position: group type -> group name -> properties, only groups that had any).
+    """
 
     position: int
     insert_id: str | None
@@ -69,6 +71,7 @@ class TimelineEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     event_properties: dict[str, Any]
     user_properties: dict[str, Any]
     groups: dict[str, list[str]] = {}
+    group_properties: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 class Merge(msgspec.Struct, frozen=True, omit_defaults=True):

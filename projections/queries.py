@@ -111,11 +111,11 @@ class ReadModel:
             live = _live_ids(connection, reading.tables)
             moved = reattributed_between(connection, reading.tables, rows[0][0], rows[-1][0]) \
                 if rows and has_corrections(connection, reading.tables) else {}
-        found = []
-        for row in rows:
-            current = moved.get(row[0], row[1])
-            found.append(answer(row, live.get(current, current)))
-        return found
+            found = []
+            for row in rows:
+                current = moved.get(row[0], row[1])
+                found.append(answer(row, live.get(current, current)))
+            return g.with_group_properties(connection, reading.tables, found)
 
     def merges(self) -> list[Merge]:
         """Amplitude's merged-users table: each merged amplitude ID and the live one it counts for.

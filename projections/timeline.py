@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from projections.groups import with_group_properties
 from projections.history import Tables
 from projections.models import TimelineEvent
 
@@ -62,7 +63,7 @@ def person_timeline(connection: sa.Connection, tables: Tables, log: TimelineLog,
     if legacy:
         pages.append(log.tracked_at(legacy)[::-1] if newest_first else log.tracked_at(legacy))
     rows = heapq.merge(*pages, key=lambda row: row[0], reverse=newest_first)
-    return [answer(row, ids[0]) for row in itertools.islice(rows, limit)]
+    return with_group_properties(connection, tables, [answer(row, ids[0]) for row in itertools.islice(rows, limit)])
 
 
 def person_event_count(connection: sa.Connection, tables: Tables, log: TimelineLog, ids: list[int],

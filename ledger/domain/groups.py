@@ -73,6 +73,13 @@ def group_operations(group_properties: Any) -> Operations:
     return operations
 
 
+def group_identify_sender(device_id: str) -> str:
+    """The name a `$groupidentify` call's receipt is kept under: its device ID in a space of its own
+    (NUL never occurs in a device ID). The call creates no device, and a device the store does not hold
+    is assumed to have no receipts; apart, the two kinds never meet."""
+    return f"\x00group\x00{device_id}"
+
+
 def group_key(group_type: str, group_value: str) -> UUID:
     """A group's stored ID (length-prefixed, so that no two (type, value) pairs meet)."""
     return uuid5(NAMESPACE, f"group:{len(group_type)}:{group_type}{group_value}")

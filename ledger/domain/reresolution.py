@@ -49,6 +49,8 @@ class Person:
     user_properties: dict[str, Any]
     #: The live amplitude ID they keep (their calls are those of a person now), else None: a new one.
     keeps: int | None = None
+    #: Their calls (as re-resolved) that named groups: a new amplitude ID joins those groups again.
+    joined: list[Call] = field(default_factory=list)
 
 
 @dataclass
@@ -90,7 +92,7 @@ class Scratch:
         return identity
 
     def group(self, group_type: str, group_value: str) -> Group | None:
-        """Never asked: stored calls are re-resolved without their groups (group identify calls are not re-resolved)."""
+        """Never asked: group identify calls are not re-resolved (a call's groups join no `Group`)."""
         raise NotImplementedError
 
     def add(self, aggregate: Device | User | Group) -> None:
@@ -105,6 +107,10 @@ class Scratch:
     def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
         self.last_target = amplitude_id
 
+    def receive(self, device_id: str, insert_id: str, server_time: int) -> None:
+        """Never asked: group identify calls are not re-resolved."""
+        raise NotImplementedError
+
     def live(self, amplitude_id: int) -> int:
         merged_into = self.identities[amplitude_id].merged_into
         return amplitude_id if merged_into is None else merged_into
@@ -117,12 +123,14 @@ def regroup(calls: list[StoredCall], retracted: set[str], user_id: str) -> Regro
     """
     scratch = Scratch()
     owners: dict[int, list[StoredCall]] = {}
+    resolved: dict[int, Call] = {}
     for stored in calls:
         call = stored.call
         if call.user_id in retracted:
             call = msgspec.structs.replace(call, user_id=None)
         resolve_call(call, stored.server_time, scratch, 0)
         owners.setdefault(scratch.last_target, []).append(stored)
+        resolved[stored.position] = call
     people_by_live: dict[int, Person] = {}
     for amplitude_id, owned in owners.items():
         live = scratch.live(amplitude_id)
@@ -138,6 +146,7 @@ def regroup(calls: list[StoredCall], retracted: set[str], user_id: str) -> Regro
     for person in people_by_live.values():
         person.calls.sort(key=lambda stored: stored.position)
         person.device_ids = list(dict.fromkeys(stored.call.device_id for stored in person.calls))
+        person.joined = [resolved[stored.position] for stored in person.calls if stored.call.groups]
         current = person.calls[0].person
         if (now[current] == {stored.position for stored in person.calls}
                 and all(stored.call.user_id != user_id for stored in person.calls)):

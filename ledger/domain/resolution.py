@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ledger.domain.calls import Call
+from ledger.domain.groups import group_identify_sender
 from ledger.domain.keys import Keys
 from ledger.domain.model import AmplitudeIdentity, Cause, Device, Group, User
 from ledger.domain.timeline import Timeline, is_duplicate
@@ -38,15 +39,19 @@ class Aggregates(Protocol):
         ...
 
     def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
-        """Append a `Timeline` event (its state) to the amplitude ID's stream of that kind."""
+        """Append a `Timeline` event (its state) to the amplitude ID's stream of that kind (and keep
+        its receipt, if it has an insert_id)."""
+        ...
+
+    def receive(self, device_id: str, insert_id: str, server_time: int) -> None:
+        """Keep the receipt of a call stored without a timeline event (a `$groupidentify` call)."""
         ...
 
 
 def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_window_ms: int) -> bool:
     """Apply one call. Returns False (and changes nothing) if it is a duplicate."""
     if call.is_group_identify:
-        _identify_groups(call, server_time, aggregates)
-        return True
+        return _identify_groups(call, server_time, aggregates, dedup_window_ms)
     cause = Cause(call.device_id, call.user_id, call.time, server_time, call.insert_id)
     device = aggregates.device(call.device_id)
     if call.insert_id is not None and is_duplicate(
@@ -85,11 +90,17 @@ def resolve_call(call: Call, server_time: int, aggregates: Aggregates, dedup_win
     return True
 
 
-def _identify_groups(call: Call, server_time: int, aggregates: Aggregates) -> None:
+def _identify_groups(call: Call, server_time: int, aggregates: Aggregates, dedup_window_ms: int) -> bool:
     """A `$groupidentify` call changes the properties of the groups it names, and nothing else:
-    no person is resolved, no ID bound, no event counted (docs/rules.md, Groups)."""
+    no person is resolved, no ID bound, no event counted (docs/rules.md, Groups). One with an
+    insert_id is deduplicated like any call (a retried `$add` must not add twice); False if it was."""
+    if call.insert_id is not None:
+        sender = group_identify_sender(call.device_id)
+        if is_duplicate(aggregates.last_received(sender, call.insert_id), server_time, dedup_window_ms):
+            return False
+        aggregates.receive(sender, call.insert_id, server_time)
     if not call.group_operations:
-        return
+        return True
     for group_type, names in call.groups.items():
         for group_value in names:
             group = aggregates.group(group_type, group_value)
@@ -97,6 +108,7 @@ def _identify_groups(call: Call, server_time: int, aggregates: Aggregates) -> No
                 group = Group.start(group_type, group_value, server_time)
                 aggregates.add(group)
             group.update_properties(call.group_operations, server_time)
+    return True
 
 
 def _last_received(aggregates: Aggregates, device: Device | None, device_id: str, insert_id: str) -> int | None:

@@ -45,7 +45,8 @@ def _schemas(pa: Any) -> dict[str, Any]:
     return {
         "events": pa.schema([("position", whole), ("server_time", time), ("event_time", time), ("event_type", text),
                              ("device_id", text), ("user_id", text), ("insert_id", text), ("amplitude_id", whole),
-                             ("person", whole), ("event_properties", text), ("user_properties", text)]),
+                             ("person", whole), ("event_properties", text), ("user_properties", text),
+                             ("groups", text), ("group_properties", text)]),
         "device_history": pa.schema([("device_id", text), ("amplitude_id", whole), ("valid_from_position", whole),
                                      ("valid_to_position", whole), ("valid_from_time", time), ("valid_to_time", time)]),
         "user_bindings": pa.schema([("user_id", text), ("amplitude_id", whole), ("previous_amplitude_id", whole),
@@ -119,7 +120,9 @@ def _events(lg: IdentityLedger, table: _Table, after: int, stop: int) -> None:
                        "event_type": event.event_type, "device_id": event.device_id, "user_id": event.user_id,
                        "insert_id": event.insert_id, "amplitude_id": event.original_amplitude_id,
                        "person": event.amplitude_id, "event_properties": _json.encode(event.event_properties).decode(),
-                       "user_properties": _json.encode(event.user_properties).decode()})
+                       "user_properties": _json.encode(event.user_properties).decode(),
+                       "groups": _json.encode(event.groups).decode(),
+                       "group_properties": _json.encode(event.group_properties).decode()})
         after = page[-1].position
 
 

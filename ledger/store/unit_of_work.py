@@ -22,7 +22,7 @@ from uuid import UUID
 import msgspec
 
 from ledger.domain.calls import Call
-from ledger.domain.groups import group_key
+from ledger.domain.groups import group_identify_sender, group_key
 from ledger.domain.keys import Keys
 from ledger.domain.model import (
     ALLOCATOR_KEY,
@@ -229,10 +229,16 @@ class UnitOfWork:
                          for kind in (Timeline.Tracked, Timeline.Identified))
         # A device the store does not hold has no receipts: its calls were never stored (a
         # concurrent writer storing one would also create the device, and our commit would conflict).
+        # A `$groupidentify` call creates no device: its receipts, under a name of their own, are asked for.
         keys = self._keys
         receipt = self.keys.receipt
         for call in calls:
-            if call.insert_id is not None and cache.get(("device", call.device_id)) is not None:
+            if call.insert_id is None:
+                continue
+            if call.is_group_identify:
+                sender = group_identify_sender(call.device_id)
+                keys[sender, call.insert_id] = receipt(sender, call.insert_id)
+            elif cache.get(("device", call.device_id)) is not None:
                 keys[call.device_id, call.insert_id] = receipt(call.device_id, call.insert_id)
         self._receipts = cache.log.receipts(set(keys.values()))
 
@@ -313,7 +319,10 @@ class UnitOfWork:
         self.events.append(_Appended(stream, version, kind.TOPIC, state))
         insert_id = state["insert_id"]
         if insert_id is not None:
-            self._received[self._key(state["device_id"], insert_id)] = state["server_time"]
+            self.receive(state["device_id"], insert_id, state["server_time"])
+
+    def receive(self, device_id: str, insert_id: str, server_time: int) -> None:
+        self._received[self._key(device_id, insert_id)] = server_time
 
     def add(self, aggregate: Device | User | AmplitudeIdentity | Correction | Group | UserMapping) -> None:
         """A new aggregate, stored with the unit (an identity made by a correction, the correction itself)."""

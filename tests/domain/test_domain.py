@@ -49,7 +49,10 @@ class InMemory:
     def append(self, kind: type[Any], amplitude_id: int, state: dict[str, Any]) -> None:
         self.timelines.setdefault((kind.TOPIC, amplitude_id), []).append(state)
         if state["insert_id"] is not None:
-            self.received[(state["device_id"], state["insert_id"])] = state["server_time"]
+            self.receive(state["device_id"], state["insert_id"], state["server_time"])
+
+    def receive(self, device_id: str, insert_id: str, server_time: int) -> None:
+        self.received[(device_id, insert_id)] = server_time
 
 
 def run(world: InMemory, rows: list[tuple[str, str | None]], now: int = 1_000) -> list[int]:

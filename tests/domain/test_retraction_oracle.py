@@ -25,7 +25,11 @@ from tests.reference_model import ReferenceModel
 
 PLACEHOLDER = "guest"
 CANDIDATES = [*USERS, PLACEHOLDER]
-with_placeholder = st.one_of(calls, calls.map(lambda call: {**call, "user_id": PLACEHOLDER}))
+GROUPS = [{"org": "acme"}, {"org": ["acme", "globex"]}, {"team": "red"}]
+#: Tracked events sometimes name groups (identify calls never here: their memberships are on no timeline).
+grouped = st.tuples(calls, st.one_of(st.none(), st.sampled_from(GROUPS))).map(
+    lambda pair: pair[0] if pair[1] is None or pair[0]["event_type"] == "$identify" else {**pair[0], "groups": pair[1]})
+with_placeholder = st.one_of(grouped, grouped.map(lambda call: {**call, "user_id": PLACEHOLDER}))
 batches = st.lists(st.lists(with_placeholder, min_size=1, max_size=6), min_size=1, max_size=6)
 #: (calls before, [(user ID to retract, calls after it), ...])
 histories = st.tuples(batches, st.lists(st.tuples(st.sampled_from(CANDIDATES), st.lists(
@@ -82,6 +86,21 @@ def check(lg: IdentityLedger, sent: list[dict[str, Any]], retracted: set[str]) -
         assert [e.position for e in lg.timeline(amplitude_id, newest_first=True, limit=2)] == positions[::-1][:2]
         assert lg.event_count(amplitude_id) == len(positions)
     assert lg.stats().users == len(shares)
+    # Memberships go with the calls that made them (docs/rules.md, Groups): a person is a member of the
+    # groups their tracked events named, and a group's members are the people of the events naming it.
+    named: dict[int, dict[str, set[str]]] = {}
+    members: dict[tuple[str, str], set[int]] = {}
+    for stored in lg.events():
+        for group_type, names in stored.groups.items():
+            named.setdefault(stored.amplitude_id, {}).setdefault(group_type, set()).update(names)
+            for name in names:
+                members.setdefault((group_type, name), set()).add(stored.amplitude_id)
+    for amplitude_id in shares:
+        person = lg.identity(amplitude_id)
+        assert person is not None and person.groups == {group_type: sorted(names) for group_type, names
+                                                        in sorted(named.get(amplitude_id, {}).items())}
+    for (group_type, name), people in members.items():
+        assert set(lg.group(group_type, name).amplitude_ids) == people  # type: ignore[union-attr]
     for user_id in retracted:
         assert lg.resolve(user_id=user_id) is None
     for device_id in DEVICES:

@@ -49,6 +49,18 @@ def test_events_carry_both_amplitude_ids_and_typed_columns(capsys: pytest.Captur
                "WHERE event_type = 'view' ORDER BY position LIMIT 1", out) == [('"free"',)]
 
 
+def test_events_carry_their_groups_and_the_group_properties_of_their_time(
+        capsys: pytest.CaptureFixture[str], lg: IdentityLedger, tmp_path: Path) -> None:
+    lg.group_identify([{"group_type": "org", "group_value": "acme", "group_properties": {"plan": "free"}}])
+    lg.ingest([{"device_id": "phone-1", "event_type": "view", "groups": {"org": "acme"}}])
+    lg.group_identify([{"group_type": "org", "group_value": "acme", "group_properties": {"plan": "pro"}}])
+    lg.ingest([{"device_id": "phone-1", "event_type": "view", "groups": {"org": "acme"}},
+               {"device_id": "phone-1", "event_type": "view"}])
+    out = export(capsys, lg, tmp_path / "warehouse")
+    assert sql("SELECT groups, json_extract_string(group_properties, '$.org.acme.plan') FROM '{out}/events.parquet' "
+               "ORDER BY position", out) == [('{"org":["acme"]}', "free"), ('{"org":["acme"]}', "pro"), ("{}", None)]
+
+
 def test_device_history_chains_the_pointer_moves(capsys: pytest.CaptureFixture[str], lg: IdentityLedger,
                                                  tmp_path: Path) -> None:
     history(lg)

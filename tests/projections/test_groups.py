@@ -148,3 +148,95 @@ def test_tracked_events_keep_their_groups_and_the_export_carries_them_again(open
     again.replay(lg.export())
     ann = again.resolve(user_id="ann-11")
     assert ann.groups == {"org": ["acme", "globex"]} and again.group("org", "acme").amplitude_ids == [ann.amplitude_id]
+
+
+def test_a_resent_group_identify_changes_nothing(lg: IdentityLedger) -> None:
+    """A `$groupidentify` event is deduplicated by (device ID, insert_id) like any call: the retried
+    `$add` does not add twice; another insert_id, or another device, is another call."""
+    add = event("dev-gi-1", event_type="$groupidentify", groups=ACME, group_properties={"$add": {"seats": 5}},
+                insert_id="gi-1")
+    assert lg.ingest([add]).duplicates == 0
+    before = snapshot(lg)
+    again = lg.ingest([add, add])
+    assert (again.ingested, again.duplicates) == (0, 2) and snapshot(lg)["ledger_group_properties"] == \
+        before["ledger_group_properties"]
+    assert lg.group("org", "acme").properties == {"seats": 5}
+    lg.ingest([{**add, "insert_id": "gi-2"}, {**add, "device_id": "dev-gi-2"}])
+    assert lg.group("org", "acme").properties == {"seats": 15}
+    # Its receipts and tracked events' are apart: a track with the same key is not a duplicate of it.
+    assert lg.ingest([event("dev-gi-1", event_type="view", insert_id="gi-1")]).duplicates == 0
+    assert lg.ingest([event("dev-gi-1", event_type="view", insert_id="gi-1")]).duplicates == 1
+
+
+def test_each_event_keeps_the_group_properties_of_its_time(open_ledger: Any) -> None:
+    """An update of a group changes only later events; every reader (timeline, events(), a past
+    view, a rebuilt read side, a replayed export) answers each event with its own time's properties."""
+    lg = open_ledger()
+    lg.ingest([event("dev-ann", "ann-11", groups=ACME)])  # before any update: no properties
+    group_identify(lg, {"$set": {"plan": "free"}, "$add": {"seats": 1}})
+    lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]}), event("dev-ann", "ann-11")])
+    group_identify(lg, {"$set": {"plan": "pro"}, "$add": {"seats": 4}})
+    group_identify(lg, {"$set": {"name": "Globex"}}, {"org": "globex"})
+    lg.ingest([event("dev-ann", "ann-11", groups={"org": ["acme", "globex"]})])
+    group_identify(lg, {"$unset": {"plan": "-", "seats": "-"}})
+    lg.ingest([event("dev-ann", "ann-11", groups=ACME)])
+    expected = [{}, {"org": {"acme": {"plan": "free", "seats": 1}}}, {},
+                {"org": {"acme": {"plan": "pro", "seats": 5}, "globex": {"name": "Globex"}}}, {}]
+
+    def answered(reader: Any) -> list[dict[str, Any]]:
+        return [found.group_properties for found in reader.timeline(reader.resolve(user_id="ann-11").amplitude_id)]
+
+    timeline = lg.timeline(lg.resolve(user_id="ann-11").amplitude_id)
+    assert answered(lg) == expected and [found.group_properties for found in lg.events()] == expected
+    assert [found.group_properties for found in reversed(
+        lg.timeline(timeline[0].amplitude_id, newest_first=True, limit=2))] == expected[3:]
+    assert lg.group("org", "acme").properties == {}  # today's properties are not the events'
+    for number, found in enumerate(timeline):
+        with lg.as_of(found.position) as view:
+            assert answered(view) == expected[:number + 1]
+    lg.rebuild()
+    assert answered(lg) == expected
+    again = open_ledger()
+    again.replay(lg.export())
+    assert answered(again) == expected
+
+
+def test_a_correction_carries_memberships_to_the_split_off_people(open_ledger: Any) -> None:
+    """Two phones sign in with the placeholder "None" (one person), each naming its own org (by an
+    event and by an identify call, as set_group does); a third person shares nothing. After the
+    retraction each split-off person is a member of the groups its own calls named, the retired
+    amplitude ID of none; before it, as it stood; a rebuild and a replayed export agree."""
+    lg = open_ledger()
+    lg.ingest([event("phone-ann", "None", groups={"org": "acme"}), event("phone-cy", "cy-33", groups={"org": "initech"})],
+              min_id_length=4)
+    lg.identify([{"device_id": "phone-bob", "user_id": "None", "groups": {"org": "globex", "team": ["red"]}}],
+                min_id_length=4)
+    lg.ingest([event("phone-bob", "None", groups={"org": "acme"})], min_id_length=4)  # Bob's call named acme too
+    merged = lg.resolve(user_id="None")
+    before = lg.position
+    assert merged.groups == {"org": ["acme", "globex"], "team": ["red"]}
+
+    correction = lg.retract_user_id("None", reason="placeholder user ID", requester="ops@example.com")
+
+    ann, bob, cy = (lg.resolve(device_id=device_id) for device_id in ("phone-ann", "phone-bob", "phone-cy"))
+    assert ann.groups == {"org": ["acme"]} and bob.groups == {"org": ["acme", "globex"], "team": ["red"]}
+    assert cy.groups == {"org": ["initech"]} and lg.identity(ann.amplitude_id) == ann  # cache == tables
+    acme = lg.group("org", "acme")
+    assert acme.amplitude_ids == [ann.amplitude_id, bob.amplitude_id]
+    assert [member.amplitude_id for member in acme.members] == [ann.amplitude_id, bob.amplitude_id]
+    assert all(member.position > correction.position and member.server_time == correction.server_time
+               for member in acme.members)  # joined again by the correction, at its time
+    assert lg.group("org", "globex").amplitude_ids == [bob.amplitude_id]
+    assert lg.group("org", "initech").amplitude_ids == [cy.amplitude_id]
+    with lg.as_of(before) as view:
+        assert view.group("org", "acme").amplitude_ids == [merged.amplitude_id]
+        assert view.resolve(device_id="phone-ann").groups == merged.groups
+
+    incremental = snapshot(lg)
+    lg.rebuild()
+    assert snapshot(lg) == incremental
+    again = open_ledger()
+    again.replay(lg.export())
+    ann_again, bob_again = (again.resolve(device_id=device_id) for device_id in ("phone-ann", "phone-bob"))
+    assert (ann_again.groups, bob_again.groups) == (ann.groups, bob.groups)
+    assert again.group("org", "acme").amplitude_ids == [ann_again.amplitude_id, bob_again.amplitude_id]

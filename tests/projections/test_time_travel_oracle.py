@@ -21,6 +21,7 @@ from tests.replay_oracle import Replayed
 
 DEVICES = [f"device-{n}" for n in range(4)]
 USERS = [f"user-{n}" for n in range(3)]
+GROUPS = [("org", "acme"), ("org", "globex")]
 
 calls = st.fixed_dictionaries({
     "device_id": st.sampled_from(DEVICES),
@@ -28,9 +29,16 @@ calls = st.fixed_dictionaries({
     "event_type": st.sampled_from(["view", "$identify"]),
     "user_properties": st.one_of(st.none(), st.fixed_dictionaries(
         {"$set": st.dictionaries(st.sampled_from("ab"), st.integers(0, 3), min_size=1, max_size=2)})),
+    "groups": st.one_of(st.none(), st.sampled_from([{"org": "acme"}, {"org": ["acme", "globex"]}])),
 }).map(lambda call: {key: value for key, value in call.items() if value is not None})
+#: `$groupidentify` events, from a few insert_ids so that some are resent (and dropped as duplicates).
+group_identifies = st.fixed_dictionaries({
+    "device_id": st.sampled_from(DEVICES), "event_type": st.just("$groupidentify"),
+    "insert_id": st.sampled_from(["gi-1", "gi-2", "gi-3"]), "groups": st.sampled_from([{"org": "acme"}, {"org": "globex"}]),
+    "group_properties": st.fixed_dictionaries({"$add": st.fixed_dictionaries({"seats": st.integers(1, 3)})}),
+})
 steps = st.lists(st.one_of(
-    st.tuples(st.just("ingest"), st.lists(calls, min_size=1, max_size=4)),
+    st.tuples(st.just("ingest"), st.lists(st.one_of(calls, calls, group_identifies), min_size=1, max_size=4)),
     st.tuples(st.just("retract"), st.sampled_from(USERS)),
     st.tuples(st.just("forget"), st.sampled_from(USERS)),
 ), min_size=1, max_size=10)
@@ -66,6 +74,7 @@ def answers(reader: AnswersFromReadModel, amplitude_ids: range) -> dict[str, Any
         "merges": reader.merges(),
         "corrections": reader.corrections(),
         "stats": reader.stats(),
+        "groups": {group: reader.group(*group) for group in GROUPS},
     }
 
 

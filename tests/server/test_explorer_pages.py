@@ -201,3 +201,14 @@ def test_a_past_page_by_time(merged: IdentityLedger, query: httpx.Client) -> Non
     ends = merged.as_of(dt.datetime.fromisoformat(then)).position
     assert f"The ledger has no amplitude ID 2 at position {ends}." in page(query, "/ui/people/2", 404, as_of=then)
     assert f"as_of={ends}" in page(query, "/ui/people/1", as_of=then)  # its links carry the position
+
+
+def test_timeline_rows_show_the_group_properties_of_their_time(lg: IdentityLedger, query: httpx.Client) -> None:
+    lg.group_identify([{"group_type": "org", "group_value": "acme", "group_properties": {"plan": "free"}}])
+    lg.ingest([event("dev-ann", "user-ann", groups={"org": "acme"})])
+    lg.group_identify([{"group_type": "org", "group_value": "acme", "group_properties": {"plan": HOSTILE}}])
+    shown = page(query, "/ui/people/1")
+    start = shown.index("<tr data-position=")
+    row = shown[start:shown.index("</tr>", start)]
+    assert 'href="/ui/groups/org/acme"' in row and 'class="group-properties"' in row and "free" in row
+    assert "script" not in row  # today's properties are not the event's
