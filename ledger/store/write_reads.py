@@ -19,7 +19,7 @@ from ledger.store.writer import APPLIED, RECEIPTS
 
 
 class WritePathReads(LogTable):
-    """What `unit_of_work`, `recording` and `following` ask the log before they write."""
+    """What `unit_of_work`, `ingesting` and `following` ask the log before they write."""
 
     def __init__(self, store: Store) -> None:
         super().__init__(store)
