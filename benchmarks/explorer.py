@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the ledger (default 1M)")
     parser.add_argument("--person-events", type=int, default=1000, help="events of the measured person")
     parser.add_argument("--loads", type=int, default=15, help="timed loads per figure")
-    parser.add_argument("--as-of-loads", type=int, default=1, help="timed loads of a page in the past (history lookups)")
+    parser.add_argument("--as-of-loads", type=int, default=15,
+                        help="timed loads of a page in the past (history lookups; 0: skip it)")
     parser.add_argument("--db", type=Path, help="the ledger file (default benchmarks/results/explorer-N.db)")
     args = parser.parse_args()
     path = args.db or Path("benchmarks/results") / f"explorer-{args.events}.db"
@@ -100,7 +101,7 @@ def main() -> None:
         aid = person.amplitude_id
         count = ledger.event_count(aid)
         stats = ledger.stats()
-        print(f"ledger: {stats['events']:,} events, {stats['users']:,} people, position {ledger.position:,}; "
+        print(f"ledger: {stats.events:,} events, {stats.users:,} people, position {ledger.position:,}; "
               f"person {aid}: {count:,} events, {len(ledger.audit(amplitude_id=aid))} audit facts")
         with running_app(create_app(ledger, [KEY], SECRET)) as url, \
                 httpx.Client(base_url=url, auth=(KEY, SECRET), timeout=600, follow_redirects=True) as client:
@@ -115,7 +116,7 @@ def main() -> None:
             }
             if args.as_of_loads:
                 half = f"/ui/people/{aid}?as_of={ledger.position // 2}"
-                figures["person page as_of half-way"] = median_ms(client, [half], args.as_of_loads, 0)
+                figures["person page as_of half-way"] = median_ms(client, [half], args.as_of_loads)
     print(f"\nmedian of {args.loads} loads, ms (baseline: the same person as JSON from the query API, "
           f"3 requests: {json:.1f} ms)")
     for name, ms in figures.items():

@@ -100,7 +100,7 @@ class Deletions:
         unknown_users = []
         for user_id in user_ids:
             user = self._context.cache.get(("user", user_id))
-            if user is None:
+            if user is None or user.retracted:  # a retracted user ID is nobody's now, as a retired amplitude ID
                 unknown_users.append(user_id)
             elif user.amplitude_id not in wanted:
                 wanted.append(user.amplitude_id)

@@ -269,7 +269,9 @@ def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> I
         return None
     live = ids[0]
     identities, links = tables.identities, tables.device_identities
-    row = connection.execute(sa.select(identities).where(identities.c.amplitude_id == live)).one()
+    row = connection.execute(sa.select(identities).where(identities.c.amplitude_id == live)).one_or_none()
+    if row is None:  # merged into a retired amplitude ID that a deletion job forgot with a person split off it
+        return None
     devices = connection.execute(sa.select(links.c.device_id).where(links.c.amplitude_id == live)
                                  .order_by(links.c.position, links.c.device_id))
     user_id = row.user_id

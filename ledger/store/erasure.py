@@ -39,6 +39,8 @@ from ledger.store.writer import RECEIPTS, Transaction
 _encode = msgspec.msgpack.Encoder().encode
 #: Device facts rewritten without the person's IDs; 0.1.0's tracked events and identify records are replaced.
 _REDACTED = (Device.Seen.TOPIC, Device.PointerMoved.TOPIC)
+#: Pointer moves: their audit rows stay (a correction's `Repointed` names no user ID or insert_id to rewrite).
+_MOVES = (Device.PointerMoved.TOPIC, Device.Repointed.TOPIC)
 _REPLACED = (Device.Tracked.TOPIC, Device.Identified.TOPIC)
 #: (position, version, topic as stored, state)
 StoredRow = tuple[int, int, str, bytes]
@@ -55,7 +57,7 @@ class Erased:
     amplitude_ids: list[int] = field(default_factory=list)
     #: Device IDs whose stream was deleted (the read side deletes their rows too).
     devices: list[str] = field(default_factory=list)
-    #: Positions of pointer moves on shared devices, rewritten without the person's IDs.
+    #: Positions of pointer moves on shared devices, kept without the person's user ID and insert_id.
     redacted: list[int] = field(default_factory=list)
     #: Positions of retracted user IDs' bindings, rewritten without the binding call's device ID and insert_id.
     unbound: list[int] = field(default_factory=list)
@@ -79,10 +81,13 @@ class Eraser:
             f"SELECT {self._position}, originator_version, topic, state FROM {self._table} "
             "WHERE originator_id = ? ORDER BY originator_version", (self._id(stream),))]
 
+    def _events(self, stream: UUID) -> list[Any]:
+        return [decode_event(topic, state, stream, version) for _, version, topic, state in self.rows(stream)]
+
     def _load(self, stream: UUID) -> Any:
         aggregate = None
-        for _, version, topic, state in self.rows(stream):
-            aggregate = decode_event(topic, state, stream, version).mutate(aggregate)
+        for event in self._events(stream):
+            aggregate = event.mutate(aggregate)
         return aggregate
 
     def identity(self, amplitude_id: int) -> AmplitudeIdentity | None:
@@ -90,8 +95,16 @@ class Eraser:
         return identity
 
     def person(self, amplitude_id: int) -> list[int]:
-        """The whole person an amplitude ID belongs to, live one first; [] if unknown or forgotten."""
+        """The whole person an amplitude ID belongs to, live one first; [] if unknown or forgotten.
+
+        A correction may have retired the amplitude ID since the job was asked for: it is nobody's now
+        (its calls belong to the people split off it). The person is then the one its user ID is bound
+        to now (a correction re-binds a user ID it did not retract); a retracted or absent user ID names nobody.
+        """
         identity = self.identity(amplitude_id)
+        if identity is not None and identity.retired:
+            user = self._load(self._keys.user(identity.user_id)) if identity.user_id is not None else None
+            identity = None if user is None or user.retracted else self.identity(user.amplitude_id)
         if identity is not None and identity.merged_into is not None:
             identity = self.identity(identity.merged_into)
         if identity is None or identity.forgotten:
@@ -201,7 +214,7 @@ class Eraser:
         rows = [(position, version, canonical_topic(topic), decode_state(topic, state))
                 for position, version, topic, state in self.rows(stream)]
         others = {fields["amplitude_id"] for _, _, _, fields in rows} - forgotten
-        if not any(self._in_use(amplitude_id) for amplitude_id in others):
+        if not any(self._in_use(amplitude_id, forgotten) for amplitude_id in others):
             self._delete(stream)
             erased.devices.append(device_id)
             return
@@ -210,16 +223,27 @@ class Eraser:
                 continue
             if topic in _REDACTED:
                 self._rewrite(stream, version, topic, {**fields, "user_id": None, "insert_id": None})
-                if topic == Device.PointerMoved.TOPIC:
-                    erased.redacted.append(position)
             elif topic in _REPLACED:
                 self._rewrite(stream, version, Device.Forgotten.TOPIC,
                               {"amplitude_id": fields["amplitude_id"], "timestamp": fields["timestamp"]})
+            if topic in _MOVES:
+                erased.redacted.append(position)
 
-    def _in_use(self, amplitude_id: int) -> bool:
-        """Whether an amplitude ID belongs to someone (not to a person forgotten earlier, nor retired)."""
-        identity = self.identity(amplitude_id)
-        return identity is not None and not identity.forgotten and not identity.retired
+    def _in_use(self, amplitude_id: int, forgotten: set[int]) -> bool:
+        """Whether an amplitude ID belongs to someone staying: a live one not forgotten (now or earlier), or
+        a retired one a correction split into someone staying (its history on the device is theirs)."""
+        if amplitude_id in forgotten:
+            return False
+        events = self._events(identity_key(amplitude_id))
+        identity: AmplitudeIdentity | None = None
+        for event in events:
+            identity = event.mutate(identity)
+        if identity is None or identity.forgotten:
+            return False
+        if not identity.retired:
+            return True
+        return any(self._in_use(heir, forgotten) for event in events
+                   if isinstance(event, AmplitudeIdentity.Retired) for heir in event.split_into)
 
     def _tombstone(self, amplitude_id: int, job_day: str) -> None:
         stream = identity_key(amplitude_id)

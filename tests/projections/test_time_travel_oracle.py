@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +110,39 @@ def test_every_position_of_a_history_with_merges_corrections_and_forgetting(lg: 
     ])
     assert lg.merges() and lg.corrections() and any(lg.is_forgotten(aid) for aid in range(1, lg.position))
     compare(lg, list(range(lg.position + 1)))
+
+
+def _view(device: str, user: str | None = None) -> dict[str, Any]:
+    return {"device_id": device, "event_type": "view", **({"user_id": user} if user else {})}
+
+
+#: Histories hypothesis found where a deletion job after a correction left the read side unlike a replay.
+FORGETTING_AFTER_CORRECTIONS = {
+    # The correction's pointer move on a device shared with someone staying lost its audit row.
+    "repointed shared device": [("ingest", [_view("device-1", "user-2")]), ("ingest", [_view("device-2", "user-2")]),
+                                ("ingest", [_view("device-1", "user-0")]), ("retract", "user-0"),
+                                ("ingest", [_view("device-2", "user-1")]), ("forget", "user-2")],
+    # A device whose other amplitude ID is retired, split into someone staying who holds it, was deleted.
+    "device of a retired ID's heir": [("ingest", [_view("device-0", "user-0"), _view("device-3", "user-2")]),
+                                      ("ingest", [_view("device-0", "user-2")]),
+                                      ("ingest", [_view("device-3", "user-1")]), ("retract", "user-0"),
+                                      ("forget", "user-1")],
+    # A retired ID merged into a retired ancestor the job forgot: identity() followed the merge to nothing.
+    "retired ID merged into a forgotten one": [("ingest", [_view("device-1", "user-1")]),
+                                               ("ingest", [_view("device-2"), _view("device-2", "user-1")]),
+                                               ("ingest", [_view("device-1", "user-2")]), ("retract", "user-1"),
+                                               ("forget", "user-2")],
+    # Forgetting a retracted user ID tombstoned its retired amplitude ID, whose calls are someone else's.
+    "retracted user ID forgotten": [("ingest", [_view("device-3", "user-0"), _view("device-3", "user-2")]),
+                                    ("retract", "user-2"), ("retract", "user-0"), ("forget", "user-0")],
+}
+
+
+@pytest.mark.parametrize("name", FORGETTING_AFTER_CORRECTIONS)
+def test_forgetting_after_corrections_answers_what_a_replay_answers(lg: IdentityLedger, name: str) -> None:
+    run(lg, FORGETTING_AFTER_CORRECTIONS[name])
+    compare(lg, list(range(lg.position + 1)))
+    amplitude_ids = range(1, lg.position + 2)
+    incremental = answers(lg, amplitude_ids)
+    lg.rebuild()
+    assert answers(lg, amplitude_ids) == incremental

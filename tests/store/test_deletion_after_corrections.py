@@ -69,3 +69,47 @@ def test_a_retired_amplitude_id_is_nobodys_to_forget(lg: IdentityLedger) -> None
     else:
         raise AssertionError("a retired amplitude ID was accepted for deletion")
     assert all(lg.resolve(device_id=who["device_id"]) is not None for who in PEOPLE)
+
+
+def test_a_retracted_user_id_is_nobodys_to_forget(lg: IdentityLedger) -> None:
+    """Its calls were given to the people the correction split off: forgetting it must not take them."""
+    from ledger.errors import DeletionRefused
+
+    accident_repaired(lg)
+    people = [lg.resolve(device_id=who["device_id"]) for who in PEOPLE]
+    timelines = [lg.timeline(person.amplitude_id) for person in people if person is not None]
+    try:
+        lg.forget(user_ids=["None"], requester="dpo@example.org", now=True)
+    except DeletionRefused as refused:
+        assert refused.body["invalid_user_ids"] == ["None"]
+    else:
+        raise AssertionError("a retracted user ID was accepted for deletion")
+    job = lg.forget(user_ids=["None"], requester="dpo@example.org", now=True, ignore_invalid_id=True)
+    assert job["amplitude_ids"] == []
+    assert [lg.resolve(device_id=who["device_id"]) for who in PEOPLE] == people
+    assert [lg.timeline(person.amplitude_id) for person in people if person is not None] == timelines
+    assert all(found(stored_text(lg), text) for who in PEOPLE for text in who.values())
+
+
+def test_a_job_waiting_when_a_correction_retires_its_amplitude_id_forgets_whom_its_user_id_names_now(
+        lg: IdentityLedger) -> None:
+    """A job names amplitude IDs; a correction made before it runs may retire one. The job then forgets the
+    person the retired ID's user ID is bound to now, and nobody else (the others split off it stay)."""
+    lg.ingest([event(PEOPLE[1]["device_id"], "None", event_type="signup"),
+               event(PEOPLE[0]["device_id"], "None", event_type="signup"),  # Dave's person, on Carol's device
+               event(PEOPLE[0]["device_id"], CAROL_USER_ID, event_type="login")], min_id_length=4)
+    named = lg.resolve(user_id=CAROL_USER_ID)
+    assert named is not None
+    job = lg.forget(user_ids=[CAROL_USER_ID], requester="dpo@example.org")  # tomorrow's job
+    lg.retract_user_id("None", reason="placeholder user ID", requester="ops@example.com")
+    carol, dave = lg.resolve(user_id=CAROL_USER_ID), lg.resolve(device_id=PEOPLE[1]["device_id"])
+    assert carol is not None and dave is not None and carol.amplitude_id != named.amplitude_id != dave.amplitude_id
+    dave_timeline = lg.timeline(dave.amplitude_id)
+    lg._clock.now += 86_400_000  # type: ignore[attr-defined]
+    [ran] = lg.run_deletions()
+    assert ran.day == job["day"] and carol.amplitude_id in ran.amplitude_ids
+    assert dave.amplitude_id not in ran.amplitude_ids and lg.is_forgotten(carol.amplitude_id)
+    assert lg.resolve(device_id=PEOPLE[1]["device_id"]) == dave and lg.timeline(dave.amplitude_id) == dave_timeline
+    incremental = snapshot(lg)
+    lg.rebuild()
+    assert snapshot(lg) == incremental
