@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ledger import IdentityLedger
 from tests.domain.test_validation import snapshot
-from tests.helpers import event
+from tests.helpers import Clock, event
 from tests.store.test_deletion_jobs import found, stored_text
 
 PEOPLE = [{"device_id": f"dev-{name}-q{n}x", "insert_id": f"ins-{name}-r{n}y", "event_value": f"evprop-{name}-s{n}z",
@@ -92,7 +92,7 @@ def test_a_retracted_user_id_is_nobodys_to_forget(lg: IdentityLedger) -> None:
 
 
 def test_a_job_waiting_when_a_correction_retires_its_amplitude_id_forgets_whom_its_user_id_names_now(
-        lg: IdentityLedger) -> None:
+        lg: IdentityLedger, clock: Clock) -> None:
     """A job names amplitude IDs; a correction made before it runs may retire one. The job then forgets the
     person the retired ID's user ID is bound to now, and nobody else (the others split off it stay)."""
     lg.ingest([event(PEOPLE[1]["device_id"], "None", event_type="signup"),
@@ -105,7 +105,7 @@ def test_a_job_waiting_when_a_correction_retires_its_amplitude_id_forgets_whom_i
     carol, dave = lg.resolve(user_id=CAROL_USER_ID), lg.resolve(device_id=PEOPLE[1]["device_id"])
     assert carol is not None and dave is not None and carol.amplitude_id != named.amplitude_id != dave.amplitude_id
     dave_timeline = lg.timeline(dave.amplitude_id)
-    lg._clock.now += 86_400_000  # type: ignore[attr-defined]
+    clock.now += 86_400_000  # the job's day has come
     [ran] = lg.run_deletions()
     assert ran.day == job["day"] and carol.amplitude_id in ran.amplitude_ids
     assert dave.amplitude_id not in ran.amplitude_ids and lg.is_forgotten(carol.amplitude_id)
