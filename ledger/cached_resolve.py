@@ -10,7 +10,7 @@ mappings, from the writing process and from another one.
 from __future__ import annotations
 
 from ledger.domain.model import AmplitudeIdentity
-from ledger.store.unit_of_work import AggregateCache
+from ledger.store.aggregate_cache import AggregateCache
 from projections.models import Identity
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ledger.domain.deletions import DeletionJob
+from ledger.store.aggregate_cache import AggregateCache
 from ledger.store.event_log import EventLog
-from ledger.store.unit_of_work import AggregateCache
 from projections.runner import ProjectionRunner
 
 LOG_PAGE = 5000

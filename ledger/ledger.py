@@ -31,10 +31,10 @@ from ledger.ingesting import Ingester, IngestReport, Request
 from ledger.mapping import Mapper, MappingReport
 from ledger.reads import AnswersFromReadModel, LedgerView
 from ledger.store import scratch as scratch_copies
+from ledger.store.aggregate_cache import DEFAULT_CACHE_SIZE
 from ledger.store.database import open_store, refuse_a_missing_file
 from ledger.store.key_file import key_path, new_keys
 from ledger.store.rekeying import rekey
-from ledger.store.unit_of_work import DEFAULT_CACHE_SIZE
 from ledger.store.writer import RECEIPTS
 from ledger.store.writer_lock import setup_lock
 from ledger.time_travel import AsOf, past_position

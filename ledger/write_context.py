@@ -20,10 +20,11 @@ from typing import TypeVar
 from ledger.errors import ConflictRetriesExhausted, SchemaTooNew
 from ledger.following import LogFollower
 from ledger.store import settings
+from ledger.store.aggregate_cache import AggregateCache
 from ledger.store.database import Store
 from ledger.store.event_log import EventLog
 from ledger.store.key_file import open_keys
-from ledger.store.unit_of_work import AggregateCache, UnitOfWork
+from ledger.store.unit_of_work import UnitOfWork
 from ledger.store.writer import COPY_FROM, Conflict, Transaction, Writer
 from ledger.store.writer_lock import WriterLock
 from projections.runner import ProjectionRunner, ReadSideTooNew

@@ -1,5 +1,6 @@
 """Imports point one way (docs/architecture.md): the read side never imports the ledger, the HTTP
-adapter never imports the command line. Read from the source, so a lazy import inside a function counts too."""
+adapter never imports the command line. Read from the source, so a lazy import inside a function counts too.
+Sizes stay bounded the same way: modules and classes are measured from the source (issue #27)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,27 @@ def test_imports_point_one_way(folder: str, forbidden: str) -> None:
     leaks = {path: sorted(name for name in names if name == forbidden or name.startswith(forbidden + "."))
              for path, names in imported(folder).items()}
     assert {path: names for path, names in leaks.items() if names} == {}
+
+
+#: Classes allowed over `MAX_METHODS`: the public facade has one method per operation (issue #27).
+SIZE_EXCEPTIONS = {"ledger/ledger.py:IdentityLedger"}
+MAX_METHODS = 15
+MAX_LINES = 400
+
+
+def test_modules_and_classes_stay_small() -> None:
+    """No module over 400 lines, no class but the facade over 15 methods (private ones and properties count)."""
+    too_long: dict[str, int] = {}
+    too_many: dict[str, int] = {}
+    for folder in ("ledger", "projections"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            source = path.read_text()
+            name = str(path.relative_to(ROOT))
+            if len(source.splitlines()) > MAX_LINES:
+                too_long[name] = len(source.splitlines())
+            for node in ast.walk(ast.parse(source, name)):
+                if isinstance(node, ast.ClassDef):
+                    methods = sum(isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) for item in node.body)
+                    if methods > MAX_METHODS and f"{name}:{node.name}" not in SIZE_EXCEPTIONS:
+                        too_many[f"{name}:{node.name}"] = methods
+    assert (too_long, too_many) == ({}, {})

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ledger import IdentityLedger
 from ledger.errors import LedgerFileReplaced, LedgerInUse, SchemaTooNew
 from ledger.server.credentials import Credentials, ServerConfigError
-from ledger.store import unit_of_work
+from ledger.store import aggregate_cache
 from projections import tables as t
 from projections.runner import SCHEMA
 from tests.cli_helpers import assert_one_line_error
@@ -121,7 +121,7 @@ def test_a_read_side_from_a_newer_release_is_refused(open_ledger: Callable[..., 
 def test_lookups_of_unknown_ids_do_not_grow_memory(open_ledger: Callable[..., IdentityLedger],
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    cache_size: int | None, bound: int) -> None:
-    monkeypatch.setattr(unit_of_work, "MAX_ABSENT", 30)  # stands for 10,000, beside the default cache size
+    monkeypatch.setattr(aggregate_cache, "MAX_ABSENT", 30)  # stands for 10,000, beside the default cache size
     lg = open_ledger(cache_size=cache_size) if cache_size else open_ledger()
     lg.ingest([event("device-known", "user-known")])
     for n in range(300):
