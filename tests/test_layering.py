@@ -1,5 +1,7 @@
-"""Imports point one way (docs/architecture.md): the read side never imports the ledger, the HTTP
-adapter never imports the command line. Read from the source, so a lazy import inside a function counts too.
+"""Imports point one way (docs/architecture.md): the read side never imports the ledger, the store never
+imports the read side, the HTTP adapter never imports the command line; only `ledger.store.backends` asks
+which database it runs on (a new backend is one module there, not a branch in ten files).
+Read from the source, so a lazy import inside a function counts too.
 Sizes stay bounded the same way: modules and classes are measured from the source (issue #27)."""
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ROOT / "ledger" / "store" / "backends"
 
 
 def imported(folder: str) -> dict[str, set[str]]:
@@ -28,12 +31,29 @@ def imported(folder: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(("folder", "forbidden"), [
     ("projections", "ledger"),
+    ("ledger/store", "projections"),
     ("ledger/server", "ledger.cli"),
 ])
 def test_imports_point_one_way(folder: str, forbidden: str) -> None:
     leaks = {path: sorted(name for name in names if name == forbidden or name.startswith(forbidden + "."))
              for path, names in imported(folder).items()}
     assert {path: names for path, names in leaks.items() if names} == {}
+
+
+def test_only_the_backends_ask_which_database_they_run_on() -> None:
+    asking = []
+    for path in sorted([*(ROOT / "ledger").rglob("*.py"), *(ROOT / "projections").rglob("*.py")]):
+        if BACKENDS in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            called = node.func.attr if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) else None
+            attribute = node.attr if isinstance(node, ast.Attribute) else None
+            # `dialect.name`, `is_postgres`, `get_backend_name()`: each a question about the database.
+            if called == "get_backend_name" or attribute in ("is_postgres", "postgres") or (
+                    attribute == "name" and isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "dialect"):
+                asking.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert asking == []
 
 
 #: Classes allowed over `MAX_METHODS`: the public facade has one method per operation (issue #27).
