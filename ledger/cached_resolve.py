@@ -2,7 +2,7 @@
 
 It is a second path to the answer `projections.queries.ReadModel.resolve` gives from the
 read side, kept because resolving is the hot read (a dictionary lookup instead of five
-queries). It must give the same answer for every history: `tests/domain/test_cached_resolve.py`
+queries). It must give the same answer for every history: `tests/projections/test_read_model.py`
 compares the two over random histories of calls, merges, corrections, deletion jobs and
 mappings, from the writing process and from another one.
 """
