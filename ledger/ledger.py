@@ -132,23 +132,35 @@ class IdentityLedger(AnswersFromReadModel):
         record instead of now: a replayed history's (`replay`).
         """
         server_time = self._context.clock() if server_time is None else server_time
-        accepted = accept(events, server_time=server_time, min_id_length=min_id_length)
-        return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
+
+        def prepare() -> tuple[Request, int]:
+            accepted = accept(events, server_time=server_time, min_id_length=min_id_length)
+            return Request(accepted, server_time, applied), len(accepted.calls)
+
+        return self._commits.submit(prepare)
 
     def identify(self, identifications: Iterable[Any], min_id_length: int = DEFAULT_MIN_ID_LENGTH, *,
                  applied: tuple[str, int] | None = None) -> IngestReport:
         """Store Identify API objects (user_id / device_id / user_properties); no event is counted."""
         server_time = self._context.clock()
-        accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
-        return self._commits.submit(Request(accepted, server_time, applied), len(accepted.calls))
+
+        def prepare() -> tuple[Request, int]:
+            accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
+            return Request(accepted, server_time, applied), len(accepted.calls)
+
+        return self._commits.submit(prepare)
 
     def group_identify(self, identifications: Iterable[Any], *, server_time: int | None = None) -> IngestReport:
         """Store Group Identify API objects (`group_type`, `group_value`, `group_properties`): each
         applies its operations to its group's properties; no person is touched, no event counted.
         `server_time`: as for `ingest`."""
         server_time = self._context.clock() if server_time is None else server_time
-        accepted = accept_identifications(identifications, server_time)
-        return self._commits.submit(Request(accepted, server_time), len(accepted.calls))
+
+        def prepare() -> tuple[Request, int]:
+            accepted = accept_identifications(identifications, server_time)
+            return Request(accepted, server_time), len(accepted.calls)
+
+        return self._commits.submit(prepare)
 
     def map_users(self, mappings: Iterable[Any], *, requester: str = "library",
                   server_time: int | None = None) -> MappingReport:
