@@ -75,8 +75,10 @@ def bodies_of(events: int, seed: int) -> list[bytes]:
 
 
 def accept_run(workdir: Path, servers: int, bodies: list[bytes], events: int, *, buffered: bool,
-               measure_writer: bool = False, cluster: str | None = None) -> dict[str, Any]:
-    deployment = Deployment(workdir, nats_port=NATS_PORT, nats_urls=cluster, replicas=3 if cluster else 1)
+               measure_writer: bool = False, cluster: str | None = None, db_url: str | None = None) -> dict[str, Any]:
+    """Accepted events/s of `servers` servers (and the writer's applied rate); on SQLite in `workdir` unless `db_url`."""
+    deployment = Deployment(workdir, nats_port=NATS_PORT, db_url=db_url, nats_urls=cluster,
+                            replicas=3 if cluster else 1)
     try:
         ports = [deployment.start_server(buffered=buffered) for _ in range(servers)]
         sent = post_all(ports, bodies)
