@@ -9,13 +9,14 @@ only once the transaction holding its request has committed. If that transaction
 each request is stored alone, so one bad request fails by itself.
 
 Callers prepare (validate) their request inside `submit`, so a leader knows who is on the
-way. Before it takes the queue it waits, at most `GATHER_S`, for callers still preparing
-and for as many requests as its previous batch held: under steady concurrent traffic the
-callers of one commit return with their next requests within a millisecond, and waiting
-for them makes one commit of what would be two. A lone caller never waits (the previous
-batch held one request), and when traffic thins the wait ends at `GATHER_S` once, after
-which the smaller batch sets the new expectation (PostgreSQL's `commit_delay` likewise
-applies only when other transactions are active).
+way. Before it takes the queue it waits, at most `GATHER_S`, for callers still preparing and
+for as many requests as were in flight when the previous batch was stored (that batch, the
+queue behind it and the callers preparing): under steady concurrent traffic the callers of one
+commit return with their next requests within a millisecond, and waiting for them makes one
+commit of what would be two, rather than two groups taking turns. A lone caller never waits,
+and when traffic thins the wait ends at `GATHER_S` once, after which the smaller batch sets
+the new expectation (PostgreSQL's `commit_delay` likewise applies only when other
+transactions are active).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class GroupCommit(Generic[R, T]):
         self._queue: deque[Pending[R, T]] = deque()
         self._queued_calls = 0
         self._preparing = 0
-        self._expected = 1  # requests the previous batch held: what a leader waits for
+        self._expected = 1  # requests in flight when the previous batch was stored: what a leader waits for
         self._leading = False
 
     def submit(self, prepare: Callable[[], tuple[R, int]]) -> T:
@@ -112,7 +113,6 @@ class GroupCommit(Generic[R, T]):
                 batch.append(self._queue.popleft())
                 calls += batch[-1].calls
             self._queued_calls -= calls
-            self._expected = len(batch)
         try:
             results = self._store([waiting.request for waiting in batch])
         except Exception as error:
@@ -128,6 +128,8 @@ class GroupCommit(Generic[R, T]):
             return
         for waiting, result in zip(batch, results, strict=True):
             waiting.outcome = result
+        with self._turn:
+            self._expected = len(batch) + len(self._queue) + self._preparing
 
     def _gather(self) -> None:
         """Wait up to `GATHER_S` for callers preparing and for as many requests as the last batch held."""
