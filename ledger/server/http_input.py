@@ -6,13 +6,13 @@ sees a half-read body, a body of the wrong type, or bytes that are not UTF-8.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import zlib
 from itertools import accumulate
 from typing import TypeVar
 
-import anyio
 import msgspec
 from starlette.requests import Request
 
@@ -57,7 +57,7 @@ async def read_body(request: Request, media_types: str | tuple[str, ...], limit:
         raise InvalidRequest.payload_too_large()
     body = bytearray()
     try:
-        with anyio.fail_after(timeout):
+        async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 body += chunk
                 if len(body) > limit:

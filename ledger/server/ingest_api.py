@@ -2,7 +2,7 @@
 
 Each one only translates a request into `ingest` / `identify` on the ledger of the project
 its API key selects; the identity rules and the event contract live in the ledger. The
-ledger is called in a worker thread so one slow save never stalls the event loop.
+ledger is called in an ingest thread (`offload`) so one slow save never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,6 +22,7 @@ from ledger.errors import InvalidRequest
 from ledger.ledger import IdentityLedger, IngestReport
 from ledger.server import segment
 from ledger.server.http_input import BODY_TIMEOUT, FORM, JSON, TEXT, basic_credentials, decode_json, read_body
+from ledger.server.offload import in_ingest_thread
 from ledger.server.registry import Projects
 from ledger.server.replies import HttpError, ok
 from ledger.server.traffic import IngestMeter, meter
@@ -69,7 +69,7 @@ def ingest_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> lis
     def endpoint(limit: int) -> Endpoint:
         async def upload(request: Request) -> Response:
             body = await read_body(request, UPLOAD_JSON, limit, body_timeout)
-            return await run_in_threadpool(store_upload, body)
+            return await in_ingest_thread(store_upload, body)
 
         return upload
 
@@ -90,7 +90,7 @@ def ingest_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> lis
 
     async def identify(request: Request) -> Response:
         body = await read_body(request, FORM, FORM_LIMIT, body_timeout)
-        return await run_in_threadpool(store_identifications, body)
+        return await in_ingest_thread(store_identifications, body)
 
     def store_segment(ledger: IdentityLedger | None, body: bytes, kind: str | None) -> Response:
         """A batch, or one message of type `kind`; without Basic credentials the body's `writeKey` must be known."""
@@ -120,7 +120,7 @@ def ingest_routes(projects: Projects, body_timeout: float = BODY_TIMEOUT) -> lis
             if sent is not None and ledger is None:
                 raise HttpError.unauthorized()
             body = await read_body(request, UPLOAD_JSON, SEGMENT_LIMIT, body_timeout)
-            return await run_in_threadpool(store_segment, ledger, body, kind)
+            return await in_ingest_thread(store_segment, ledger, body, kind)
 
         return segment_upload
 
