@@ -76,6 +76,36 @@ def _versions(results: dict[str, Any]) -> list[Target]:
     return found
 
 
+def _sdk_targets(sdk: dict[str, Any]) -> list[Target]:
+    """The SDK-traffic goals (benchmarks.sdk_traffic) that have a target, per backend."""
+    goals = [(backend, goal) for backend, section in sdk.items() if isinstance(section, dict)
+             for goal in section.get("goals", []) if goal["target"] is not None]
+    return [_check(f"{backend}: {goal['what']}", f">= {goal['target']}x", goal["ratio"],
+                   lambda v, wanted=goal["target"]: v >= wanted, "{:.2f}x") for backend, goal in goals]
+
+
+def _sdk(sdk: dict[str, Any]) -> str:
+    if not sdk:
+        return "_not measured_"
+    parts = []
+    for backend, section in sdk.items():
+        if "rates" not in section:
+            parts.append(f"{backend}: _{section.get('failed') or section.get('skipped')}_")
+            continue
+        rows = [[name, _per_s(rate["median_per_s"]), ", ".join(_per_s(v) for v in rate["runs_per_s"]),
+                 f"{rate['p50_ms']} / {rate['p99_ms']}" if "p99_ms" in rate else "-"]
+                for name, rate in section["rates"].items()]
+        goals = [[goal["what"], "-" if goal["ratio"] is None else f"{goal['ratio']:.2f}x",
+                  "reported" if goal["target"] is None else f">= {goal['target']}x"] for goal in section["goals"]]
+        failed = [f"- {name} failed: {error}" for name, error in section.get("failed", {}).items()]
+        parts.append("\n\n".join([
+            f"### {backend} ({section['events']:,} events, {section['clients']} clients, requests of "
+            f"{section['small']} against {section['bulk']}, medians of {section['repeats']})",
+            _table(["contender", "median events/s", "runs", "p50 / p99 ms per request"], rows),
+            _table(["goal", "ratio", "wanted"], goals), *failed]))
+    return "\n\n".join(parts)
+
+
 def _us(entry: dict[str, Any], key: str) -> str:
     return ", ".join(f"{version} {value:,.0f} µs" for version, value in entry.get(key, {}).items())
 
@@ -112,6 +142,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
         ]
     return [
         *checks,
+        *_sdk_targets(results.get("sdk", {})),
         *_versions(results),
         _check(f"resolve() p99, warm{' on ' + format(resolve['ledger_events'], ',') + ' events' if resolve else ''}",
                f"<= {MAX_RESOLVE_P99_US:.0f} µs", resolve.get("p99_us"),
@@ -227,6 +258,7 @@ def markdown(results: dict[str, Any]) -> str:
         "## Against the previous code (same run)", _versions_section(results.get("versions", {})),
         "## resolve() latency", _resolve(results["scaling"].get("resolve", {})),
         "## HTTP end-to-end", _http(results["http"]),
+        "## SDK-shaped traffic (`benchmarks.sdk_traffic`)", _sdk(results.get("sdk", {})),
         "## Scaling (each size and phase in its own process)", _scaling(results["scaling"]),
         "## PostgreSQL", _comparison(results["postgres"]),
         "## Notes", notes,

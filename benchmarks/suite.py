@@ -16,6 +16,7 @@ from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.http_api import measure_http
 from benchmarks.machine import code_fingerprint, describe
 from benchmarks.scaling import scale
+from benchmarks.sdk_traffic import measure as measure_sdk_traffic
 from benchmarks.versions import VersionPlan, compare_versions
 from benchmarks.workload import Workload
 
@@ -31,20 +32,24 @@ class Mode:
     resolve_samples: int
     http_events: int
     versions: VersionPlan
+    sdk_events: int  # benchmarks.sdk_traffic: events per contender per repeat
 
 
 QUICK = Mode("quick", sqlite=Plan(10_000, 3_000, 2_000, repeats=3), postgres=Plan(5_000, 0, 0, repeats=3),
              scaling_sizes=(10_000, 30_000), resolve_samples=2_000, http_events=3_000,
-             versions=VersionPlan(small_events=2_000, steady_events=10_000, timeline_samples=200, repeats=2))
+             versions=VersionPlan(small_events=2_000, steady_events=10_000, timeline_samples=200, repeats=2),
+             sdk_events=3_000)
 # Half the full sizes, the largest scaling size 300k: for a loaded machine with a deadline.
 MEDIUM = Mode("medium", sqlite=Plan(50_000, 10_000, 5_000, repeats=3), postgres=Plan(50_000, 0, 0, repeats=3),
               scaling_sizes=(10_000, 100_000, 300_000), resolve_samples=10_000, http_events=10_000,
-              versions=VersionPlan(small_events=10_000, steady_events=50_000, timeline_samples=500, repeats=3))
+              versions=VersionPlan(small_events=10_000, steady_events=50_000, timeline_samples=500, repeats=3),
+              sdk_events=10_000)
 # The naive application's rate does not depend on the ledger's size (events per device stay
 # alike in every slice of the workload), so a slice of it is enough; likewise small requests.
 FULL = Mode("full", sqlite=Plan(100_000, 20_000, 10_000, repeats=3), postgres=Plan(100_000, 0, 0, repeats=3),
             scaling_sizes=(10_000, 100_000, 1_000_000), resolve_samples=10_000, http_events=30_000,
-            versions=VersionPlan(small_events=20_000, steady_events=100_000, timeline_samples=1_000, repeats=3))
+            versions=VersionPlan(small_events=20_000, steady_events=100_000, timeline_samples=1_000, repeats=3),
+            sdk_events=30_000)
 
 
 def _log(message: str) -> None:
@@ -77,6 +82,15 @@ def _versions(databases: Databases, previous: Path | None, plan: VersionPlan) ->
         return {"failed": f"versions failed: {error!r}"}
 
 
+def _sdk_on_postgres(postgres_url: str, events: list[Any], repeats: int) -> dict[str, Any]:
+    postgres = PostgresDatabases(postgres_url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-sdk-") as scratch:
+            return measure_sdk_traffic(postgres, events, repeats, Path(scratch), postgres_url, log=_log)
+    finally:
+        postgres.close()
+
+
 def run(mode: Mode, seed: int, postgres_url: str | None, command: str,
         previous: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
@@ -99,6 +113,9 @@ def run(mode: Mode, seed: int, postgres_url: str | None, command: str,
         _log("HTTP end-to-end")
         results["http"] = _optional("HTTP", lambda: measure_http(
             sqlite.ledger_url("http"), events[: mode.http_events], scratch / "server.log"))
+        _log("SDK-shaped traffic (SQLite)")
+        results["sdk"] = {"sqlite": _optional("SDK traffic", lambda: measure_sdk_traffic(
+            SQLiteDatabases(scratch), events[: mode.sdk_events], mode.sqlite.repeats, scratch, log=_log))}
         _log("scaling")
         results["scaling"] = scale(sqlite, list(mode.scaling_sizes), seed, scratch, mode.resolve_samples)
         sqlite.close()
@@ -106,6 +123,9 @@ def run(mode: Mode, seed: int, postgres_url: str | None, command: str,
         _log("PostgreSQL: ledger against raw baseline")
         results["postgres"] = _optional("PostgreSQL", lambda: _comparison(
             PostgresDatabases(postgres_url), events, mode.postgres))
+        _log("SDK-shaped traffic (PostgreSQL)")
+        results["sdk"]["postgres"] = _optional("SDK traffic", lambda: _sdk_on_postgres(
+            postgres_url, events[: mode.sdk_events], mode.postgres.repeats))
         _log("PostgreSQL: against the previous code")
         postgres = PostgresDatabases(postgres_url)
         try:
@@ -137,6 +157,8 @@ def notes(mode: Mode) -> list[str]:
         "workload has about the same events per device.",
         f"Requests of 10 and 100 are measured on the first {mode.sqlite.small_request_events:,} events.",
         "HTTP: the server runs in its own process; the 4 client threads share the machine's cores with it.",
+        f"SDK-shaped traffic: the first {mode.sdk_events:,} events; each contender on a fresh database per repeat, "
+        "the HTTP clients in this process, the server in its own; latencies are per request, called to answered.",
         "Every figure is the median of interleaved repeats, except scaling, resolve and HTTP (one run each).",
     ]
     if mode is QUICK:
