@@ -24,6 +24,7 @@ import pytest
 from ledger import IdentityLedger
 from ledger.buffer.stream import BufferConfig, NatsLink
 from tests.cli_helpers import assert_one_line_error, ledger
+from tests.helpers import Clock, event
 from tests.server_helpers import API_KEY, SECRET_KEY, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +181,20 @@ def test_buffered_workers_each_publish_to_the_stream(buffer_url: str, tmp_path: 
     assert set(answered) == set(held)
     with NatsLink(BufferConfig.from_url(buffer_url)) as link:
         assert link.last_sequence("default") == sum(answered.values())
+
+
+def test_the_parent_runs_due_deletion_jobs(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'deleting.db'}"
+    with IdentityLedger(db, clock=Clock(int((time.time() - 2 * 86_400) * 1000))) as lg:  # filed 2 days ago: due
+        lg.ingest([event("device-alice", "alice@example.org"), event("device-bob", "bob@example.org")])
+        lg.forget(user_ids=["alice@example.org"], requester="dpo")
+    with serving(db, tmp_path) as served:
+        wait_for(lambda: "forgotten" in served.err(), "the due job did not run")
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(30) == 0, served.err()
+    assert served.err().count("of project default: done, 1 person forgotten") == 1
+    with IdentityLedger(db, create=False) as lg:
+        assert lg.resolve(user_id="alice@example.org") is None and lg.resolve(user_id="bob@example.org")
 
 
 def test_a_worker_that_dies_stops_the_server_with_a_clear_error(tmp_path: Path) -> None:
