@@ -14,7 +14,8 @@ closes its ledgers, then the parent closes its own and returns. A worker that en
 server: the others are drained, and the parent raises `WorkerEnded` (exit code 2) naming it, so the
 process supervisor (systemd, the container runtime) restarts the whole server rather than it running
 on with fewer workers and nobody noticing. A worker that exits 0 was stopped by a signal (a terminal's
-Ctrl-C reaches every process of the group): the server stops cleanly too.
+Ctrl-C reaches every process of the group): the server stops cleanly too. A parent killed outright
+(SIGKILL) leaves no worker serving: each watches its parent and then stops itself the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -161,6 +163,7 @@ def _work(spec: WorkerSpec, sock: socket.socket, started: Event) -> None:
     worker is serving (and can drain), and a late one cannot cut a ledger's close short."""
     for sig in lifecycle.STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    threading.Thread(target=_stop_when_orphaned, name="parent-watch", daemon=True).start()
     try:
         with access_log.to_stderr(), open_projects(spec.configs, spec.buffer) as registry:
             app = create_app(registry, cors_origins=spec.cors_origins, trusted_origins=spec.trusted_origins)
@@ -169,6 +172,17 @@ def _work(spec: WorkerSpec, sock: socket.socket, started: Event) -> None:
     except Exception as error:  # the parent reports the exit code; this line says why
         print(f"ledger: error: worker process {os.getpid()}: {error}", file=sys.stderr)
         sys.exit(WORKER_FAILED)
+
+
+def _stop_when_orphaned() -> None:
+    """A parent killed outright (SIGKILL) cannot stop its workers: each stops itself, draining its requests,
+    rather than serve on with nobody watching it (SIGTERM repeated, as the parent would)."""
+    parent = multiprocessing.parent_process()
+    assert parent is not None
+    multiprocessing.connection.wait([parent.sentinel])
+    while True:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(RESEND_STOP_EVERY)
 
 
 def _telling(lifespan: Lifespan[Any], started: Event) -> Lifespan[Any]:

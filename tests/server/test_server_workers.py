@@ -208,6 +208,16 @@ def test_a_worker_that_dies_stops_the_server_with_a_clear_error(tmp_path: Path) 
     assert _gone(other)
 
 
+def test_workers_stop_themselves_when_the_parent_is_killed(tmp_path: Path) -> None:
+    with serving(f"sqlite:///{tmp_path / 'orphaned.db'}", tmp_path) as served:
+        workers = served.workers()
+        served.process.kill()
+        served.process.wait()
+        wait_for(lambda: all(_gone(pid) for pid in workers), "a worker serves on without its parent", seconds=10)
+    assert "Traceback" not in served.err()
+    assert not (tmp_path / "orphaned.db-wal").exists()  # each worker drained and closed its ledger
+
+
 def test_sigterm_while_the_workers_start_still_stops_them_all(tmp_path: Path) -> None:
     port, log = _free_port(), tmp_path / "serve.err"
     with log.open("wb") as err:
