@@ -172,9 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
     api_keys = args.api_key or [key.strip() for key in os.environ.get("LEDGER_API_KEY", "").split(",") if key.strip()]
     projects = buffered.selected_projects(args) if args.projects else None
     try:
-        from ledger.server.app import serve
+        from ledger.server import app, workers
     except ImportError as error:
         raise CommandError(f"the server cannot start: {error}") from error
+    # One worker is the plain single-process server; more are started and watched by this process.
+    serve = app.serve if args.workers == 1 else partial(workers.serve, workers=args.workers)
     serve(db_url=db_url(args), host=args.host, port=args.port, api_keys=api_keys,
           secret_key=args.secret_key or os.environ.get("LEDGER_SECRET_KEY", ""), cors_origins=args.cors_origin,
           projects=projects, buffer=args.buffer, deletions_every=args.run_deletions_every,
@@ -284,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(repeatable; default none: only the server's own)")
     sub.add_argument("--run-deletions-every", type=_number(0), default=RUN_DUE_EVERY, metavar="SECONDS",
                      help="run due deletion jobs at start and then this often (default %(default)s; 0: leave it to cron)")
+    sub.add_argument("--workers", type=_number(1, 64), default=1, metavar="N",
+                     help="processes answering requests on the one address, each with its own cache "
+                          "(default %(default)s; more use more cores)")
     buffered.add_project_options(sub, several=True)
     sub = command("apply", buffered.apply, "the identity writer: apply projects' buffered requests (--buffer)", [])
     buffered.add_project_options(sub, several=True)
