@@ -28,6 +28,8 @@ SECRET_KEY = "bench-secret-key"
 BATCH = 100
 CLIENTS = 4
 START_TIMEOUT_S = 30.0
+#: What `ledger serve --workers N` logs once every worker serves (`ledger.server.workers`).
+WORKERS_READY = "workers serving"
 
 
 def _free_port() -> int:
@@ -49,14 +51,18 @@ def server_command(db_url: str, port: int, extra: tuple[str, ...] = ()) -> list[
     return [sys.executable, "-c", code, db_url, str(port), API_KEY, SECRET_KEY]
 
 
-def _wait_until_listening(server: subprocess.Popen[bytes], port: int) -> bool:
+def _wait_until_listening(server: subprocess.Popen[bytes], port: int, log_file: Path | None = None) -> bool:
+    """Until the port takes connections and, with `--workers`, every worker serves (the parent listens
+    before its workers have started: timing from there would count their start-up)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and server.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
+                if log_file is None or WORKERS_READY in log_file.read_text(errors="replace"):
+                    return True
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     return False
 
 
@@ -116,7 +122,7 @@ def measure_http(db_url: str, events: list[Event], log_file: Path, *, clients: i
     with log_file.open("wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not _wait_until_listening(server, port):
+        if not _wait_until_listening(server, port, log_file if "--workers" in server_args else None):
             tail = log_file.read_text(errors="replace")[-1500:]
             return {"skipped": f"the server did not start within {START_TIMEOUT_S:.0f}s: {tail}"}
         result = _post_all(port, bodies, [len(each) for each in batches], clients)
