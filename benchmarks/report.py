@@ -81,7 +81,7 @@ def _sdk_targets(sdk: dict[str, Any]) -> list[Target]:
     goals = [(backend, goal) for backend, section in sdk.items() if isinstance(section, dict)
              for goal in section.get("goals", []) if goal["target"] is not None]
     return [_check(f"{backend}: {goal['what']}", f">= {goal['target']}x", goal["ratio"],
-                   lambda v, wanted=goal["target"]: v >= wanted, "{:.2f}x") for backend, goal in goals]
+                   lambda v, wanted=goal["target"]: v >= wanted, "{:.3f}x") for backend, goal in goals]
 
 
 def _sdk(sdk: dict[str, Any]) -> str:
@@ -95,7 +95,7 @@ def _sdk(sdk: dict[str, Any]) -> str:
         rows = [[name, _per_s(rate["median_per_s"]), ", ".join(_per_s(v) for v in rate["runs_per_s"]),
                  f"{rate['p50_ms']} / {rate['p99_ms']}" if "p99_ms" in rate else "-"]
                 for name, rate in section["rates"].items()]
-        goals = [[goal["what"], "-" if goal["ratio"] is None else f"{goal['ratio']:.2f}x",
+        goals = [[goal["what"], "-" if goal["ratio"] is None else f"{goal['ratio']:.3f}x",
                   "reported" if goal["target"] is None else f">= {goal['target']}x"] for goal in section["goals"]]
         failed = [f"- {name} failed: {error}" for name, error in section.get("failed", {}).items()]
         parts.append("\n\n".join([

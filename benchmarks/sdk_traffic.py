@@ -175,7 +175,7 @@ def lines(backend: str, found: dict[str, Any]) -> list[str]:
     shown = {None: "reported", True: "met", False: "MISSED"}
     out = [f"{backend}: {found['events']:,} events, medians of {found['repeats']} interleaved repeats"]
     for goal in found["goals"]:
-        ratio = "not measured" if goal["ratio"] is None else f"{goal['ratio']:.2f}x"
+        ratio = "not measured" if goal["ratio"] is None else f"{goal['ratio']:.3f}x"
         wanted = "" if goal["target"] is None else f" (goal >= {goal['target']}x)"
         out.append(f"  {goal['what']}: {ratio}{wanted} {shown[goal['met']] if goal['ratio'] is not None else ''}")
     for name, rate in found["rates"].items():
