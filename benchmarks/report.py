@@ -87,23 +87,21 @@ def _sdk_targets(sdk: dict[str, Any]) -> list[Target]:
 def _sdk(sdk: dict[str, Any]) -> str:
     if not sdk:
         return "_not measured_"
-    parts = []
-    for backend, section in sdk.items():
-        if "rates" not in section:
-            parts.append(f"{backend}: _{section.get('failed') or section.get('skipped')}_")
-            continue
+
+    def render(backend: str, section: dict[str, Any]) -> str:
         rows = [[name, _per_s(rate["median_per_s"]), ", ".join(_per_s(v) for v in rate["runs_per_s"]),
                  f"{rate['p50_ms']} / {rate['p99_ms']}" if "p99_ms" in rate else "-"]
                 for name, rate in section["rates"].items()]
         goals = [[goal["what"], "-" if goal["ratio"] is None else f"{goal['ratio']:.3f}x",
                   "reported" if goal["target"] is None else f">= {goal['target']}x"] for goal in section["goals"]]
         failed = [f"- {name} failed: {error}" for name, error in section.get("failed", {}).items()]
-        parts.append("\n\n".join([
+        return "\n\n".join([
             f"### {backend} ({section['events']:,} events, {section['clients']} clients, requests of "
             f"{section['small']} against {section['bulk']}, medians of {section['repeats']})",
             _table(["contender", "median events/s", "runs", "p50 / p99 ms per request"], rows),
-            _table(["goal", "ratio", "wanted"], goals), *failed]))
-    return "\n\n".join(parts)
+            _table(["goal", "ratio", "wanted"], goals), *failed])
+
+    return _per_backend(sdk, "rates", render)
 
 
 def _us(entry: dict[str, Any], key: str) -> str:
@@ -152,14 +150,18 @@ def targets(results: dict[str, Any]) -> list[Target]:
     ]
 
 
+def _per_backend(found: dict[str, Any], measured: str, render: Callable[[str, dict[str, Any]], str]) -> str:
+    """Each backend's section rendered, or the line saying why it holds no `measured` figures."""
+    return "\n\n".join(render(backend, section) if measured in section
+                       else f"{backend}: _{section.get('failed') or section.get('skipped')}_"
+                       for backend, section in found.items())
+
+
 def _versions_section(versions: dict[str, Any]) -> str:
     if not versions:
         return "_not measured: set LEDGER_BENCH_PREVIOUS to a checkout of the previous code_"
-    parts = []
-    for backend, found in versions.items():
-        if "summary" not in found:
-            parts.append(f"{backend}: _{found.get('failed') or found.get('skipped')}_")
-            continue
+
+    def render(backend: str, found: dict[str, Any]) -> str:
         now, before = found["versions"]
         rows = []
         for what, entry in found["summary"].items():
@@ -167,10 +169,11 @@ def _versions_section(versions: dict[str, Any]) -> str:
             unit = "µs (p99 of a page)" if entry["measure"] == "page_p99_us" else "events/s"
             rows.append([what, unit, *(f"{medians.get(v, 0):,.0f}" for v in (now, before)),
                          f"{entry['ratio']:.2f}x" if "ratio" in entry else "-"])
-        parts.append(f"### {backend}\n\n" + _table(["measurement", "unit", now, before, f"{now}/{before}"], rows))
-        parts.append(f"Plan: {found['plan']}. Rates are medians of interleaved repeats, each version in its own "
-                     "process on the same events; rebuild rates count each version's own log events.")
-    return "\n\n".join(parts)
+        return (f"### {backend}\n\n" + _table(["measurement", "unit", now, before, f"{now}/{before}"], rows) + "\n\n"
+                f"Plan: {found['plan']}. Rates are medians of interleaved repeats, each version in its own "
+                "process on the same events; rebuild rates count each version's own log events.")
+
+    return _per_backend(versions, "summary", render)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -188,12 +188,15 @@ def test_sigterm_drains_requests_and_closes_the_ledger(tmp_path: Path) -> None:
     assert len(acknowledged) >= 30 and set(acknowledged) <= stored
 
 
-def test_a_port_in_use_is_exit_code_3_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one process", "workers"])
+def test_a_port_in_use_is_exit_code_3_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   workers: list[str]) -> None:
+    """Before anything is opened (and before any worker starts)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = ledger(capsys, "serve", "--db", f"sqlite:///{tmp_path / 'never.db'}", "--port", str(port),
-                        "--api-key", API_KEY, "--secret-key", SECRET_KEY)
+                        "--api-key", API_KEY, "--secret-key", SECRET_KEY, *workers)
     assert_one_line_error(result, 3, f"cannot listen on 127.0.0.1:{port}", "address already in use")
     assert not (tmp_path / "never.db").exists()  # nothing was opened

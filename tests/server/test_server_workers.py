@@ -243,14 +243,3 @@ def test_a_bad_worker_count_is_a_usage_error(capsys: pytest.CaptureFixture[str],
                     "--api-key", API_KEY, "--secret-key", SECRET_KEY)
     assert_one_line_error(result, 2, "--workers")
     assert not (tmp_path / "never.db").exists()
-
-
-def test_a_port_in_use_fails_before_any_worker_starts(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = ledger(capsys, "serve", "--db", f"sqlite:///{tmp_path / 'never.db'}", "--port", str(port),
-                        "--api-key", API_KEY, "--secret-key", SECRET_KEY, "--workers", "2")
-    assert_one_line_error(result, 3, f"cannot listen on 127.0.0.1:{port}", "address already in use")
-    assert not (tmp_path / "never.db").exists()
