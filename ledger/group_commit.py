@@ -29,7 +29,7 @@ from typing import Generic, TypeVar
 
 #: Queued requests are stored together up to this many calls per transaction.
 GROUP_COMMIT_CALLS = 10_000
-#: The longest a leader waits for callers still preparing their requests before it stores.
+#: The longest a leader waits for requests on their way (callers preparing; as many as were in flight at the last commit).
 GATHER_S = 0.003
 
 R = TypeVar("R")
