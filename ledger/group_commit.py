@@ -55,7 +55,7 @@ class GroupCommit(Generic[R, T]):
         self.lock = lock
         guard = threading.Lock()
         self._turn = threading.Condition(guard)  # callers wait on it for their outcome or the lead
-        self._arrival = threading.Condition(guard)  # the leader waits on it for callers preparing
+        self._arrival = threading.Condition(guard)  # the leader waits on it for requests on their way
         self._queue: deque[Pending[R, T]] = deque()
         self._queued_calls = 0
         self._preparing = 0
@@ -132,7 +132,7 @@ class GroupCommit(Generic[R, T]):
             self._expected = len(batch) + len(self._queue) + self._preparing
 
     def _gather(self) -> None:
-        """Wait up to `GATHER_S` for callers preparing and for as many requests as the last batch held."""
+        """Wait up to `GATHER_S` for callers preparing and for as many requests as were in flight at the last commit."""
         with self._turn:
             deadline = time.monotonic() + GATHER_S
             while ((self._preparing or len(self._queue) < self._expected)

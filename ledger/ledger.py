@@ -19,7 +19,7 @@ from typing import Any
 from ledger.cached_resolve import resolve_from_cache
 from ledger.correcting import Corrector
 from ledger.deleting import Deletions, JobRun
-from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, accept
+from ledger.domain.calls import DEFAULT_MIN_ID_LENGTH, Accepted, accept
 from ledger.domain.group_identify import accept_identifications
 from ledger.domain.model import DEFAULT_DEDUP_WINDOW_MS, MAX_DEDUP_WINDOW_MS
 from ledger.errors import LedgerError, ReadAbandoned
@@ -131,34 +131,31 @@ class IdentityLedger(AnswersFromReadModel):
         (its report counts every call as a duplicate). `server_time` is the upload time to
         record instead of now: a replayed history's (`replay`).
         """
-        server_time = self._context.clock() if server_time is None else server_time
-
-        def prepare() -> tuple[Request, int]:
-            accepted = accept(events, server_time=server_time, min_id_length=min_id_length)
-            return Request(accepted, server_time, applied), len(accepted.calls)
-
-        return self._commits.submit(prepare)
+        stamp = self._context.clock() if server_time is None else server_time
+        return self._submit(lambda: accept(events, server_time=stamp, min_id_length=min_id_length), stamp, applied)
 
     def identify(self, identifications: Iterable[Any], min_id_length: int = DEFAULT_MIN_ID_LENGTH, *,
                  applied: tuple[str, int] | None = None) -> IngestReport:
         """Store Identify API objects (user_id / device_id / user_properties); no event is counted."""
-        server_time = self._context.clock()
-
-        def prepare() -> tuple[Request, int]:
-            accepted = accept(identifications, server_time=server_time, min_id_length=min_id_length, identify=True)
-            return Request(accepted, server_time, applied), len(accepted.calls)
-
-        return self._commits.submit(prepare)
+        stamp = self._context.clock()
+        return self._submit(lambda: accept(identifications, server_time=stamp, min_id_length=min_id_length,
+                                           identify=True), stamp, applied)
 
     def group_identify(self, identifications: Iterable[Any], *, server_time: int | None = None) -> IngestReport:
         """Store Group Identify API objects (`group_type`, `group_value`, `group_properties`): each
         applies its operations to its group's properties; no person is touched, no event counted.
         `server_time`: as for `ingest`."""
-        server_time = self._context.clock() if server_time is None else server_time
+        stamp = self._context.clock() if server_time is None else server_time
+        return self._submit(lambda: accept_identifications(identifications, stamp), stamp)
+
+    def _submit(self, accepting: Callable[[], Accepted], server_time: int,
+                applied: tuple[str, int] | None = None) -> IngestReport:
+        """Validate a request (`accepting`) inside the group commit, so a leader knows it is on its
+        way (`ledger.group_commit`), then store it with its commit."""
 
         def prepare() -> tuple[Request, int]:
-            accepted = accept_identifications(identifications, server_time)
-            return Request(accepted, server_time), len(accepted.calls)
+            accepted = accepting()
+            return Request(accepted, server_time, applied), len(accepted.calls)
 
         return self._commits.submit(prepare)
 
