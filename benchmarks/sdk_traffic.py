@@ -32,6 +32,8 @@ from typing import Any
 
 from benchmarks import ledger_runs
 from benchmarks.baselines import raw_insert
+from benchmarks.buffered import accept_run
+from benchmarks.buffered_processes import API_KEY
 from benchmarks.clients import send_concurrently
 from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.http_api import measure_http
@@ -99,9 +101,6 @@ def served(url: str, events: list[Event], log: Path, workers: int = 1) -> Run:
 
 def applied(postgres_url: str, events: list[Event], workdir: Path) -> Run:
     """One buffered writer applying 10-event requests that one `ledger serve --buffer` accepted."""
-    from benchmarks.buffered import accept_run
-    from benchmarks.buffered_processes import API_KEY
-
     bodies = [json.dumps({"api_key": API_KEY, "events": batch}).encode() for batch in requests(events, SMALL)]
     result = accept_run(workdir, 1, bodies, len(events), buffered=True, measure_writer=True, db_url=postgres_url)
     rate = result["applied_per_s"]
