@@ -11,6 +11,8 @@ and one ten times longer, then measures, each a median of `--samples` in this on
 - the read side's size on disk with and without its history tables (target <= 1.5x), from SQLite's
   `dbstat`;
 - a rebuild against a raw scan of the same facts (read and decoded, not projected; target >= 0.5x);
+- the SQL floor of both (`benchmarks.sql_floor`): the statements a rebuild and a past resolve send,
+  replayed through the bare driver, so a miss is shown to be the read side's shape or the code;
 - with `LEDGER_BENCH_PREVIOUS` (or `--previous`) set to a checkout of the code before, ingest of this
   checkout against that one, interleaved, each in its own process (`benchmarks/contender.py`;
   target: no more than 5% slower), and the rebuild of what each ingested.
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.machine import describe
+from benchmarks.sql_floor import Statement, rebuild_statements, replay_rebuild, replay_resolves, resolve_statements
 from benchmarks.versions import run_contender
 from benchmarks.workload import DEFAULT_SEED, MIXES, Workload, requests
 from ledger import IdentityLedger
@@ -48,7 +51,7 @@ def build(path: Path, events: int) -> tuple[IdentityLedger, list[str]]:
     return lg, sorted(devices)
 
 
-def median_ms(samples: int, measure: Callable[[int], None]) -> float:
+def median_ms(samples: int, measure: Callable[[int], object]) -> float:
     times = []
     for sample in range(samples):
         started = time.perf_counter()
@@ -68,14 +71,18 @@ def open_and_resolve(lg: IdentityLedger, devices: list[str], samples: int) -> fl
     return median_ms(samples, once)
 
 
-def resolves(lg: IdentityLedger, devices: list[str], samples: int) -> dict[str, float]:
-    """A resolve in a past view, live from the cache, live through the read API's SQL (ms, medians)."""
-    chosen = random.Random(2).sample(devices, min(samples, len(devices)))
+def resolves(lg: IdentityLedger, path: Path, devices: list[str], samples: int) -> dict[str, float]:
+    """A resolve in a past view, its statements replayed bare, live from the cache, live through the
+    read API's SQL (ms, medians over the same devices: ones the past view knows, so each answers a person)."""
     with lg.as_of(lg.position // 2) as view:
+        known = [device_id for device_id in devices if view.resolve(device_id=device_id) is not None]
+        chosen = random.Random(2).sample(known, min(samples, len(known)))
         past = median_ms(len(chosen), lambda index: view.resolve(device_id=chosen[index]))
+        sent = resolve_statements(lg, view, chosen)
     live = median_ms(len(chosen), lambda index: lg.resolve(device_id=chosen[index]))
     live_sql = median_ms(len(chosen), lambda index: lg.read_model.resolve(device_id=chosen[index]))
-    return {"past": past, "live": live, "live_sql": live_sql}
+    return {"past": past, "past_sql_floor": replay_resolves(path, sent), "live": live, "live_sql": live_sql,
+            "statements": statistics.median(len(statements) for statements in sent)}
 
 
 def read_side_bytes(path: Path) -> dict[str, int]:
@@ -95,8 +102,8 @@ def read_side_bytes(path: Path) -> dict[str, int]:
     return found
 
 
-def rebuild_against_scan(lg: IdentityLedger) -> dict[str, float]:
-    """Seconds of a raw scan of the identity facts (read and decoded) and of a rebuild that projects them."""
+def scan(lg: IdentityLedger) -> float:
+    """Seconds of a raw scan of the identity facts: read and decoded, not projected."""
     stop = lg.position
     started = time.perf_counter()
     start = 0
@@ -105,10 +112,18 @@ def rebuild_against_scan(lg: IdentityLedger) -> dict[str, float]:
         if not facts:
             break
         start = facts[-1][0]
-    scan = time.perf_counter() - started
-    started = time.perf_counter()
-    lg.rebuild()
-    return {"scan": scan, "rebuild": time.perf_counter() - started}
+    return time.perf_counter() - started
+
+
+def rebuild_against_scan(lg: IdentityLedger, repeats: int) -> tuple[dict[str, float], list[list[Statement]]]:
+    """Median seconds of a raw scan of the identity facts and of a rebuild that projects them,
+    interleaved; and the statements a rebuild sent, for its floor."""
+    scans, rebuilds = [], []
+    for _ in range(repeats):
+        scans.append(scan(lg))
+        seconds, sent = rebuild_statements(lg)
+        rebuilds.append(seconds)
+    return {"scan": statistics.median(scans), "rebuild": statistics.median(rebuilds)}, sent
 
 
 def against_previous(previous: Path, folder: Path, events: int, runs: int) -> dict[str, dict[str, float]]:
@@ -131,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events in the short log (the long one: 10x)")
     parser.add_argument("--samples", type=int, default=200, help="samples per latency median")
     parser.add_argument("--runs", type=int, default=3, help="ingest runs per version")
+    parser.add_argument("--repeats", type=int, default=3, help="rebuilds, scans and floor replays (medians)")
     parser.add_argument("--previous", type=Path, default=os.environ.get("LEDGER_BENCH_PREVIOUS") or None,
                         help="a checkout of the code before (default: $LEDGER_BENCH_PREVIOUS)")
     args = parser.parse_args(argv)
@@ -146,22 +162,31 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(("as_of(p) open + one resolve", f"{opened['short']:.3f} ms ({short.position:,} positions)",
                          f"{opened['long']:.3f} ms ({long.position:,} positions)",
                          f"{opened['long'] / opened['short']:.2f}x long / short (target <= 1.5x)"))
-            resolved = resolves(long, long_devices, args.samples)
+            resolved = resolves(long, folder / "long.db", long_devices, args.samples)
             rows.append(("resolve in a past view / live", f"{resolved['past']:.3f} ms past",
                          f"{resolved['live']:.3f} ms live (cache), {resolved['live_sql']:.3f} ms live (SQL)",
                          f"{resolved['past'] / resolved['live']:.1f}x cache, "
                          f"{resolved['past'] / resolved['live_sql']:.2f}x SQL (target <= 3x)"))
+            rows.append(("its SQL floor: a past resolve's statements, replayed bare / live",
+                         f"{resolved['past_sql_floor']:.3f} ms ({resolved['statements']:.0f} statements)",
+                         f"{resolved['live']:.3f} ms live (cache)",
+                         f"{resolved['past_sql_floor'] / resolved['live']:.1f}x cache (the floor of the 3x above)"))
             size = read_side_bytes(folder / "long.db")
             rows.append(("read side on disk", f"{size['current'] / 2**20:.1f} MiB without history",
                          f"{(size['current'] + size['history']) / 2**20:.1f} MiB with",
                          f"{(size['current'] + size['history']) / size['current']:.2f}x (target <= 1.5x)"))
-            rebuilt = rebuild_against_scan(long)
+            rebuilt, sent = rebuild_against_scan(long, args.repeats)
             rows.append(("rebuild / raw scan of the facts", f"{rebuilt['scan']:.2f} s scan",
                          f"{rebuilt['rebuild']:.2f} s rebuild",
                          f"{rebuilt['scan'] / rebuilt['rebuild']:.2f}x scan / rebuild (target >= 0.5x)"))
         finally:
             short.close()
             long.close()
+        floor = rebuilt["scan"] + statistics.median(replay_rebuild(folder / "long.db", sent)
+                                                    for _ in range(args.repeats))
+        rows.append(("its SQL floor: the scan + the rebuild's statements, replayed bare", f"{rebuilt['scan']:.2f} s scan",
+                     f"{floor:.2f} s floor", f"{rebuilt['scan'] / floor:.2f}x scan / floor (the most a rebuild "
+                     "of these rows can reach)"))
         if args.previous is not None:
             before = against_previous(Path(args.previous), folder, args.events, args.runs)
             ingest, rebuild = before["ingest"], before["rebuild"]
