@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from projections.history import Tables
 from projections.models import Group, GroupMember, MappingEntry, TimelineEvent
+from projections.statements import per_tables
 
 _decode = msgspec.json.Decoder()
 
@@ -90,32 +91,45 @@ def _updates(connection: sa.Connection, tables: Tables, group: tuple[str, str], 
     return [row.position for row in rows], [_decode.decode(row.group_properties) for row in rows]
 
 
+@per_tables
+def _groups_of(tables: Tables) -> sa.Select[str, str]:
+    members = tables.group_members
+    return (sa.select(members.c.group_type, members.c.group_value)
+            .where(members.c.amplitude_id.in_(sa.bindparam("amplitude_ids", expanding=True)))
+            .distinct().order_by(members.c.group_type, members.c.group_value))
+
+
+@per_tables
+def _last_mapping_of(tables: Tables) -> sa.Select[str, bool]:
+    mappings = tables.user_mappings
+    return (sa.select(mappings.c.global_user_id, mappings.c.unmap).where(mappings.c.user_id == sa.bindparam("user_id"))
+            .order_by(mappings.c.position.desc()).limit(1))
+
+
+@per_tables
+def _mapped_onto(tables: Tables) -> sa.Select[str]:
+    mappings = tables.user_mappings
+    return sa.select(mappings.c.user_id).where(mappings.c.global_user_id == sa.bindparam("user_id"),
+                                               mappings.c.position.in_(_last(mappings)), mappings.c.unmap.is_(False))
+
+
 def groups_of(connection: sa.Connection, tables: Tables, amplitude_ids: list[int]) -> dict[str, list[str]]:
     """The groups any of these amplitude IDs joined: group type -> names, both sorted."""
-    members = tables.group_members
     found: dict[str, list[str]] = {}
-    for group_type, group_value in connection.execute(
-            sa.select(members.c.group_type, members.c.group_value).where(members.c.amplitude_id.in_(amplitude_ids))
-            .distinct().order_by(members.c.group_type, members.c.group_value)):
+    for group_type, group_value in connection.execute(_groups_of(tables), {"amplitude_ids": amplitude_ids}):
         found.setdefault(group_type, []).append(group_value)
     return found
 
 
 def global_user_id(connection: sa.Connection, tables: Tables, user_id: str) -> str | None:
     """The global user ID `user_id` is mapped onto now, if any."""
-    mappings = tables.user_mappings
-    row = connection.execute(sa.select(mappings.c.global_user_id, mappings.c.unmap)
-                             .where(mappings.c.user_id == user_id)
-                             .order_by(mappings.c.position.desc()).limit(1)).first()
+    row = connection.execute(_last_mapping_of(tables), {"user_id": user_id}).first()
     return None if row is None or row.unmap else str(row.global_user_id)
 
 
 def mapped_user_ids(connection: sa.Connection, tables: Tables, user_id: str) -> list[str]:
     """The user IDs mapped onto `user_id` now, sorted."""
-    mappings = tables.user_mappings
-    return sorted(connection.execute(
-        sa.select(mappings.c.user_id).where(mappings.c.global_user_id == user_id, mappings.c.position.in_(_last(mappings)),
-                                             mappings.c.unmap.is_(False))).scalars())
+    return sorted(connection.execute(_mapped_onto(tables), {"user_id": user_id}).scalars())
 
 
 def current_mappings(connection: sa.Connection, tables: Tables) -> dict[str, str]:

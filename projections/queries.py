@@ -30,6 +30,7 @@ from projections.models import (
     Stats,
     TimelineEvent,
 )
+from projections.statements import per_tables
 from projections.timeline import (
     TimelineLog,
     answer,
@@ -230,22 +231,50 @@ def check_one_of(device_id: str | None, user_id: str | None) -> None:
         raise ValueError("give exactly one of device_id, user_id")
 
 
+@per_tables
+def _pointer_of(tables: Tables) -> sa.Select[int]:
+    devices = tables.devices
+    return sa.select(devices.c.pointer).where(devices.c.device_id == sa.bindparam("device_id"))
+
+
+@per_tables
+def _bound_to(tables: Tables) -> sa.Select[int]:
+    identities = tables.identities
+    return sa.select(identities.c.amplitude_id).where(identities.c.user_id == sa.bindparam("user_id"))
+
+
+@per_tables
+def _person_of(tables: Tables) -> sa.Select[int, int | None]:
+    identities, merges = tables.identities, tables.merges
+    live = sa.func.coalesce(identities.c.merged_into, identities.c.amplitude_id)
+    return (sa.select(live, merges.c.amplitude_id).join(merges, merges.c.merged_amplitude_id == live, isouter=True)
+            .where(identities.c.amplitude_id == sa.bindparam("amplitude_id")).order_by(merges.c.position))
+
+
+@per_tables
+def _identity_row(tables: Tables) -> sa.Select[int, str | None, int | None, bytes]:
+    identities = tables.identities
+    return sa.select(identities).where(identities.c.amplitude_id == sa.bindparam("amplitude_id"))
+
+
+@per_tables
+def _device_ids_of(tables: Tables) -> sa.Select[str]:
+    links = tables.device_identities
+    return (sa.select(links.c.device_id).where(links.c.amplitude_id == sa.bindparam("amplitude_id"))
+            .order_by(links.c.position, links.c.device_id))
+
+
 def _amplitude_id_for(connection: sa.Connection, tables: Tables, *, device_id: str | None = None,
                       user_id: str | None = None) -> int | None:
     """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
-    devices, identities = tables.devices, tables.identities
     if device_id is not None:
-        return connection.execute(sa.select(devices.c.pointer).where(devices.c.device_id == device_id)).scalar()
-    return connection.execute(sa.select(identities.c.amplitude_id).where(identities.c.user_id == user_id)).scalar()
+        return connection.execute(_pointer_of(tables), {"device_id": device_id}).scalar()
+    return connection.execute(_bound_to(tables), {"user_id": user_id}).scalar()
 
 
 def _person_amplitude_ids(connection: sa.Connection, tables: Tables, amplitude_id: int) -> list[int]:
     """The live amplitude ID first, then those merged into it, in merge order; [] if it never existed."""
-    identities, merges = tables.identities, tables.merges
-    live = sa.func.coalesce(identities.c.merged_into, identities.c.amplitude_id)
-    rows = connection.execute(sa.select(live, merges.c.amplitude_id)
-                              .join(merges, merges.c.merged_amplitude_id == live, isouter=True)
-                              .where(identities.c.amplitude_id == amplitude_id).order_by(merges.c.position)).all()
+    rows = connection.execute(_person_of(tables), {"amplitude_id": amplitude_id}).all()
     if not rows:
         return []
     return [rows[0][0]] + [row[1] for row in rows if row[1] is not None]
@@ -268,14 +297,12 @@ def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> I
     if not ids or (has_corrections(connection, tables) and retired_among(connection, tables, ids[:1])):
         return None
     live = ids[0]
-    identities, links = tables.identities, tables.device_identities
-    row = connection.execute(sa.select(identities).where(identities.c.amplitude_id == live)).one_or_none()
+    row = connection.execute(_identity_row(tables), {"amplitude_id": live}).one_or_none()
     if row is None:  # merged into a retired amplitude ID that a deletion job forgot with a person split off it
         return None
-    devices = connection.execute(sa.select(links.c.device_id).where(links.c.amplitude_id == live)
-                                 .order_by(links.c.position, links.c.device_id))
+    devices = connection.execute(_device_ids_of(tables), {"amplitude_id": live}).scalars()
     user_id = row.user_id
-    return Identity(amplitude_id=live, user_id=user_id, device_ids=[device.device_id for device in devices],
+    return Identity(amplitude_id=live, user_id=user_id, device_ids=list(devices),
                     merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties),
                     groups=g.groups_of(connection, tables, ids),
                     global_user_id=None if user_id is None else g.global_user_id(connection, tables, user_id),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from projections.groups import with_group_properties
 from projections.history import Tables
 from projections.models import TimelineEvent
+from projections.statements import per_tables
 
 #: (position, original amplitude ID, the event's stored fields)
 TrackedRow = tuple[int, int, dict[str, Any]]
@@ -82,9 +83,20 @@ def person_event_count(connection: sa.Connection, tables: Tables, log: TimelineL
     return old + moved_in + (log.stream_count(connection, streams, stop) if streams else 0)  # no empty IN ()
 
 
+@per_tables
+def _any_correction(tables: Tables) -> sa.Select[int]:
+    return sa.select(sa.literal(1)).select_from(tables.corrections).limit(1)
+
+
+@per_tables
+def _retired_among(tables: Tables) -> sa.Select[int]:
+    retired = tables.retired.c.amplitude_id
+    return sa.select(retired).where(retired.in_(sa.bindparam("ids", expanding=True)))
+
+
 def has_corrections(connection: sa.Connection, tables: Tables) -> bool:
     """Whether any correction was recorded (one cheap look; without one, no event was re-attributed)."""
-    return connection.execute(sa.select(sa.literal(1)).select_from(tables.corrections).limit(1)).first() is not None
+    return connection.execute(_any_correction(tables)).first() is not None
 
 
 def marks(connection: sa.Connection, tables: Tables) -> tuple[bool, bool]:
@@ -100,8 +112,7 @@ def marks(connection: sa.Connection, tables: Tables) -> tuple[bool, bool]:
 
 def retired_among(connection: sa.Connection, tables: Tables, ids: list[int]) -> set[int]:
     """Which of these amplitude IDs a correction retired."""
-    retired = tables.retired.c.amplitude_id
-    return {row[0] for row in connection.execute(sa.select(retired).where(retired.in_(ids)))}
+    return {row[0] for row in connection.execute(_retired_among(tables), {"ids": ids})}
 
 
 def reattributed_between(connection: sa.Connection, tables: Tables, first: int, last: int) -> dict[int, int]:
