@@ -175,14 +175,17 @@ def measure(databases: Databases, folder: Path, events: int, samples: int) -> li
     return rows
 
 
-def server_version(url: str) -> str:
-    """The PostgreSQL server's version, for the report."""
+def describe_server(url: str) -> str:
+    """The PostgreSQL server's version, and whether autovacuum runs: without it a new ledger's tables are
+    never analyzed and the planner guesses (`_KEY_LOOKUPS` in ledger/store/backends/postgres.py)."""
     engine = sa.create_engine(sa.engine.make_url(url).set(drivername="postgresql+psycopg"))
     try:
         with engine.connect() as connection:
-            return str(connection.execute(sa.text("SHOW server_version")).scalar())
+            version = str(connection.execute(sa.text("SHOW server_version")).scalar()).split()[0]
+            autovacuum = connection.execute(sa.text("SHOW autovacuum")).scalar()
     finally:
         engine.dispose()
+    return f"{version}, autovacuum {autovacuum}"
 
 
 def print_table(title: str, rows: list[Row]) -> None:
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.postgres:
             postgres = PostgresDatabases(args.postgres)
             try:
-                tables[f"PostgreSQL {server_version(args.postgres)} (schema per ledger)"] = measure(
+                tables[f"PostgreSQL {describe_server(args.postgres)} (a schema per ledger)"] = measure(
                     postgres, folder, args.events, args.samples)
             finally:
                 postgres.close()
