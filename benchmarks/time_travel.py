@@ -1,7 +1,8 @@
 """`python -m benchmarks.time_travel`: what a past question costs now that the read side keeps its history.
 
 Builds two SQLite ledgers from the same workload (`benchmarks.workload`), one `--events` long
-and one ten times longer, then measures, each a median of `--samples` in this one run:
+and one ten times longer, then measures, each a median of `--samples` in this one run (and the same
+again on PostgreSQL, one schema per ledger, with `--postgres URL` or `LEDGER_BENCH_POSTGRES_URL`):
 
 - `as_of(p)` open + one resolve of a device, half-way through each log, and the ratio long / short
   (target <= 1.5x: the cost must not grow with the log);
@@ -9,10 +10,12 @@ and one ten times longer, then measures, each a median of `--samples` in this on
   resolve as the ledger answers it (from the write side's cache) and through the same SQL on the
   live tables (the `ReadModel`'s path);
 - the read side's size on disk with and without its history tables (target <= 1.5x), from SQLite's
-  `dbstat`;
+  `dbstat`, or PostgreSQL's `pg_total_relation_size` (indexes, TOAST and the dead rows of updates
+  autovacuum has not reclaimed yet included);
 - a rebuild against a raw scan of the same facts (read and decoded, not projected; target >= 0.5x);
-- the SQL floor of both (`benchmarks.sql_floor`): the statements a rebuild and a past resolve send,
-  replayed through the bare driver, so a miss is shown to be the read side's shape or the code;
+- on SQLite, the SQL floor of both (`benchmarks.sql_floor`): the statements a rebuild and a past
+  resolve send, replayed through the bare driver, so a miss is shown to be the read side's shape
+  or the code;
 - with `LEDGER_BENCH_PREVIOUS` (or `--previous`) set to a checkout of the code before, ingest of this
   checkout against that one, interleaved, each in its own process (`benchmarks/contender.py`;
   target: no more than 5% slower), and the rebuild of what each ingested.
@@ -23,13 +26,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sqlite3
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.machine import describe
 from benchmarks.sql_floor import Statement, rebuild_statements, replay_rebuild, replay_resolves, resolve_statements
 from benchmarks.versions import run_contender
@@ -39,11 +44,14 @@ from projections import tables as t
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST_SIZE = 100
+#: A table's rows: (measure, first, second, ratio).
+Row = tuple[str, str, str, str]
 
 
-def build(path: Path, events: int) -> tuple[IdentityLedger, list[str]]:
-    """A ledger of `events` workload events (requests of 100) and the device IDs it saw."""
-    lg = IdentityLedger(f"sqlite:///{path}")
+def build(url: str, key_file: Path, events: int) -> tuple[IdentityLedger, list[str]]:
+    """A ledger of `events` workload events (requests of 100) and the device IDs it saw; its key file
+    goes in the scratch folder (a PostgreSQL ledger's default is under the user's config)."""
+    lg = IdentityLedger(url, key_file=str(key_file))
     devices: set[str] = set()
     for request in requests(Workload(DEFAULT_SEED, MIXES["default"]).events(events), REQUEST_SIZE):
         devices.update(event["device_id"] for event in request if event.get("device_id"))
@@ -71,30 +79,47 @@ def open_and_resolve(lg: IdentityLedger, devices: list[str], samples: int) -> fl
     return median_ms(samples, once)
 
 
-def resolves(lg: IdentityLedger, path: Path, devices: list[str], samples: int) -> dict[str, float]:
-    """A resolve in a past view, its statements replayed bare, live from the cache, live through the
-    read API's SQL (ms, medians over the same devices: ones the past view knows, so each answers a person)."""
+def resolves(lg: IdentityLedger, devices: list[str], samples: int,
+             sqlite_file: Path | None) -> dict[str, float]:
+    """A resolve in a past view, live from the cache, live through the read API's SQL, and on SQLite the
+    past resolve's statements replayed bare (ms, medians over the same devices: ones the past view
+    knows, so each answers a person)."""
     with lg.as_of(lg.position // 2) as view:
         known = [device_id for device_id in devices if view.resolve(device_id=device_id) is not None]
         chosen = random.Random(2).sample(known, min(samples, len(known)))
         past = median_ms(len(chosen), lambda index: view.resolve(device_id=chosen[index]))
-        sent = resolve_statements(lg, view, chosen)
+        sent = resolve_statements(lg, view, chosen) if sqlite_file is not None else []
     live = median_ms(len(chosen), lambda index: lg.resolve(device_id=chosen[index]))
     live_sql = median_ms(len(chosen), lambda index: lg.read_model.resolve(device_id=chosen[index]))
-    return {"past": past, "past_sql_floor": replay_resolves(path, sent), "live": live, "live_sql": live_sql,
-            "statements": statistics.median(len(statements) for statements in sent)}
+    found = {"past": past, "live": live, "live_sql": live_sql}
+    if sqlite_file is not None:
+        found["past_sql_floor"] = replay_resolves(sqlite_file, sent)
+        found["statements"] = statistics.median(len(statements) for statements in sent)
+    return found
 
 
-def read_side_bytes(path: Path) -> dict[str, int]:
-    """Bytes of the projection tables (with their indexes) and of the history tables, from `dbstat`."""
+def table_bytes(lg: IdentityLedger) -> dict[str, int]:
+    """Bytes of each table of the ledger's database, its indexes included."""
+    store = lg._store
+    with store.engine.connect() as connection:
+        if store.backend.name == "postgresql":
+            return dict(connection.execute(sa.text(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+                "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'")).all())
+        owner: dict[str, str] = dict(connection.execute(sa.text("SELECT name, tbl_name FROM sqlite_master")).all())
+        found: dict[str, int] = {}
+        for name, size in connection.execute(sa.text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")):
+            table = owner.get(name, name)
+            found[table] = found.get(table, 0) + size
+        return found
+
+
+def read_side_bytes(lg: IdentityLedger) -> dict[str, int]:
+    """Bytes of the projection tables (with their indexes) and of the history tables."""
     history = {table.name for table in t.HISTORY_TABLES}
     current = {table.name for table in t.PROJECTION_TABLES} - history
-    with sqlite3.connect(path) as connection:
-        owner = dict(connection.execute("SELECT name, tbl_name FROM sqlite_master"))
-        sizes = connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
     found = {"current": 0, "history": 0}
-    for name, size in sizes:
-        table = owner.get(name, name)
+    for table, size in table_bytes(lg).items():
         if table in history:
             found["history"] += size
         elif table in current:
@@ -141,71 +166,112 @@ def against_previous(previous: Path, folder: Path, events: int, runs: int) -> di
             for what, by_version in seconds.items()}
 
 
+def measure(databases: Databases, folder: Path, events: int, samples: int, repeats: int) -> list[Row]:
+    """Every row but the ingest against the previous code, on ledgers from `databases`."""
+    short, short_devices = build(databases.ledger_url("short"), folder / f"{databases.name}-short.key", events)
+    long, long_devices = build(databases.ledger_url("long"), folder / f"{databases.name}-long.key", events * 10)
+    rows: list[Row] = []
+    try:
+        opened = {size: open_and_resolve(lg, devices, samples)
+                  for size, lg, devices in (("short", short, short_devices), ("long", long, long_devices))}
+        rows.append(("as_of(p) open + one resolve", f"{opened['short']:.3f} ms ({short.position:,} positions)",
+                     f"{opened['long']:.3f} ms ({long.position:,} positions)",
+                     f"{opened['long'] / opened['short']:.2f}x long / short (target <= 1.5x)"))
+        long_file = Path(sa.engine.make_url(long.url).database or "") if databases.name == "sqlite" else None
+        resolved = resolves(long, long_devices, samples, long_file)
+        rows.append(("resolve in a past view / live", f"{resolved['past']:.3f} ms past",
+                     f"{resolved['live']:.3f} ms live (cache), {resolved['live_sql']:.3f} ms live (SQL)",
+                     f"{resolved['past'] / resolved['live']:.1f}x cache, "
+                     f"{resolved['past'] / resolved['live_sql']:.2f}x SQL (target <= 3x)"))
+        if "past_sql_floor" in resolved:
+            rows.append(("its SQL floor: a past resolve's statements, replayed bare / live",
+                         f"{resolved['past_sql_floor']:.3f} ms ({resolved['statements']:.0f} statements)",
+                         f"{resolved['live']:.3f} ms live (cache)",
+                         f"{resolved['past_sql_floor'] / resolved['live']:.1f}x cache (the floor of the 3x above)"))
+        size = read_side_bytes(long)
+        rows.append(("read side on disk", f"{size['current'] / 2**20:.1f} MiB without history",
+                     f"{(size['current'] + size['history']) / 2**20:.1f} MiB with",
+                     f"{(size['current'] + size['history']) / size['current']:.2f}x (target <= 1.5x)"))
+        rebuilt, sent = rebuild_against_scan(long, repeats)
+        rows.append(("rebuild / raw scan of the facts", f"{rebuilt['scan']:.2f} s scan",
+                     f"{rebuilt['rebuild']:.2f} s rebuild",
+                     f"{rebuilt['scan'] / rebuilt['rebuild']:.2f}x scan / rebuild (target >= 0.5x)"))
+    finally:
+        short.close()
+        long.close()
+    if long_file is not None:
+        floor = rebuilt["scan"] + statistics.median(replay_rebuild(long_file, sent) for _ in range(repeats))
+        rows.append(("its SQL floor: the scan + the rebuild's statements, replayed bare",
+                     f"{rebuilt['scan']:.2f} s scan", f"{floor:.2f} s floor",
+                     f"{rebuilt['scan'] / floor:.2f}x scan / floor (the most a rebuild of these rows can reach)"))
+    return rows
+
+
+def describe_server(url: str) -> str:
+    """The PostgreSQL server's version, and whether autovacuum runs: without it a new ledger's tables are
+    never analyzed and the planner guesses (`_KEY_LOOKUPS` in ledger/store/backends/postgres.py)."""
+    engine = sa.create_engine(sa.engine.make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as connection:
+            version = str(connection.execute(sa.text("SHOW server_version")).scalar()).split()[0]
+            autovacuum = connection.execute(sa.text("SHOW autovacuum")).scalar()
+    finally:
+        engine.dispose()
+    return f"{version}, autovacuum {autovacuum}"
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    print(f"\n{title}\n")
+    print("| measure | first | second | ratio |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_travel", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000, help="events in the short log (the long one: 10x)")
     parser.add_argument("--samples", type=int, default=200, help="samples per latency median")
     parser.add_argument("--runs", type=int, default=3, help="ingest runs per version")
     parser.add_argument("--repeats", type=int, default=3, help="rebuilds, scans and floor replays (medians)")
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("LEDGER_BENCH_POSTGRES_URL") or None,
+                        help="also on PostgreSQL, a schema per ledger (default: $LEDGER_BENCH_POSTGRES_URL)")
     parser.add_argument("--previous", type=Path, default=os.environ.get("LEDGER_BENCH_PREVIOUS") or None,
                         help="a checkout of the code before (default: $LEDGER_BENCH_PREVIOUS)")
     args = parser.parse_args(argv)
     machine = describe()
-    rows: list[tuple[str, str, str, str]] = []
+    tables: dict[str, list[Row]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-time-travel-") as name:
         folder = Path(name)
-        short, short_devices = build(folder / "short.db", args.events)
-        long, long_devices = build(folder / "long.db", args.events * 10)
+        sqlite = SQLiteDatabases(folder)
         try:
-            opened = {size: open_and_resolve(lg, devices, args.samples)
-                      for size, lg, devices in (("short", short, short_devices), ("long", long, long_devices))}
-            rows.append(("as_of(p) open + one resolve", f"{opened['short']:.3f} ms ({short.position:,} positions)",
-                         f"{opened['long']:.3f} ms ({long.position:,} positions)",
-                         f"{opened['long'] / opened['short']:.2f}x long / short (target <= 1.5x)"))
-            resolved = resolves(long, folder / "long.db", long_devices, args.samples)
-            rows.append(("resolve in a past view / live", f"{resolved['past']:.3f} ms past",
-                         f"{resolved['live']:.3f} ms live (cache), {resolved['live_sql']:.3f} ms live (SQL)",
-                         f"{resolved['past'] / resolved['live']:.1f}x cache, "
-                         f"{resolved['past'] / resolved['live_sql']:.2f}x SQL (target <= 3x)"))
-            rows.append(("its SQL floor: a past resolve's statements, replayed bare / live",
-                         f"{resolved['past_sql_floor']:.3f} ms ({resolved['statements']:.0f} statements)",
-                         f"{resolved['live']:.3f} ms live (cache)",
-                         f"{resolved['past_sql_floor'] / resolved['live']:.1f}x cache (the floor of the 3x above)"))
-            size = read_side_bytes(folder / "long.db")
-            rows.append(("read side on disk", f"{size['current'] / 2**20:.1f} MiB without history",
-                         f"{(size['current'] + size['history']) / 2**20:.1f} MiB with",
-                         f"{(size['current'] + size['history']) / size['current']:.2f}x (target <= 1.5x)"))
-            rebuilt, sent = rebuild_against_scan(long, args.repeats)
-            rows.append(("rebuild / raw scan of the facts", f"{rebuilt['scan']:.2f} s scan",
-                         f"{rebuilt['rebuild']:.2f} s rebuild",
-                         f"{rebuilt['scan'] / rebuilt['rebuild']:.2f}x scan / rebuild (target >= 0.5x)"))
+            tables[f"SQLite {machine['sqlite']}"] = sqlite_rows = measure(sqlite, folder, args.events, args.samples, args.repeats)
         finally:
-            short.close()
-            long.close()
-        floor = rebuilt["scan"] + statistics.median(replay_rebuild(folder / "long.db", sent)
-                                                    for _ in range(args.repeats))
-        rows.append(("its SQL floor: the scan + the rebuild's statements, replayed bare", f"{rebuilt['scan']:.2f} s scan",
-                     f"{floor:.2f} s floor", f"{rebuilt['scan'] / floor:.2f}x scan / floor (the most a rebuild "
-                     "of these rows can reach)"))
+            sqlite.close()
+        if args.postgres:
+            postgres = PostgresDatabases(args.postgres)
+            try:
+                tables[f"PostgreSQL {describe_server(args.postgres)} (a schema per ledger)"] = measure(
+                    postgres, folder, args.events, args.samples, args.repeats)
+            finally:
+                postgres.close()
         if args.previous is not None:
             before = against_previous(Path(args.previous), folder, args.events, args.runs)
             ingest, rebuild = before["ingest"], before["rebuild"]
-            rows.append(("ingest (same events, 1 thread)", f"{ingest['now']:.2f} s now",
-                         f"{ingest['previous']:.2f} s previous",
-                         f"{ingest['now'] / ingest['previous']:.3f}x now / previous (target <= 1.05x)"))
-            rows.append(("rebuild of those ledgers", f"{rebuild['now']:.2f} s now",
-                         f"{rebuild['previous']:.2f} s previous",
-                         f"{rebuild['now'] / rebuild['previous']:.2f}x now / previous (the history's cost)"))
+            sqlite_rows.append(("ingest (same events, 1 thread)", f"{ingest['now']:.2f} s now",
+                                f"{ingest['previous']:.2f} s previous",
+                                f"{ingest['now'] / ingest['previous']:.3f}x now / previous (target <= 1.05x)"))
+            sqlite_rows.append(("rebuild of those ledgers", f"{rebuild['now']:.2f} s now",
+                                f"{rebuild['previous']:.2f} s previous",
+                                f"{rebuild['now'] / rebuild['previous']:.2f}x now / previous (the history's cost)"))
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, SQLite {machine['sqlite']}, "
           f"commit {machine['commit']}, load average at start {machine['load_average']}")
     print(f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; "
           f"ingest: {args.runs} runs per version" if args.previous is not None else
           f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; "
           "ingest against the previous code skipped (set LEDGER_BENCH_PREVIOUS)")
-    print("| measure | first | second | ratio |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    for title, rows_of in tables.items():
+        print_table(title, rows_of)
 
 
 if __name__ == "__main__":

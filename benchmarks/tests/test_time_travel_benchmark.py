@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
+import os
+
+import psycopg
 import pytest
 
 from benchmarks.time_travel import main
 
+ROWS = ["as_of(p) open + one resolve", "resolve in a past view / live", "read side on disk",
+        "rebuild / raw scan of the facts"]
+#: SQLite's table also shows the SQL floor of the two rows before each (`benchmarks.sql_floor`).
+SQLITE_ROWS = ["as_of(p) open + one resolve", "resolve in a past view / live",
+               "its SQL floor: a past resolve's statements, replayed bare / live", "read side on disk",
+               "rebuild / raw scan of the facts", "its SQL floor: the scan + the rebuild's statements, replayed bare"]
+
+
+def _tables(out: str) -> dict[str, list[str]]:
+    """Each printed table's rows, by the title above it."""
+    tables: dict[str, list[str]] = {}
+    title = ""
+    for line in out.splitlines():
+        if line and not line.startswith("|"):
+            title = line
+        elif line.startswith("| ") and not line.startswith("| measure"):
+            tables.setdefault(title, []).append(line)
+    return tables
+
+
+def _measured(rows: list[str], names: list[str]) -> None:
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == names
+    assert all(row.rstrip(" |").split(" | ")[-1][0].isdigit() for row in rows)  # each ends with its ratio
+
 
 def test_a_tiny_run_reports_each_measure(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEDGER_BENCH_PREVIOUS", raising=False)
+    monkeypatch.delenv("LEDGER_BENCH_POSTGRES_URL", raising=False)
     main(["--events", "300", "--samples", "5", "--repeats", "1"])
     out = capsys.readouterr().out
     assert "ingest against the previous code skipped" in out
-    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| measure")]
-    assert [row.split(" | ")[0].strip("| ") for row in rows] == [
-        "as_of(p) open + one resolve", "resolve in a past view / live",
-        "its SQL floor: a past resolve's statements, replayed bare / live", "read side on disk",
-        "rebuild / raw scan of the facts", "its SQL floor: the scan + the rebuild's statements, replayed bare"]
-    assert all(row.rstrip(" |").split(" | ")[-1][0].isdigit() for row in rows)  # each ends with its ratio
+    tables = _tables(out)
+    assert [title.split()[0] for title in tables] == ["SQLite"]
+    _measured(next(iter(tables.values())), SQLITE_ROWS)
+
+
+@pytest.mark.skipif(not os.environ.get("LEDGER_TEST_POSTGRES_URL"), reason="set LEDGER_TEST_POSTGRES_URL")
+def test_postgres_gets_a_table_of_its_own_and_its_schemas_are_dropped(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    url = os.environ["LEDGER_TEST_POSTGRES_URL"]
+    monkeypatch.delenv("LEDGER_BENCH_PREVIOUS", raising=False)
+    main(["--events", "300", "--samples", "5", "--repeats", "1", "--postgres", url])
+    tables = _tables(capsys.readouterr().out)
+    assert [title.split()[0] for title in tables] == ["SQLite", "PostgreSQL"]
+    for rows, names in zip(tables.values(), (SQLITE_ROWS, ROWS), strict=True):
+        _measured(rows, names)
+    with psycopg.connect(url) as connection:
+        left = connection.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                  (f"bench_{os.getpid()}_%",)).fetchall()
+    assert left == []
