@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from benchmarks.report import markdown, write_json
+from benchmarks.results_file import write_suite
 from benchmarks.suite import FULL, MEDIUM, QUICK, run
 from benchmarks.workload import DEFAULT_SEED
 
@@ -23,7 +24,8 @@ def main() -> None:
     parser.add_argument("--medium", action="store_true", help="half the full sizes, scaling up to 300k events")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="workload seed")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json", help="where to write JSON")
-    parser.add_argument("--write-results", action="store_true", help="also write benchmarks/RESULTS.md")
+    parser.add_argument("--write-results", action="store_true",
+                        help="also write benchmarks/RESULTS.md (keeping the sections other benchmarks wrote there)")
     args = parser.parse_args()
     postgres_url = os.environ.get("LEDGER_BENCH_POSTGRES_URL")
     shown_url = make_url(postgres_url).render_as_string(hide_password=True) if postgres_url else ""
@@ -38,7 +40,7 @@ def main() -> None:
     print(report)
     write_json(results, args.json)
     if args.write_results:
-        (HERE / "RESULTS.md").write_text(report)
+        write_suite(report)
 
 
 if __name__ == "__main__":

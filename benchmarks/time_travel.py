@@ -24,9 +24,11 @@ again on PostgreSQL, one schema per ledger, with `--postgres URL` or `LEDGER_BEN
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,6 +38,7 @@ import sqlalchemy as sa
 
 from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.machine import describe
+from benchmarks.results_file import write_section
 from benchmarks.sql_floor import Statement, rebuild_statements, replay_rebuild, replay_resolves, resolve_statements
 from benchmarks.versions import run_contender
 from benchmarks.workload import DEFAULT_SEED, MIXES, Workload, requests
@@ -44,6 +47,8 @@ from projections import tables as t
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST_SIZE = 100
+#: This benchmark's section of RESULTS.md (`benchmarks.results_file`).
+SECTION = "## Time travel"
 #: A table's rows: (measure, first, second, ratio).
 Row = tuple[str, str, str, str]
 
@@ -220,12 +225,10 @@ def describe_server(url: str) -> str:
     return f"{version}, autovacuum {autovacuum}"
 
 
-def print_table(title: str, rows: list[Row]) -> None:
-    print(f"\n{title}\n")
-    print("| measure | first | second | ratio |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+def table(title: str, rows: list[Row]) -> list[str]:
+    """A Markdown table of `rows` under its title."""
+    return ["", f"### {title}", "", "| measure | first | second | ratio |", "|---|---|---|---|",
+            *("| " + " | ".join(row) + " |" for row in rows)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="also on PostgreSQL, a schema per ledger (default: $LEDGER_BENCH_POSTGRES_URL)")
     parser.add_argument("--previous", type=Path, default=os.environ.get("LEDGER_BENCH_PREVIOUS") or None,
                         help="a checkout of the code before (default: $LEDGER_BENCH_PREVIOUS)")
+    parser.add_argument("--write-results", action="store_true",
+                        help="also keep this report as the time-travel section of benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
+    started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     machine = describe()
     tables: dict[str, list[Row]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-time-travel-") as name:
@@ -264,14 +270,20 @@ def main(argv: list[str] | None = None) -> None:
             sqlite_rows.append(("rebuild of those ledgers", f"{rebuild['now']:.2f} s now",
                                 f"{rebuild['previous']:.2f} s previous",
                                 f"{rebuild['now'] / rebuild['previous']:.2f}x now / previous (the history's cost)"))
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, SQLite {machine['sqlite']}, "
-          f"commit {machine['commit']}, load average at start {machine['load_average']}")
-    print(f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; "
-          f"ingest: {args.runs} runs per version" if args.previous is not None else
-          f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; "
-          "ingest against the previous code skipped (set LEDGER_BENCH_PREVIOUS)")
+    lines = [f"{SECTION} (`python -m benchmarks.time_travel {' '.join(argv if argv is not None else sys.argv[1:])}`)",
+             "", f"Run {started:%Y-%m-%d %H:%M} UTC in {time.monotonic() - clock:.0f} s.", "",
+             f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, SQLite {machine['sqlite']}, "
+             f"commit {machine['commit']}, load average at start {machine['load_average']}", "",
+             f"events: {args.events:,} and {args.events * 10:,}; medians of {args.samples} samples; rebuilds, scans "
+             f"and floor replays: medians of {args.repeats}; " + (
+                 f"ingest: {args.runs} runs per version against {args.previous}" if args.previous is not None else
+                 "ingest against the previous code skipped (set LEDGER_BENCH_PREVIOUS)")]
     for title, rows_of in tables.items():
-        print_table(title, rows_of)
+        lines.extend(table(title, rows_of))
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.write_results:
+        write_section(SECTION, report)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_a_tiny_run_reports_each_measure(capsys: pytest.CaptureFixture[str], mon
     out = capsys.readouterr().out
     assert "ingest against the previous code skipped" in out
     tables = _tables(out)
-    assert [title.split()[0] for title in tables] == ["SQLite"]
+    assert [title.split()[1] for title in tables] == ["SQLite"]
     _measured(next(iter(tables.values())), SQLITE_ROWS)
 
 
@@ -52,7 +52,7 @@ def test_postgres_gets_a_table_of_its_own_and_its_schemas_are_dropped(
     monkeypatch.delenv("LEDGER_BENCH_PREVIOUS", raising=False)
     main(["--events", "300", "--samples", "5", "--repeats", "1", "--postgres", url])
     tables = _tables(capsys.readouterr().out)
-    assert [title.split()[0] for title in tables] == ["SQLite", "PostgreSQL"]
+    assert [title.split()[1] for title in tables] == ["SQLite", "PostgreSQL"]
     for rows, names in zip(tables.values(), (SQLITE_ROWS, ROWS), strict=True):
         _measured(rows, names)
     with psycopg.connect(url) as connection:
