@@ -245,10 +245,19 @@ def _bound_to(tables: Tables) -> sa.Select[int]:
 
 @per_tables
 def _person_of(tables: Tables) -> sa.Select[int, int | None]:
+    """The live amplitude ID of `amplitude_id`, with each one merged into it.
+
+    The merges are joined on the live ID as a scalar subquery, a value known before the join: a
+    planner without statistics (PostgreSQL before its first ANALYZE) then looks them up by index
+    instead of hashing every merge up to the position.
+    """
     identities, merges = tables.identities, tables.merges
     live = sa.func.coalesce(identities.c.merged_into, identities.c.amplitude_id)
-    return (sa.select(live, merges.c.amplitude_id).join(merges, merges.c.merged_amplitude_id == live, isouter=True)
-            .where(identities.c.amplitude_id == sa.bindparam("amplitude_id")).order_by(merges.c.position))
+    asked = identities.c.amplitude_id == sa.bindparam("amplitude_id")
+    live_id = sa.select(live).where(asked).correlate(None).scalar_subquery()
+    return (sa.select(live, merges.c.amplitude_id)
+            .select_from(identities.outerjoin(merges, merges.c.merged_amplitude_id == live_id))
+            .where(asked).order_by(merges.c.position))
 
 
 @per_tables
@@ -291,10 +300,24 @@ def _ever_bound(connection: sa.Connection, tables: Tables, user_id: str) -> list
     return ids
 
 
+@per_tables
+def _kinds_stored(tables: Tables) -> sa.Select[bool, bool, bool]:
+    def any_row(table: sa.FromClause) -> sa.Exists:
+        return sa.exists(sa.select(sa.literal(1)).select_from(table))
+    return sa.select(any_row(tables.corrections), any_row(tables.group_members), any_row(tables.user_mappings))
+
+
 def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> Identity | None:
-    """None for an amplitude ID never created, or retired by a correction (its events count for others now)."""
+    """None for an amplitude ID never created, or retired by a correction (its events count for others now).
+
+    Whether any correction, group membership or user mapping is stored is asked first, in one round
+    trip: a ledger without them (most are) skips the look-ups they would need.
+    """
     ids = _person_amplitude_ids(connection, tables, amplitude_id)
-    if not ids or (has_corrections(connection, tables) and retired_among(connection, tables, ids[:1])):
+    if not ids:
+        return None
+    corrected, grouped, mapped = connection.execute(_kinds_stored(tables)).one()
+    if corrected and retired_among(connection, tables, ids[:1]):
         return None
     live = ids[0]
     row = connection.execute(_identity_row(tables), {"amplitude_id": live}).one_or_none()
@@ -302,11 +325,12 @@ def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> I
         return None
     devices = connection.execute(_device_ids_of(tables), {"amplitude_id": live}).scalars()
     user_id = row.user_id
+    mapping = mapped and user_id is not None
     return Identity(amplitude_id=live, user_id=user_id, device_ids=list(devices),
                     merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties),
-                    groups=g.groups_of(connection, tables, ids),
-                    global_user_id=None if user_id is None else g.global_user_id(connection, tables, user_id),
-                    mapped_user_ids=[] if user_id is None else g.mapped_user_ids(connection, tables, user_id))
+                    groups=g.groups_of(connection, tables, ids) if grouped else {},
+                    global_user_id=g.global_user_id(connection, tables, user_id) if mapping else None,
+                    mapped_user_ids=g.mapped_user_ids(connection, tables, user_id) if mapping else [])
 
 
 def _with_mapped(connection: sa.Connection, tables: Tables, ids: list[int]) -> list[int]:
