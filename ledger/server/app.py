@@ -101,9 +101,11 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     configs = projects or one_project(api_keys, secret_key, db_url)
     checked_origins(cors_origins)
     checked_trusted_origins(trusted_origins)
-    with (lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry,
-          access_log.to_stderr(), deletion_schedule(registry, deletions_every)):
-        lifecycle.run(create_app(registry, cors_origins=cors_origins, trusted_origins=trusted_origins), sock)
+    with (lifecycle.stop_signals() as stopping, lifecycle.listen(host, port) as sock,
+          open_projects(configs, buffer) as registry, access_log.to_stderr(),
+          deletion_schedule(registry, deletions_every)):
+        app = create_app(registry, cors_origins=cors_origins, trusted_origins=trusted_origins)
+        lifecycle.run(app, sock, stopping)
 
 
 async def _refused(_: Request, error: Exception) -> Response:

@@ -7,6 +7,9 @@
   (SQLite writes its WAL back and removes it) and the process exits 0. Uvicorn re-raises the
   signal after its graceful shutdown, which would kill the process before the ledger is
   closed; the handler installed here receives that re-raise instead.
+- A stop signal that arrives while the ledgers open (`stop_signals`, caught from before they
+  open) is kept: the server opens, serves nothing, closes and exits 0, rather than being
+  killed half-started by the signal's default action.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,6 +28,22 @@ from ledger.errors import CannotListen
 from ledger.server.connections import HeaderDeadlineProtocol
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT from now on (the previous handlers come back on exit)."""
+    stopping = threading.Event()
+
+    def stop(_signal: int, _frame: object) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    try:
+        yield stopping
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -47,13 +69,17 @@ MAX_CONCURRENCY = 1000
 KEEP_ALIVE_TIMEOUT = 5
 
 
-def run(app: ASGIApp, sock: socket.socket) -> None:
-    """Serve on `sock` until SIGTERM or SIGINT, then drain in-flight requests and return.
+def run(app: ASGIApp, sock: socket.socket, stopping: threading.Event | None = None) -> None:
+    """Serve on `sock` until SIGTERM or SIGINT, then drain in-flight requests and return; at once if
+    `stopping` (from `stop_signals`) is already set.
 
     Connections are bounded: at most `MAX_CONCURRENCY` at once (past it uvicorn answers 503
     at once rather than queueing), idle keep-alives close after `KEEP_ALIVE_TIMEOUT` s, and
     request headers must arrive within `HeaderDeadlineProtocol.header_timeout` s.
     """
+    if stopping is not None and stopping.is_set():
+        logging.getLogger("uvicorn.error").info("Stopped while starting (a signal reached it): not serving")
+        return
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False, limit_concurrency=MAX_CONCURRENCY,
                                            timeout_keep_alive=KEEP_ALIVE_TIMEOUT, http=HeaderDeadlineProtocol))
     host, port = sock.getsockname()[:2]

@@ -85,20 +85,15 @@ def serve(db_url: str, host: str, port: int, api_keys: list[str], secret_key: st
     checked_origins(cors_origins)
     checked_trusted_origins(trusted_origins)
     spec = WorkerSpec(configs, buffer, cors_origins, trusted_origins)
-    with (lifecycle.listen(host, port) as sock, open_projects(configs, buffer) as registry,
-          access_log.to_stderr(), deletion_schedule(registry, deletions_every)):
+    with (lifecycle.stop_signals() as stopping, lifecycle.listen(host, port) as sock,
+          open_projects(configs, buffer) as registry, access_log.to_stderr(),
+          deletion_schedule(registry, deletions_every)):
         sock.listen(BACKLOG)  # connections queue from now on, while the workers start
-        _supervise(spec, sock, workers)
+        _supervise(spec, sock, workers, stopping)
 
 
-def _supervise(spec: WorkerSpec, sock: socket.socket, count: int) -> None:
+def _supervise(spec: WorkerSpec, sock: socket.socket, count: int, stopping: threading.Event) -> None:
     """Start `count` workers on `sock`, wait for a stop signal or a worker's end, then stop them all."""
-    stopping = threading.Event()
-
-    def stop(_signal: int, _frame: object) -> None:
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, stop) for sig in lifecycle.STOP_SIGNALS}
     workers: list[BaseProcess] = []
     started = [_spawn.Event() for _ in range(count)]
     ended: BaseProcess | None = None
@@ -112,8 +107,6 @@ def _supervise(spec: WorkerSpec, sock: socket.socket, count: int) -> None:
         ended = _watch(workers, started, stopping)
     finally:
         _stop(workers)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if ended is not None and ended.exitcode != 0:
         raise WorkerEnded(f"worker process {ended.pid} {_how(ended.exitcode)}; the server stopped "
                           "(its other workers drained their requests)")

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -218,12 +219,49 @@ def test_workers_stop_themselves_when_the_parent_is_killed(tmp_path: Path) -> No
     assert not (tmp_path / "orphaned.db-wal").exists()  # each worker drained and closed its ledger
 
 
-def test_sigterm_while_the_workers_start_still_stops_them_all(tmp_path: Path) -> None:
-    port, log = _free_port(), tmp_path / "serve.err"
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` holds `path` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
+
+
+def _start(tmp_path: Path, db: Path, workers: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`ledger serve --workers N` on `db`, not yet waited for."""
+    log = tmp_path / "serve.err"
     with log.open("wb") as err:
-        process = subprocess.Popen([*CLI, "serve", "--db", f"sqlite:///{tmp_path / 'early.db'}", "--port", str(port),
-                                    "--api-key", API_KEY, "--secret-key", SECRET_KEY, "--workers", "3"],
+        process = subprocess.Popen([*CLI, "serve", "--db", f"sqlite:///{db}", "--port", str(_free_port()),
+                                    "--api-key", API_KEY, "--secret-key", SECRET_KEY, "--workers", workers],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    return process, log
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_sigterm_while_the_server_opens_its_ledger_stops_it_cleanly(tmp_path: Path, workers: str) -> None:
+    """The open is held back by a lock on the file, so the signal lands in it every time."""
+    db = tmp_path / "held.db"
+    with IdentityLedger(f"sqlite:///{db}") as lg:
+        lg.ingest([event("device-held")])
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")  # in WAL mode with exclusive locking, every other connection waits
+    process, log = _start(tmp_path, db, workers)
+    try:
+        wait_for(lambda: _has_open(process.pid, db), "the server did not start opening the ledger")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        holder.rollback()
+        holder.close()
+        assert process.wait(30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in log.read_text()
+    assert "workers serving" not in log.read_text()  # it stopped instead of starting workers
+    assert not db.with_name("held.db-wal").exists()  # the ledger was closed, not cut short
+
+
+def test_sigterm_while_the_workers_start_still_stops_them_all(tmp_path: Path) -> None:
+    process, log = _start(tmp_path, tmp_path / "early.db", "3")
     try:
         wait_for(lambda: (tmp_path / "early.db").exists(), "the parent did not open the ledger")
         time.sleep(0.2)  # the workers are being spawned or are opening their ledgers
