@@ -9,7 +9,10 @@ through the bare `sqlite3` driver on the same file:
 - a rebuild: the drops, creates, page inserts and updates, commits and index builds, one
   transaction per recorded transaction; the floor of a rebuild is a scan of the facts plus
   this replay (it has to read them and write these rows);
-- a past resolve: the statements one `view.resolve(device_id=...)` sends, per device.
+- a past resolve: the statements one `view.resolve(device_id=...)` sends, per device. These go on
+  the driver's cursor (`projections.statements.Prepared`), which SQLAlchemy's events do not see,
+  so they are taken from SQLite's own trace of each connection the view checks out, parameters
+  inlined as SQLite ran them.
 
 SQLite only: on PostgreSQL the rebuild's bulk inserts go through `COPY`, which these events
 do not see.
@@ -94,13 +97,37 @@ def replay_rebuild(path: Path, transactions: list[list[Statement]]) -> float:
         connection.close()
 
 
+@contextmanager
+def traced(engine: sa.Engine) -> Iterator[list[Statement]]:
+    """Every statement the SQLite connections checked out of `engine` run while inside, as SQLite ran
+    them (parameters inlined): those sent on the driver's cursor too."""
+    sent: list[Statement] = []
+
+    def trace(statement: str) -> None:
+        sent.append((statement, (), False))
+
+    def checkout(dbapi_connection: sqlite3.Connection, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(trace)
+
+    def checkin(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(None)
+
+    sa.event.listen(engine, "checkout", checkout)
+    sa.event.listen(engine, "checkin", checkin)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(engine, "checkout", checkout)
+        sa.event.remove(engine, "checkin", checkin)
+
+
 def resolve_statements(lg: IdentityLedger, view: LedgerView, devices: list[str]) -> list[list[Statement]]:
     """The statements each `view.resolve(device_id=...)` sends, one list per device."""
     sent = []
     for device_id in devices:
-        with recording(lg._store.engine) as transactions:
+        with traced(lg._store.engine) as statements:
             view.resolve(device_id=device_id)
-        sent.append([statement for transaction in transactions for statement in transaction])
+        sent.append(statements)
     return sent
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from projections.history import Tables
 from projections.models import Group, GroupMember, MappingEntry, TimelineEvent
-from projections.statements import per_tables
+from projections.statements import per_tables, prepared
 
 _decode = msgspec.json.Decoder()
 
@@ -99,14 +99,14 @@ def _groups_of(tables: Tables) -> sa.Select[str, str]:
             .distinct().order_by(members.c.group_type, members.c.group_value))
 
 
-@per_tables
+@prepared
 def _last_mapping_of(tables: Tables) -> sa.Select[str, bool]:
     mappings = tables.user_mappings
     return (sa.select(mappings.c.global_user_id, mappings.c.unmap).where(mappings.c.user_id == sa.bindparam("user_id"))
             .order_by(mappings.c.position.desc()).limit(1))
 
 
-@per_tables
+@prepared
 def _mapped_onto(tables: Tables) -> sa.Select[str]:
     mappings = tables.user_mappings
     return sa.select(mappings.c.user_id).where(mappings.c.global_user_id == sa.bindparam("user_id"),
@@ -123,13 +123,13 @@ def groups_of(connection: sa.Connection, tables: Tables, amplitude_ids: list[int
 
 def global_user_id(connection: sa.Connection, tables: Tables, user_id: str) -> str | None:
     """The global user ID `user_id` is mapped onto now, if any."""
-    row = connection.execute(_last_mapping_of(tables), {"user_id": user_id}).first()
-    return None if row is None or row.unmap else str(row.global_user_id)
+    row = _last_mapping_of(tables).first(connection, user_id=user_id)
+    return None if row is None or row[1] else str(row[0])
 
 
 def mapped_user_ids(connection: sa.Connection, tables: Tables, user_id: str) -> list[str]:
     """The user IDs mapped onto `user_id` now, sorted."""
-    return sorted(connection.execute(_mapped_onto(tables), {"user_id": user_id}).scalars())
+    return sorted(mapped for mapped, in _mapped_onto(tables).rows(connection, user_id=user_id))
 
 
 def current_mappings(connection: sa.Connection, tables: Tables) -> dict[str, str]:

@@ -30,7 +30,7 @@ from projections.models import (
     Stats,
     TimelineEvent,
 )
-from projections.statements import per_tables
+from projections.statements import prepared
 from projections.timeline import (
     TimelineLog,
     answer,
@@ -231,19 +231,19 @@ def check_one_of(device_id: str | None, user_id: str | None) -> None:
         raise ValueError("give exactly one of device_id, user_id")
 
 
-@per_tables
+@prepared
 def _pointer_of(tables: Tables) -> sa.Select[int]:
     devices = tables.devices
     return sa.select(devices.c.pointer).where(devices.c.device_id == sa.bindparam("device_id"))
 
 
-@per_tables
+@prepared
 def _bound_to(tables: Tables) -> sa.Select[int]:
     identities = tables.identities
     return sa.select(identities.c.amplitude_id).where(identities.c.user_id == sa.bindparam("user_id"))
 
 
-@per_tables
+@prepared
 def _person_of(tables: Tables) -> sa.Select[int, int | None]:
     """The live amplitude ID of `amplitude_id`, with each one merged into it.
 
@@ -260,13 +260,14 @@ def _person_of(tables: Tables) -> sa.Select[int, int | None]:
             .where(asked).order_by(merges.c.position))
 
 
-@per_tables
-def _identity_row(tables: Tables) -> sa.Select[int, str | None, int | None, bytes]:
+@prepared
+def _identity_row(tables: Tables) -> sa.Select[str | None, bytes]:
     identities = tables.identities
-    return sa.select(identities).where(identities.c.amplitude_id == sa.bindparam("amplitude_id"))
+    return (sa.select(identities.c.user_id, identities.c.user_properties)
+            .where(identities.c.amplitude_id == sa.bindparam("amplitude_id")))
 
 
-@per_tables
+@prepared
 def _device_ids_of(tables: Tables) -> sa.Select[str]:
     links = tables.device_identities
     return (sa.select(links.c.device_id).where(links.c.amplitude_id == sa.bindparam("amplitude_id"))
@@ -277,13 +278,13 @@ def _amplitude_id_for(connection: sa.Connection, tables: Tables, *, device_id: s
                       user_id: str | None = None) -> int | None:
     """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
     if device_id is not None:
-        return connection.execute(_pointer_of(tables), {"device_id": device_id}).scalar()
-    return connection.execute(_bound_to(tables), {"user_id": user_id}).scalar()
+        return _pointer_of(tables).scalar(connection, device_id=device_id)
+    return _bound_to(tables).scalar(connection, user_id=user_id)
 
 
 def _person_amplitude_ids(connection: sa.Connection, tables: Tables, amplitude_id: int) -> list[int]:
     """The live amplitude ID first, then those merged into it, in merge order; [] if it never existed."""
-    rows = connection.execute(_person_of(tables), {"amplitude_id": amplitude_id}).all()
+    rows = _person_of(tables).rows(connection, amplitude_id=amplitude_id)
     if not rows:
         return []
     return [rows[0][0]] + [row[1] for row in rows if row[1] is not None]
@@ -300,7 +301,7 @@ def _ever_bound(connection: sa.Connection, tables: Tables, user_id: str) -> list
     return ids
 
 
-@per_tables
+@prepared
 def _kinds_stored(tables: Tables) -> sa.Select[bool, bool, bool]:
     def any_row(table: sa.FromClause) -> sa.Exists:
         return sa.exists(sa.select(sa.literal(1)).select_from(table))
@@ -316,18 +317,18 @@ def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> I
     ids = _person_amplitude_ids(connection, tables, amplitude_id)
     if not ids:
         return None
-    corrected, grouped, mapped = connection.execute(_kinds_stored(tables)).one()
+    corrected, grouped, mapped = _kinds_stored(tables).rows(connection)[0]
     if corrected and retired_among(connection, tables, ids[:1]):
         return None
     live = ids[0]
-    row = connection.execute(_identity_row(tables), {"amplitude_id": live}).one_or_none()
+    row = _identity_row(tables).first(connection, amplitude_id=live)
     if row is None:  # merged into a retired amplitude ID that a deletion job forgot with a person split off it
         return None
-    devices = connection.execute(_device_ids_of(tables), {"amplitude_id": live}).scalars()
-    user_id = row.user_id
+    user_id, properties = row
+    devices = [device_id for device_id, in _device_ids_of(tables).rows(connection, amplitude_id=live)]
     mapping = mapped and user_id is not None
-    return Identity(amplitude_id=live, user_id=user_id, device_ids=list(devices),
-                    merged_amplitude_ids=ids[1:], user_properties=_decode.decode(row.user_properties),
+    return Identity(amplitude_id=live, user_id=user_id, device_ids=devices,
+                    merged_amplitude_ids=ids[1:], user_properties=_decode.decode(properties),
                     groups=g.groups_of(connection, tables, ids) if grouped else {},
                     global_user_id=g.global_user_id(connection, tables, user_id) if mapping else None,
                     mapped_user_ids=g.mapped_user_ids(connection, tables, user_id) if mapping else [])

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from projections.groups import with_group_properties
 from projections.history import Tables
 from projections.models import TimelineEvent
-from projections.statements import per_tables
+from projections.statements import per_tables, prepared
 
 #: (position, original amplitude ID, the event's stored fields)
 TrackedRow = tuple[int, int, dict[str, Any]]
@@ -83,7 +83,7 @@ def person_event_count(connection: sa.Connection, tables: Tables, log: TimelineL
     return old + moved_in + (log.stream_count(connection, streams, stop) if streams else 0)  # no empty IN ()
 
 
-@per_tables
+@prepared
 def _any_correction(tables: Tables) -> sa.Select[int]:
     return sa.select(sa.literal(1)).select_from(tables.corrections).limit(1)
 
@@ -96,7 +96,7 @@ def _retired_among(tables: Tables) -> sa.Select[int]:
 
 def has_corrections(connection: sa.Connection, tables: Tables) -> bool:
     """Whether any correction was recorded (one cheap look; without one, no event was re-attributed)."""
-    return connection.execute(_any_correction(tables)).first() is not None
+    return _any_correction(tables).first(connection) is not None
 
 
 def marks(connection: sa.Connection, tables: Tables) -> tuple[bool, bool]:

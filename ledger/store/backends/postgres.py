@@ -60,6 +60,11 @@ def _conninfo(url: sa.URL) -> str:
 #: table. Every one of those statements has an index on its key, so these connections never plan a
 #: sequential scan where an index serves (a statement without one still scans).
 _KEY_LOOKUPS = " -cenable_seqscan=off"
+#: Every connection of the ledger's (the read side's engine and its own write connections) runs without
+#: JIT compilation. Its statements are index lookups and bounded pages, and JIT pays off only for long
+#: analytic queries; but a planner without statistics overestimates their cost past `jit_above_cost`.
+#: A past resolve at 1M events then spent 12.6 ms compiling code for a 0.06 ms index lookup.
+_NO_JIT = " -cjit=off"
 
 
 def _connect(store: Store, *, autocommit: bool, settings: str = "") -> psycopg.Connection[Any]:
@@ -67,7 +72,7 @@ def _connect(store: Store, *, autocommit: bool, settings: str = "") -> psycopg.C
     url = store.engine.url
     return psycopg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, dbname=url.database or "postgres",
                            user=url.username or "postgres", password=url.password or "",
-                           options=f"-csearch_path={store.schema}{settings}", autocommit=autocommit)
+                           options=f"-csearch_path={store.schema}{_NO_JIT}{settings}", autocommit=autocommit)
 
 
 def copy_rows(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -218,7 +223,7 @@ class PostgresLocation(Location):
             raise BadDatabaseURL(f"bad schema name {schema!r}")
         parsed = parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
         engine = sa.create_engine(
-            parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"}
+            parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}{_NO_JIT}"}
         )
         with engine.begin() as connection:  # fails fast, before eventsourcing's pool would wait for it
             if create:
