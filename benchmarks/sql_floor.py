@@ -1,18 +1,13 @@
-"""The SQL floor of a rebuild and of a past resolve: the statements they send, replayed with nothing between them.
+"""The SQL floor of a rebuild: the statements it sends, replayed with nothing between them.
 
 A target that the statements alone cannot meet is a target of the read side's shape, not of
-the code: no Python, however lean, answers faster than the SQL it has to send. So both are
-recorded as the ledger sends them (SQLAlchemy's `before_cursor_execute` and `commit` events on
-the read side's engine: every statement, its parameters, the transactions' ends) and replayed
-through the bare `sqlite3` driver on the same file:
-
-- a rebuild: the drops, creates, page inserts and updates, commits and index builds, one
-  transaction per recorded transaction; the floor of a rebuild is a scan of the facts plus
-  this replay (it has to read them and write these rows);
-- a past resolve: the statements one `view.resolve(device_id=...)` sends, per device. These go on
-  the driver's cursor (`projections.statements.Prepared`), which SQLAlchemy's events do not see,
-  so they are taken from SQLite's own trace of each connection the view checks out, parameters
-  inlined as SQLite ran them.
+the code: no Python, however lean, answers faster than the SQL it has to send. So a rebuild's
+statements are recorded as the ledger sends them (SQLAlchemy's `before_cursor_execute` and
+`commit` events on the read side's engine: every statement, its parameters, the transactions'
+ends) and replayed through the bare `sqlite3` driver on the same file: the drops, creates, page
+inserts and updates, commits and index builds, one transaction per recorded transaction. The
+floor of a rebuild is a scan of the facts plus this replay (it has to read them and write these
+rows).
 
 SQLite only: on PostgreSQL the rebuild's bulk inserts go through `COPY`, which these events
 do not see.
@@ -21,7 +16,6 @@ do not see.
 from __future__ import annotations
 
 import sqlite3
-import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +25,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger import IdentityLedger
-from ledger.reads import LedgerView
 from ledger.store.backends.sqlite import sqlite_pragmas
 
 #: One statement as sent: (SQL, parameters, whether it went as an executemany).
@@ -93,55 +86,5 @@ def replay_rebuild(path: Path, transactions: list[list[Statement]]) -> float:
             _replay(connection, transaction)
             connection.execute("COMMIT")
         return time.perf_counter() - started
-    finally:
-        connection.close()
-
-
-@contextmanager
-def traced(engine: sa.Engine) -> Iterator[list[Statement]]:
-    """Every statement the SQLite connections checked out of `engine` run while inside, as SQLite ran
-    them (parameters inlined): those sent on the driver's cursor too."""
-    sent: list[Statement] = []
-
-    def trace(statement: str) -> None:
-        sent.append((statement, (), False))
-
-    def checkout(dbapi_connection: sqlite3.Connection, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.set_trace_callback(trace)
-
-    def checkin(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-        dbapi_connection.set_trace_callback(None)
-
-    sa.event.listen(engine, "checkout", checkout)
-    sa.event.listen(engine, "checkin", checkin)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(engine, "checkout", checkout)
-        sa.event.remove(engine, "checkin", checkin)
-
-
-def resolve_statements(lg: IdentityLedger, view: LedgerView, devices: list[str]) -> list[list[Statement]]:
-    """The statements each `view.resolve(device_id=...)` sends, one list per device."""
-    sent = []
-    for device_id in devices:
-        with traced(lg._store.engine) as statements:
-            view.resolve(device_id=device_id)
-        sent.append(statements)
-    return sent
-
-
-def replay_resolves(path: Path, resolves: list[list[Statement]]) -> float:
-    """Median milliseconds of one past resolve's statements replayed (each read to the end)."""
-    connection = _connect(path)
-    try:
-        for statements in resolves:  # a warm page cache, as the resolves they stand for had
-            _replay(connection, statements)
-        times = []
-        for statements in resolves:
-            started = time.perf_counter()
-            _replay(connection, statements)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times) * 1000
     finally:
         connection.close()

@@ -13,9 +13,8 @@ again on PostgreSQL, one schema per ledger, with `--postgres URL` or `LEDGER_BEN
   `dbstat`, or PostgreSQL's `pg_total_relation_size` (indexes, TOAST and the dead rows of updates
   autovacuum has not reclaimed yet included; and again after `VACUUM FULL`, its live rows only);
 - a rebuild against a raw scan of the same facts (read and decoded, not projected; target >= 0.5x);
-- on SQLite, the SQL floor of both (`benchmarks.sql_floor`): the statements a rebuild and a past
-  resolve send, replayed through the bare driver, so a miss is shown to be the read side's shape
-  or the code;
+- on SQLite, the SQL floor of the rebuild (`benchmarks.sql_floor`): the statements it sends, replayed
+  through the bare driver, so a miss is shown to be the read side's shape or the code;
 - with `LEDGER_BENCH_PREVIOUS` (or `--previous`) set to a checkout of the code before, ingest of this
   checkout against that one, interleaved, each in its own process (`benchmarks/contender.py`;
   target: no more than 5% slower), and the rebuild of what each ingested.
@@ -40,7 +39,7 @@ import sqlalchemy as sa
 from benchmarks.databases import Databases, PostgresDatabases, SQLiteDatabases
 from benchmarks.machine import describe
 from benchmarks.results_file import write_section
-from benchmarks.sql_floor import Statement, rebuild_statements, replay_rebuild, replay_resolves, resolve_statements
+from benchmarks.sql_floor import Statement, rebuild_statements, replay_rebuild
 from benchmarks.versions import run_contender
 from benchmarks.workload import DEFAULT_SEED, MIXES, Workload, requests
 from ledger import IdentityLedger
@@ -95,22 +94,15 @@ def open_and_resolve(lg: IdentityLedger, devices: list[str], samples: int) -> fl
     return median_ms(len(chosen), once)
 
 
-def resolves(lg: IdentityLedger, devices: list[str], samples: int,
-             sqlite_file: Path | None) -> dict[str, float]:
-    """A resolve in a past view, live from the cache, live through the read API's SQL, and on SQLite the
-    past resolve's statements replayed bare (ms, medians over the same devices: ones the past view
-    knows, so each answers a person)."""
+def resolves(lg: IdentityLedger, devices: list[str], samples: int) -> dict[str, float]:
+    """A resolve in a past view, live from the cache, and live through the read API's SQL (ms, medians
+    over the same devices: ones the past view knows, so each answers a person)."""
     with lg.as_of(lg.position // 2) as view:
         chosen = known_devices(view, devices, samples, seed=2)
         past = median_ms(len(chosen), lambda index: view.resolve(device_id=chosen[index]))
-        sent = resolve_statements(lg, view, chosen) if sqlite_file is not None else []
     live = median_ms(len(chosen), lambda index: lg.resolve(device_id=chosen[index]))
     live_sql = median_ms(len(chosen), lambda index: lg.read_model.resolve(device_id=chosen[index]))
-    found = {"past": past, "live": live, "live_sql": live_sql}
-    if sqlite_file is not None:
-        found["past_sql_floor"] = replay_resolves(sqlite_file, sent)
-        found["statements"] = statistics.median(len(statements) for statements in sent)
-    return found
+    return {"past": past, "live": live, "live_sql": live_sql}
 
 
 def table_bytes(lg: IdentityLedger) -> dict[str, int]:
@@ -201,16 +193,11 @@ def measure(databases: Databases, folder: Path, events: int, samples: int, repea
                      f"{opened['long']:.3f} ms ({long.position:,} positions)",
                      f"{opened['long'] / opened['short']:.2f}x long / short (target <= 1.5x)"))
         long_file = Path(sa.engine.make_url(long.url).database or "") if databases.name == "sqlite" else None
-        resolved = resolves(long, long_devices, samples, long_file)
+        resolved = resolves(long, long_devices, samples)
         rows.append(("resolve in a past view / live", f"{resolved['past']:.3f} ms past",
                      f"{resolved['live']:.3f} ms live (cache), {resolved['live_sql']:.3f} ms live (SQL)",
                      f"{resolved['past'] / resolved['live']:.1f}x cache, "
                      f"{resolved['past'] / resolved['live_sql']:.2f}x SQL (target <= 3x)"))
-        if "past_sql_floor" in resolved:
-            rows.append(("its SQL floor: a past resolve's statements, replayed bare / live",
-                         f"{resolved['past_sql_floor']:.3f} ms ({resolved['statements']:.0f} statements)",
-                         f"{resolved['live']:.3f} ms live (cache)",
-                         f"{resolved['past_sql_floor'] / resolved['live']:.1f}x cache (the floor of the 3x above)"))
         size = read_side_bytes(long)
         rows.append(("read side on disk", f"{size['current'] / 2**20:.1f} MiB without history",
                      f"{(size['current'] + size['history']) / 2**20:.1f} MiB with",
