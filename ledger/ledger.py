@@ -246,7 +246,7 @@ class IdentityLedger(AnswersFromReadModel):
 
     def _live_reading(self) -> Reading:
         """The live tables and the log up to its end; follows other writers' changes without writing."""
-        return Reading(self._store.engine, self._context.log, self.position)
+        return Reading(self._store.read_engine, self._context.log, self.position)
 
     def resolve(self, *, device_id: str | None = None, user_id: str | None = None) -> Identity | None:
         """Who a device ID's next anonymous event goes to, or whom a user ID is bound to.
@@ -320,7 +320,7 @@ class IdentityLedger(AnswersFromReadModel):
         position = past_position(as_of, self.position, self._context.clock(), self._context.log)
         if cancelled is not None and cancelled.is_set():
             raise ReadAbandoned("the reader went away")
-        return LedgerView(self._store.engine, self._context.log, position)
+        return LedgerView(self._store.read_engine, self._context.log, position)
 
     def rebuild(self, progress: ProgressCallback | None = None) -> int:
         """Drop the projections and replay the log's identity facts from position 0; returns the position.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import msgspec
@@ -112,6 +112,13 @@ class Store:
     schema: str | None = None
     #: How eventsourcing was configured for this database (its application's `env`).
     env: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def read_engine(self) -> sa.Engine:
+        """The engine the read model asks through: `engine`, outside a transaction where the backend says so
+        (on PostgreSQL a past resolve went from 1.2-1.4 to 0.55 ms without BEGIN and ROLLBACK)."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.backend.reads_autocommit \
+            else self.engine
 
     @property
     def events_table(self) -> str:

@@ -146,6 +146,10 @@ class Backend(ABC):
     broken: tuple[type[Exception], ...]
     #: Errors the driver raises when its database cannot be reached or used.
     unavailable: tuple[type[Exception], ...]
+    #: Whether the read model asks outside a transaction (`Store.read_engine`): where each question's
+    #: BEGIN and ROLLBACK are round trips to a server, and buy nothing (each statement reads what is
+    #: committed when it starts, in a transaction or not).
+    reads_autocommit: bool
 
     # -- connections and statements -------------------------------------------------
 

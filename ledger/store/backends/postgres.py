@@ -279,6 +279,7 @@ class PostgresBackend(Backend):
     conflicts = (psycopg.errors.UniqueViolation,)
     broken = (psycopg.OperationalError,)
     unavailable = (psycopg.Error,)
+    reads_autocommit = True
 
     def read_connection(self, store: Store) -> Any:
         return _connect(store, autocommit=True, settings=_KEY_LOOKUPS)

@@ -207,6 +207,7 @@ class SQLiteBackend(Backend):
     conflicts = (sqlite3.IntegrityError,)
     broken = ()
     unavailable = (sqlite3.Error,)
+    reads_autocommit = False
 
     def read_connection(self, store: Store) -> Any:
         connection = sqlite3.connect(store.engine.url.database or "", isolation_level=None, check_same_thread=False)
