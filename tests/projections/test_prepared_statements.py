@@ -32,7 +32,7 @@ def test_driver_rows_equal_sqlalchemy_rows_live_and_in_the_past(lg: IdentityLedg
         statement = _person_statement(tables)
         prepared = Prepared(statement)
         with engine.connect() as connection:
-            for amplitude_id in range(0, 6):
+            for amplitude_id in range(6):
                 expected = [tuple(row) for row in connection.execute(statement, {"amplitude_id": amplitude_id})]
                 assert prepared.rows(connection, amplitude_id=amplitude_id) == expected
                 assert prepared.first(connection, amplitude_id=amplitude_id) == (expected[0] if expected else None)
