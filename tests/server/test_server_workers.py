@@ -54,15 +54,22 @@ class Served:
         return [int(pid) for pid in found.group(1).split(", ")] if found else []
 
 
-@contextmanager
-def serving(db: str, tmp_path: Path, *options: str, workers: int = 2) -> Iterator[Served]:
-    """`ledger serve --workers N [OPTIONS]` on a free port, once every worker serves; killed afterwards if
-    still running."""
-    port, log = _free_port(), tmp_path / "serve.err"
+def _start(tmp_path: Path, db: str, workers: int, port: int, *options: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`ledger serve --workers N [OPTIONS]` on `db` and `port`, its stderr in a file; not waited for."""
+    log = tmp_path / "serve.err"
     with log.open("wb") as err:
         process = subprocess.Popen([*CLI, "serve", "--db", db, "--port", str(port), "--api-key", API_KEY,
                                     "--secret-key", SECRET_KEY, "--workers", str(workers), *options],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    return process, log
+
+
+@contextmanager
+def serving(db: str, tmp_path: Path, *options: str, workers: int = 2) -> Iterator[Served]:
+    """`ledger serve --workers N [OPTIONS]` on a free port, once every worker serves; killed afterwards if
+    still running."""
+    port = _free_port()
+    process, log = _start(tmp_path, db, workers, port, *options)
     served = Served(process, port, log)
     try:
         wait_for(lambda: bool(served.workers()) or process.poll() is not None, "the workers did not start")
@@ -225,18 +232,8 @@ def _has_open(pid: int, path: Path) -> bool:
     return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
 
 
-def _start(tmp_path: Path, db: Path, workers: str) -> tuple[subprocess.Popen[bytes], Path]:
-    """`ledger serve --workers N` on `db`, not yet waited for."""
-    log = tmp_path / "serve.err"
-    with log.open("wb") as err:
-        process = subprocess.Popen([*CLI, "serve", "--db", f"sqlite:///{db}", "--port", str(_free_port()),
-                                    "--api-key", API_KEY, "--secret-key", SECRET_KEY, "--workers", workers],
-                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-    return process, log
-
-
-@pytest.mark.parametrize("workers", ["1", "3"])
-def test_sigterm_while_the_server_opens_its_ledger_stops_it_cleanly(tmp_path: Path, workers: str) -> None:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_sigterm_while_the_server_opens_its_ledger_stops_it_cleanly(tmp_path: Path, workers: int) -> None:
     """The open is held back by a lock on the file, so the signal lands in it every time."""
     db = tmp_path / "held.db"
     with IdentityLedger(f"sqlite:///{db}") as lg:
@@ -244,7 +241,7 @@ def test_sigterm_while_the_server_opens_its_ledger_stops_it_cleanly(tmp_path: Pa
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("PRAGMA locking_mode=EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")  # in WAL mode with exclusive locking, every other connection waits
-    process, log = _start(tmp_path, db, workers)
+    process, log = _start(tmp_path, f"sqlite:///{db}", workers, _free_port())
     try:
         wait_for(lambda: _has_open(process.pid, db), "the server did not start opening the ledger")
         process.send_signal(signal.SIGTERM)
@@ -261,7 +258,7 @@ def test_sigterm_while_the_server_opens_its_ledger_stops_it_cleanly(tmp_path: Pa
 
 
 def test_sigterm_while_the_workers_start_still_stops_them_all(tmp_path: Path) -> None:
-    process, log = _start(tmp_path, tmp_path / "early.db", "3")
+    process, log = _start(tmp_path, f"sqlite:///{tmp_path / 'early.db'}", 3, _free_port())
     try:
         wait_for(lambda: (tmp_path / "early.db").exists(), "the parent did not open the ledger")
         time.sleep(0.2)  # the workers are being spawned or are opening their ledgers
