@@ -31,9 +31,7 @@ def retired(rows: Projector, position: int, fields: Fields) -> None:
 
 def split_off(rows: Projector, position: int, fields: Fields) -> None:
     amplitude_id = fields["amplitude_id"]
-    properties = to_json(fields["user_properties"])
-    rows.insert(t.identities, (amplitude_id, None, None, properties))
-    identity_starts(rows, amplitude_id, properties, position)
+    identity_starts(rows, amplitude_id, to_json(fields["user_properties"]), position)
     if fields["user_id"] is not None:
         rows.update(RECORD_USER_ID, (fields["user_id"], amplitude_id), position)
     for device_id in fields["device_ids"]:
@@ -44,8 +42,8 @@ def split_off(rows: Projector, position: int, fields: Fields) -> None:
             if moved in moved_before:
                 rows.update(REATTRIBUTE, (amplitude_id, moved), position)
             else:
-                rows.insert(t.reattributed, (moved, amplitude_id, tracked))
-                rows.first_value(REATTRIBUTE, moved, amplitude_id, position)
+                rows.insert(t.reattributed, (moved, amplitude_id, tracked, amplitude_id, position))
+                rows.inserted(REATTRIBUTE, moved, position)
     for seq, old in enumerate(fields["split_from"]):
         rows.amended(position, "split", fields, amplitude_id, user_id=fields["user_id"],
                       merged_amplitude_id=old, seq=seq)

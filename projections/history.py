@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql
 from projections import tables as t
 
 #: A change of a value as the projector saw it: (key, value, position, set by the row's insert).
+#: A row's first value is kept in the row itself (`first_<column>`), so an insert's has no value here.
 Version = tuple[Any, Any, int, bool]
 
 
@@ -44,8 +45,8 @@ class Versions:
     def rows(versions: list[Version]) -> tuple[list[tuple[Any, int]], list[tuple[Any, ...]]]:
         """The keys whose stored present ends, as (position, key), and the history rows to insert.
 
-        A value replaced at its own position (a row inserted and updated by one fact) was never
-        visible: it gets no row.
+        The first value of an inserted row gets no row (the row keeps it), and neither does a value
+        replaced at its own position (a row updated twice by one fact): it was never visible.
         """
         by_key: dict[Any, list[Version]] = {}
         for version in versions:
@@ -54,9 +55,9 @@ class Versions:
         for key, changes in by_key.items():
             if not changes[0][3]:
                 closed.append((changes[0][2], key))
-            for index, (_, value, position, _) in enumerate(changes):
+            for index, (_, value, position, inserted) in enumerate(changes):
                 until = changes[index + 1][2] if index + 1 < len(changes) else None
-                if until != position:
+                if not inserted and until != position:
                     rows.append((key, position, value, until))
         return closed, rows
 
@@ -102,23 +103,35 @@ def _until(table: sa.Table, position: int) -> sa.FromClause:
     return sa.select(table).where(table.c.position <= position).subquery(f"{table.name}_then")
 
 
+def _as_it_stood(table: sa.Table, position: int) -> sa.FromClause:
+    """A table with updated columns, its rows created at or before `position`, each updated column
+    its history row valid then or, before its first update, the value the row was inserted with."""
+    histories = {history.info["column"]: history for history in t.HISTORY_TABLES if history.info["of"][0] is table}
+    key = table.c[next(iter(histories.values())).info["of"][1]]
+    joined: sa.FromClause = table
+    columns: list[sa.ColumnElement[Any]] = []
+    for column in table.c:
+        if "kept_for" in column.info:
+            continue
+        history = histories.get(column.name)
+        if history is None:
+            columns.append(column)
+            continue
+        joined = joined.outerjoin(history, sa.and_(history.c[key.name] == key, _valid(history, position)))
+        first = table.c.get(f"first_{column.name}")
+        # Without a first column the value starts NULL: no valid history row is the same NULL.
+        columns.append(history.c[column.name] if first is None
+                       else sa.func.coalesce(history.c[column.name], first).label(column.name))
+    return (sa.select(*columns).select_from(joined).where(table.c.created <= position)
+            .subquery(f"{table.name}_then"))
+
+
 def at(position: int) -> Tables:
     """Every table as it stood once the fact at `position` was projected: the same columns, found by
-    index lookups on the history (`valid_from <= position < valid_to`) and on the rows' positions."""
-    pointers, user_ids = t.device_pointer_history, t.user_id_history
-    merged, properties, moved = t.merged_into_history, t.user_properties_history, t.reattributed_history
-    devices = sa.select(pointers.c.device_id, pointers.c.pointer).where(_valid(pointers, position))
-    identities = (sa.select(user_ids.c.amplitude_id, user_ids.c.user_id, merged.c.merged_into,
-                            properties.c.user_properties)
-                  .join(merged, sa.and_(merged.c.amplitude_id == user_ids.c.amplitude_id, _valid(merged, position)))
-                  .join(properties, sa.and_(properties.c.amplitude_id == user_ids.c.amplitude_id,
-                                            _valid(properties, position)))
-                  .where(_valid(user_ids, position)))
-    reattributed = (sa.select(t.reattributed.c.position, moved.c.amplitude_id, t.reattributed.c.tracked)
-                    .join(moved, sa.and_(moved.c.position == t.reattributed.c.position, _valid(moved, position))))
-    return Tables(devices.subquery("ledger_devices_then"), _until(t.device_identities, position),
-                  identities.subquery("ledger_identities_then"), _until(t.merges, position),
+    index lookups on the rows' positions and on the history (`valid_from <= position < valid_to`)."""
+    return Tables(_as_it_stood(t.devices, position), _until(t.device_identities, position),
+                  _as_it_stood(t.identities, position), _until(t.merges, position),
                   _until(t.legacy_timeline, position), _until(t.audit, position), _until(t.forgotten, position),
                   _until(t.corrections, position), _until(t.retired, position),
-                  reattributed.subquery("ledger_reattributed_then"), _until(t.group_properties, position),
+                  _as_it_stood(t.reattributed, position), _until(t.group_properties, position),
                   _until(t.group_members, position), _until(t.user_mappings, position))

@@ -12,16 +12,16 @@ if TYPE_CHECKING:
 
 
 def identity_created(rows: Projector, position: int, fields: Fields) -> None:
-    rows.insert(t.identities, (fields["amplitude_id"], None, None, "{}"))
     identity_starts(rows, fields["amplitude_id"], "{}", position)
     rows.audit(position, "created", fields, fields["amplitude_id"])
     device_linked(rows, position, fields, seq=1)
 
 
 def identity_starts(rows: Projector, amplitude_id: int, properties: str, position: int) -> None:
-    rows.first_value(RECORD_USER_ID, amplitude_id, None, position)
-    rows.first_value(MARK_MERGED, amplitude_id, None, position)
-    rows.first_value(SET_PROPERTIES, amplitude_id, properties, position)
+    """A new amplitude ID's row: no user ID, not merged, these user properties (its first values)."""
+    rows.insert(t.identities, (amplitude_id, None, None, properties, properties, position))
+    for update in (RECORD_USER_ID, MARK_MERGED, SET_PROPERTIES):
+        rows.inserted(update, amplitude_id, position)
 
 
 def user_bound(rows: Projector, position: int, fields: Fields) -> None:
@@ -46,8 +46,8 @@ def merged(rows: Projector, position: int, fields: Fields) -> None:
 
 
 def device_seen(rows: Projector, position: int, fields: Fields) -> None:
-    rows.insert(t.devices, (fields["device_id"], fields["amplitude_id"]))
-    rows.first_value(MOVE_POINTER, fields["device_id"], fields["amplitude_id"], position)
+    rows.insert(t.devices, (fields["device_id"], fields["amplitude_id"], fields["amplitude_id"], position))
+    rows.inserted(MOVE_POINTER, fields["device_id"], position)
 
 
 def pointer_moved(rows: Projector, position: int, fields: Fields) -> None:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from projections import correction_facts, group_facts, identity_facts
 from projections import tables as t
+from projections.history import Version
 from projections.writes import Fields, Update
 
 #: Runs one statement (`?` placeholders) for each row.
@@ -72,7 +73,7 @@ class Projector:
         self._inserts: dict[str, list[tuple[Any, ...]]] = {}
         self._updates: dict[Update, list[tuple[Any, ...]]] = {}
         #: Each update's values in log order: (key, value, position, set by an insert).
-        self._versions: dict[Update, list[tuple[Any, Any, int, bool]]] = {}
+        self._versions: dict[Update, list[Version]] = {}
 
     def apply(self, position: int, topic: str, fields: Fields) -> None:
         """Facts without a handler (a user ID recorded twice over, identify calls) change no row."""
@@ -114,9 +115,9 @@ class Projector:
         self._updates.setdefault(update, []).append(row)
         self._versions.setdefault(update, []).append((row[1], row[0], position, False))
 
-    def first_value(self, update: Update, key: Any, value: Any, position: int) -> None:
-        """The value an inserted row starts with, from `position` on."""
-        self._versions.setdefault(update, []).append((key, value, position, True))
+    def inserted(self, update: Update, key: Any, position: int) -> None:
+        """A row inserted at `position` with its column's first value (kept in the row: no history row)."""
+        self._versions.setdefault(update, []).append((key, None, position, True))
 
     def insert(self, table: sa.Table, row: tuple[Any, ...]) -> None:
         """`row` lists the values in the table's column order (see projections.tables)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -14,11 +16,24 @@ positions = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
+
+def _first(column: str, column_type: sa.types.TypeEngine[Any]) -> sa.Column[Any]:
+    """The value an updated column had when its row was inserted: its history starts after it."""
+    return sa.Column(f"first_{column}", column_type, nullable=False, info={"kept_for": column})
+
+
+def _created() -> sa.Column[int]:
+    """The position of the fact that inserted the row: a past view has it from then on."""
+    return sa.Column("created", sa.BigInteger, nullable=False, info={"kept_for": "history"})
+
+
 devices = sa.Table(
     "ledger_devices",
     metadata,
     sa.Column("device_id", sa.String(1024), primary_key=True),
     sa.Column("pointer", sa.BigInteger, nullable=False),
+    _first("pointer", sa.BigInteger()),
+    _created(),
 )
 
 device_identities = sa.Table(
@@ -36,6 +51,8 @@ identities = sa.Table(
     sa.Column("user_id", sa.String(1024), unique=True),
     sa.Column("merged_into", sa.BigInteger),
     sa.Column("user_properties", sa.Text, nullable=False),
+    _first("user_properties", sa.Text()),  # user_id and merged_into start NULL
+    _created(),
 )
 
 merges = sa.Table(
@@ -107,6 +124,8 @@ reattributed = sa.Table(
     sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("amplitude_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("tracked", sa.Boolean, nullable=False),
+    _first("amplitude_id", sa.BigInteger()),
+    _created(),
 )
 
 #: Amplitude IDs erased by a deletion job (`DeletionJob.Ran`): their people answer as forgotten.
@@ -156,11 +175,15 @@ user_mappings = sa.Table(
     sa.Column("server_time", sa.BigInteger, nullable=False),
 )
 
-# -- history: every value an update changes, valid over [valid_from, valid_to) -----------
-# (docs/architecture.md, "Time travel"). Each column the projector updates keeps its values
-# in a table of its own, keyed like the column's table plus `valid_from`, the position that
-# set the value; `valid_to` is the position that replaced it, NULL for the present. A
-# table's rows as they stood at position p are its history rows valid at p.
+# -- history: every value an update sets, valid over [valid_from, valid_to) --------------
+# (docs/architecture.md, "Time travel"). Each column the projector updates keeps the values
+# its updates set in a table of its own, keyed like the column's table plus `valid_from`, the
+# position that set the value; `valid_to` is the position that replaced it, NULL for the
+# present. The value a row was inserted with stays in the row (`first_<column>`, or NULL where
+# the column starts NULL), valid from `created` until the first history row: most rows are
+# never updated, so most facts write no history at all. A table's rows as they stood at
+# position p are those created at or before p, each column its history row valid at p or,
+# without one, its first value.
 
 
 def _history(table: sa.Table, column: str, key: str) -> sa.Table:
@@ -171,7 +194,8 @@ def _history(table: sa.Table, column: str, key: str) -> sa.Table:
         sa.Column("valid_from", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column(column, table.c[column].type),
         sa.Column("valid_to", sa.BigInteger),
-        info={"of": (table, key)},
+        info={"of": (table, key), "column": column},
+        sqlite_with_rowid=False,  # clustered by (key, valid_from): one B-tree to write, not two
     )
     return history
 
@@ -190,6 +214,6 @@ HISTORY_TABLES = (device_pointer_history, user_id_history, merged_into_history, 
 PROJECTION_TABLES = (devices, device_identities, identities, merges, legacy_timeline, audit, forgotten, corrections,
                      retired, reattributed, group_properties, group_members, user_mappings, *HISTORY_TABLES)
 #: The shape of the tables above; a database holding another is rebuilt when opened.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Tables of earlier shapes, dropped on that rebuild.
 RETIRED_TABLES = ("ledger_timeline",)

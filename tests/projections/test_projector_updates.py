@@ -60,7 +60,8 @@ def test_updates_leave_the_rows_of_the_facts_applied_in_order(store: Store, page
         identities = connection.execute(sa.select(t.identities.c.amplitude_id, t.identities.c.user_id,
                                                   t.identities.c.user_properties)
                                         .order_by(t.identities.c.amplitude_id)).all()
-        devices = connection.execute(sa.select(t.devices).order_by(t.devices.c.device_id)).all()
+        devices = connection.execute(sa.select(t.devices.c.device_id, t.devices.c.pointer)
+                                     .order_by(t.devices.c.device_id)).all()
     assert [tuple(row) for row in identities] == [(1, None, '{"plan":"pro"}'), (2, "user-w", '{"plan":"free"}'),
                                                   (3, "user-u", "{}")]
     assert [tuple(row) for row in devices] == [("d1", 1), ("d2", 1)]

@@ -59,19 +59,28 @@ def test_a_correction_s_before_and_after_both_answer(lg: IdentityLedger) -> None
     assert lg.resolve(device_id="device-A") != lg.resolve(device_id="device-B")
 
 
-def test_the_history_holds_each_value_over_the_positions_it_was_valid(lg: IdentityLedger) -> None:
+def test_the_row_keeps_its_first_value_and_the_history_each_update_s(lg: IdentityLedger) -> None:
     lg.ingest([event("device-A")])
     seen = lg.position
     lg.ingest([event("device-B", "user-1")])
     lg.ingest([event("device-A", "user-1")])  # device-A's pointer moves to user-1's person
     moved = lg.position
-    history = t.device_pointer_history
+    history, devices = t.device_pointer_history, t.devices
     with connected(lg.url) as connection:
         rows = connection.execute(sa.select(history.c.pointer, history.c.valid_from, history.c.valid_to)
                                   .where(history.c.device_id == "device-A").order_by(history.c.valid_from)).all()
+        device = connection.execute(sa.select(devices.c.pointer, devices.c.first_pointer, devices.c.created)
+                                    .where(devices.c.device_id == "device-A")).one()
+        untouched = connection.execute(sa.select(sa.func.count()).select_from(history)
+                                       .where(history.c.device_id == "device-B")).scalar()
     [pointer_moved] = [entry.position for entry in lg.audit(device_id="device-A") if entry.kind == "pointer_moved"]
-    assert [tuple(row) for row in rows] == [(1, rows[0][1], pointer_moved), (2, pointer_moved, None)]
-    assert rows[0][1] <= seen < pointer_moved <= moved
+    assert tuple(device) == (2, 1, device[2]) and device[2] <= seen < pointer_moved <= moved
+    assert [tuple(row) for row in rows] == [(2, pointer_moved, None)]
+    assert untouched == 0  # a device never moved has no history: its row holds all there is
+    with lg.as_of(seen) as before, lg.as_of(moved) as after:  # the first value, then the history's
+        assert [(found.amplitude_id, found.user_id) for found in (before.resolve(device_id="device-A"),
+                                                                  after.resolve(device_id="device-A"))
+                if found is not None] == [(1, None), (2, "user-1")]
 
 
 def test_explain_names_the_facts_from_arrival_to_today(lg: IdentityLedger) -> None:
