@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from projections import groups as g
 from projections.explaining import as_entries, explaining_facts
 from projections.history import LIVE, Tables
+from projections.identity_card import identity_of
 from projections.models import (
     AuditEntry,
     Correction,
@@ -39,10 +40,8 @@ from projections.timeline import (
     person_event_count,
     person_timeline,
     reattributed_between,
-    retired_among,
 )
 
-_decode = msgspec.json.Decoder()
 T = TypeVar("T", bound=msgspec.Struct)
 
 
@@ -68,14 +67,15 @@ class ReadModel:
         check_one_of(device_id, user_id)
         reading = self._reading()
         with reading.engine.connect() as connection:
-            amplitude_id = _amplitude_id_for(connection, reading.tables, device_id=device_id, user_id=user_id)
-            return None if amplitude_id is None else _identity(connection, reading.tables, amplitude_id)
+            if device_id is not None:
+                return identity_of(connection, reading.tables, device_id=device_id)
+            return identity_of(connection, reading.tables, user_id=user_id)
 
     def identity(self, amplitude_id: int) -> Identity | None:
         """The person an amplitude ID (live or merged) belongs to; None if never created or forgotten."""
         reading = self._reading()
         with reading.engine.connect() as connection:
-            return _identity(connection, reading.tables, amplitude_id)
+            return identity_of(connection, reading.tables, amplitude_id=amplitude_id)
 
     def is_forgotten(self, amplitude_id: int) -> bool:
         """Whether a deletion job erased this amplitude ID (its person answers None everywhere else)."""
@@ -194,7 +194,7 @@ class ReadModel:
             moved = tables.reattributed
             counted_for = connection.execute(sa.select(moved.c.amplitude_id).where(
                 moved.c.position == position)).scalar() or arrived_as
-            identity = _identity(connection, tables, counted_for)
+            identity = identity_of(connection, tables, amplitude_id=counted_for)
             way = list(dict.fromkeys([arrived_as, counted_for, *(_person_amplitude_ids(connection, tables,
                                                                                       counted_for)[:1])]))
             rows = explaining_facts(connection, tables, position, fields, way)
@@ -260,20 +260,6 @@ def _person_of(tables: Tables) -> sa.Select[int, int | None]:
             .where(asked).order_by(merges.c.position))
 
 
-@prepared
-def _identity_row(tables: Tables) -> sa.Select[str | None, bytes]:
-    identities = tables.identities
-    return (sa.select(identities.c.user_id, identities.c.user_properties)
-            .where(identities.c.amplitude_id == sa.bindparam("amplitude_id")))
-
-
-@prepared
-def _device_ids_of(tables: Tables) -> sa.Select[str]:
-    links = tables.device_identities
-    return (sa.select(links.c.device_id).where(links.c.amplitude_id == sa.bindparam("amplitude_id"))
-            .order_by(links.c.position, links.c.device_id))
-
-
 def _amplitude_id_for(connection: sa.Connection, tables: Tables, *, device_id: str | None = None,
                       user_id: str | None = None) -> int | None:
     """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
@@ -299,39 +285,6 @@ def _ever_bound(connection: sa.Connection, tables: Tables, user_id: str) -> list
     for (amplitude_id,) in bound:
         ids.extend(_person_amplitude_ids(connection, tables, amplitude_id))
     return ids
-
-
-@prepared
-def _kinds_stored(tables: Tables) -> sa.Select[bool, bool, bool]:
-    def any_row(table: sa.FromClause) -> sa.Exists:
-        return sa.exists(sa.select(sa.literal(1)).select_from(table))
-    return sa.select(any_row(tables.corrections), any_row(tables.group_members), any_row(tables.user_mappings))
-
-
-def _identity(connection: sa.Connection, tables: Tables, amplitude_id: int) -> Identity | None:
-    """None for an amplitude ID never created, or retired by a correction (its events count for others now).
-
-    Whether any correction, group membership or user mapping is stored is asked first, in one round
-    trip: a ledger without them (most are) skips the look-ups they would need.
-    """
-    ids = _person_amplitude_ids(connection, tables, amplitude_id)
-    if not ids:
-        return None
-    corrected, grouped, mapped = _kinds_stored(tables).rows(connection)[0]
-    if corrected and retired_among(connection, tables, ids[:1]):
-        return None
-    live = ids[0]
-    row = _identity_row(tables).first(connection, amplitude_id=live)
-    if row is None:  # merged into a retired amplitude ID that a deletion job forgot with a person split off it
-        return None
-    user_id, properties = row
-    devices = [device_id for device_id, in _device_ids_of(tables).rows(connection, amplitude_id=live)]
-    mapping = mapped and user_id is not None
-    return Identity(amplitude_id=live, user_id=user_id, device_ids=devices,
-                    merged_amplitude_ids=ids[1:], user_properties=_decode.decode(properties),
-                    groups=g.groups_of(connection, tables, ids) if grouped else {},
-                    global_user_id=g.global_user_id(connection, tables, user_id) if mapping else None,
-                    mapped_user_ids=g.mapped_user_ids(connection, tables, user_id) if mapping else [])
 
 
 def _with_mapped(connection: sa.Connection, tables: Tables, ids: list[int]) -> list[int]:

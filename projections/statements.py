@@ -29,8 +29,8 @@ from projections.history import Tables
 VIEWS_KEPT = 32
 
 S = TypeVar("S")
-#: A SELECT of any columns.
-AnySelect = sa.Select[*tuple[Any, ...]]
+#: A SELECT of any columns, or a UNION of them.
+AnySelect = sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]
 
 
 def per_tables(build: Callable[[Tables], S]) -> Callable[[Tables], S]:
