@@ -38,6 +38,7 @@ from ledger.store.backends.base import (
     SharedLock,
     StreamReads,
 )
+from ledger.store.backends.idle_ping import ping_when_idle
 
 if TYPE_CHECKING:
     from ledger.store.database import Store
@@ -222,9 +223,8 @@ class PostgresLocation(Location):
         if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
             raise BadDatabaseURL(f"bad schema name {schema!r}")
         parsed = parsed.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(
-            parsed, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}{_NO_JIT}"}
-        )
+        engine = sa.create_engine(parsed, connect_args={"options": f"-csearch_path={schema}{_NO_JIT}"})
+        ping_when_idle(engine)
         with engine.begin() as connection:  # fails fast, before eventsourcing's pool would wait for it
             if create:
                 connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
