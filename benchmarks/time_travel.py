@@ -167,12 +167,13 @@ def rebuild_against_scan(lg: IdentityLedger, repeats: int) -> tuple[dict[str, fl
 
 
 def against_previous(previous: Path, folder: Path, events: int, runs: int) -> dict[str, dict[str, float]]:
-    """Median seconds of ingesting the same events with this checkout and the previous one, interleaved,
-    then of rebuilding what each ingested (each version its own read side)."""
+    """Median seconds of ingesting the same events with this checkout and the previous one, interleaved in
+    alternating order, then of rebuilding what each ingested (each version its own read side)."""
     seconds: dict[str, dict[str, list[float]]] = {"ingest": {"now": [], "previous": []},
                                                   "rebuild": {"now": [], "previous": []}}
-    for run in range(runs):
-        for version, checkout in (("now", REPO), ("previous", previous)):
+    versions = (("now", REPO), ("previous", previous))
+    for run in range(runs):  # ABBA: the order alternates, so neither version always runs after the other
+        for version, checkout in versions if run % 2 == 0 else versions[::-1]:
             url = f"sqlite:///{folder}/ingest-{version}-{run}.db"
             ingested = run_contender(checkout, "ingest", url, str(events), str(REQUEST_SIZE), "1", "default")
             seconds["ingest"][version].append(ingested["seconds"])
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.time_travel", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000, help="events in the short log (the long one: 10x)")
     parser.add_argument("--samples", type=int, default=200, help="samples per latency median")
-    parser.add_argument("--runs", type=int, default=3, help="ingest runs per version")
+    parser.add_argument("--runs", type=int, default=6, help="ingest runs per version (in alternating order)")
     parser.add_argument("--repeats", type=int, default=3, help="rebuilds, scans and floor replays (medians)")
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("LEDGER_BENCH_POSTGRES_URL") or None,
                         help="also on PostgreSQL, a schema per ledger (default: $LEDGER_BENCH_POSTGRES_URL)")
