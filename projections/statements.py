@@ -8,10 +8,10 @@ each past view is another, kept while it is among the most recent ones asked.
 
 The statements of a resolve go one step further (`prepared`): compiled once per dialect and run on
 the driver's own cursor. Executing a cached statement through SQLAlchemy (cache lookup, bind
-processing, an execution context, a result object) costs about twice the index lookup it sends,
-and a resolve sends five. They are still built with SQLAlchemy Core; only their execution skips
-its layers, so they take only parameters and columns that need no type processing (integers,
-strings, bytes) and no expanding `IN`.
+processing, an execution context, a result object) costs about twice the index lookup it sends
+(a resolve sent five then; it is one statement now, `projections.identity_card`). They are still
+built with SQLAlchemy Core; only their execution skips its layers, so they take only parameters
+and columns that need no type processing (integers, strings, bytes) and no expanding `IN`.
 """
 
 from __future__ import annotations

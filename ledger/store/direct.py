@@ -2,8 +2,9 @@
 
 Before every request the ledger asks the log a few small questions: its last position, the
 aggregates, stream heads and receipts the request can touch. Through SQLAlchemy's pool each
-costs a checkout, a ping and a reset on return: on PostgreSQL three round trips where the
-question needs one (measured in docs/architecture.md). Here each is one statement on a
+cost a checkout, a ping and a reset on return: on PostgreSQL three round trips where the
+question needs one (measured in docs/architecture.md; the pool now pings only a connection that
+sat idle, `backends.idle_ping`). Here each is one statement on a
 connection kept open, in autocommit, that nothing else uses.
 """
 
