@@ -62,12 +62,22 @@ def _card(tables: Tables, asked: sa.ColumnElement[Any]) -> sa.CompoundSelect[Any
     return card.order_by(*(card.selected_columns[name] for name in ("part", "rank", "value")))
 
 
+def _pointer(tables: Tables) -> sa.Select[int]:
+    """The amplitude ID a device's next anonymous event goes to."""
+    devices = tables.devices
+    return sa.select(devices.c.pointer).where(devices.c.device_id == sa.bindparam("device_id"))
+
+
+def binding(tables: Tables) -> sa.Select[int]:
+    """The amplitude ID a user ID is bound to."""
+    identities = tables.identities
+    return sa.select(identities.c.amplitude_id).where(identities.c.user_id == sa.bindparam("user_id"))
+
+
 #: The card by what is asked: a device ID (its pointer), a user ID (its binding) or an amplitude ID.
 _CARDS = {
-    "device_id": prepared(lambda tables: _card(tables, sa.select(tables.devices.c.pointer).where(
-        tables.devices.c.device_id == sa.bindparam("device_id")).scalar_subquery())),
-    "user_id": prepared(lambda tables: _card(tables, sa.select(tables.identities.c.amplitude_id).where(
-        tables.identities.c.user_id == sa.bindparam("user_id")).scalar_subquery())),
+    "device_id": prepared(lambda tables: _card(tables, _pointer(tables).scalar_subquery())),
+    "user_id": prepared(lambda tables: _card(tables, binding(tables).scalar_subquery())),
     "amplitude_id": prepared(lambda tables: _card(tables, sa.bindparam("amplitude_id", type_=sa.BigInteger))),
 }
 

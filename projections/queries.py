@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from projections import groups as g
 from projections.explaining import as_entries, explaining_facts
 from projections.history import LIVE, Tables
-from projections.identity_card import identity_of
+from projections.identity_card import binding, identity_of
 from projections.models import (
     AuditEntry,
     Correction,
@@ -231,16 +231,8 @@ def check_one_of(device_id: str | None, user_id: str | None) -> None:
         raise ValueError("give exactly one of device_id, user_id")
 
 
-@prepared
-def _pointer_of(tables: Tables) -> sa.Select[int]:
-    devices = tables.devices
-    return sa.select(devices.c.pointer).where(devices.c.device_id == sa.bindparam("device_id"))
-
-
-@prepared
-def _bound_to(tables: Tables) -> sa.Select[int]:
-    identities = tables.identities
-    return sa.select(identities.c.amplitude_id).where(identities.c.user_id == sa.bindparam("user_id"))
+#: The binding of a user ID asked on its own: each user ID mapped onto a person's.
+_bound_to = prepared(binding)
 
 
 @prepared
@@ -258,14 +250,6 @@ def _person_of(tables: Tables) -> sa.Select[int, int | None]:
     return (sa.select(live, merges.c.amplitude_id)
             .select_from(identities.outerjoin(merges, merges.c.merged_amplitude_id == live_id))
             .where(asked).order_by(merges.c.position))
-
-
-def _amplitude_id_for(connection: sa.Connection, tables: Tables, *, device_id: str | None = None,
-                      user_id: str | None = None) -> int | None:
-    """The amplitude ID a device's next anonymous event goes to, or a user ID is bound to."""
-    if device_id is not None:
-        return _pointer_of(tables).scalar(connection, device_id=device_id)
-    return _bound_to(tables).scalar(connection, user_id=user_id)
 
 
 def _person_amplitude_ids(connection: sa.Connection, tables: Tables, amplitude_id: int) -> list[int]:
@@ -295,7 +279,7 @@ def _with_mapped(connection: sa.Connection, tables: Tables, ids: list[int]) -> l
     user_id = connection.execute(sa.select(identities.c.user_id).where(identities.c.amplitude_id == ids[0])).scalar()
     found = list(ids)
     for mapped in [] if user_id is None else g.mapped_user_ids(connection, tables, user_id):
-        bound = _amplitude_id_for(connection, tables, user_id=mapped)
+        bound = _bound_to(tables).scalar(connection, user_id=mapped)
         if bound is not None:
             found.extend(amplitude_id for amplitude_id in _person_amplitude_ids(connection, tables, bound)
                          if amplitude_id not in found)
